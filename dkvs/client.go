@@ -1,0 +1,210 @@
+// Package dkvs is the Go client of dkvs, a Dynamo-style replicated
+// key-value store.
+//
+// A Client reads servers.txt, places each key on the ring and runs every
+// operation against the key's N home replicas in parallel: Put returns once
+// W replicas acknowledged a durable write, Get once R replicas answered,
+// with the newest version among them. A Client is safe for concurrent use
+// and keeps pipelined connections to the servers; close it when done.
+//
+//	c, err := dkvs.Open("servers.txt", nil)
+//	...
+//	defer c.Close()
+//	err = c.Put(ctx, []byte("a"), []byte("b"), 3, 2)
+//	v, err := c.Get(ctx, []byte("a"), 3, 2)
+//
+// Errors carry the DKVS error codes (errcode.Code): match them with
+// errors.Is(err, dkvs.ErrNotFound) and friends.
+package dkvs
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/dkvs/dkvs/dkvs/config"
+	"github.com/dkvs/dkvs/dkvs/coord"
+	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/kv"
+	"github.com/dkvs/dkvs/dkvs/ring"
+	"github.com/dkvs/dkvs/dkvs/transport"
+	"github.com/dkvs/dkvs/dkvs/wire"
+)
+
+// Errors returned by the client, one per DKVS error code. Match with
+// errors.Is; errcode.Of(err) gives the code and its exit status.
+var (
+	ErrNotFound        error = errcode.NotFound
+	ErrNetwork         error = errcode.Network
+	ErrInvalidArgument error = errcode.InvalidArg
+	ErrInvalidConfig   error = errcode.InvalidConfig
+	ErrAddress         error = errcode.Address
+	ErrIO              error = errcode.IO
+)
+
+// Defaults of the DKVS command line: N=3, R=2, W=2.
+const (
+	DefaultN = 3
+	DefaultR = 2
+	DefaultW = 2
+)
+
+// Options configure a Client. The zero value is ready to use.
+type Options struct {
+	// Timeout is the deadline of one request to one replica; zero means
+	// coord.DefaultTimeout.
+	Timeout time.Duration
+	// PoolSize is the number of connections kept per server (default 2).
+	PoolSize int
+	// MaxKeySize and MaxValueSize are checked before sending; zero means
+	// 64 KiB and 16 MiB, the servers' defaults.
+	MaxKeySize, MaxValueSize int
+	// Logger receives debug messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// Client is a connection to a dkvs ring.
+type Client struct {
+	servers []config.Server
+	ring    *ring.Ring
+	tr      *transport.Client
+	coord   *coord.Coordinator
+	opts    Options
+}
+
+// Open reads a servers file ("" means servers.txt in the current
+// directory) and returns a client for that ring. No connection is made
+// until the first operation.
+func Open(serversFile string, opts *Options) (*Client, error) {
+	servers, err := config.Load(serversFile)
+	if err != nil {
+		return nil, err
+	}
+	return New(servers, opts)
+}
+
+// New returns a client for the given servers.
+func New(servers []config.Server, opts *Options) (*Client, error) {
+	if len(servers) == 0 {
+		return nil, fmt.Errorf("no servers: %w", errcode.InvalidConfig)
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	r := ring.New(servers)
+	tr := transport.NewClient(transport.ClientOptions{PoolSize: o.PoolSize})
+	co := coord.New(r, tr, coord.Options{
+		Timeout:      o.Timeout,
+		MaxKeySize:   o.MaxKeySize,
+		MaxValueSize: o.MaxValueSize,
+		Logger:       o.Logger,
+	})
+	return &Client{servers: servers, ring: r, tr: tr, coord: co, opts: o}, nil
+}
+
+// Servers returns the ring's servers in servers.txt order.
+func (c *Client) Servers() []config.Server { return c.servers }
+
+// Ring returns the ring.
+func (c *Client) Ring() *ring.Ring { return c.ring }
+
+// Coordinator returns the client's coordinator, for tools that need
+// versions or other lower-level results.
+func (c *Client) Coordinator() *coord.Coordinator { return c.coord }
+
+// Put stores value under key on the key's n home servers and returns once
+// w of them have acknowledged a durable write. The remaining replicas are
+// still written after Put returns (Close waits for them). The value is not
+// modified and may be reused once Put returns.
+func (c *Client) Put(ctx context.Context, key, value []byte, n, w int) error {
+	_, err := c.coord.Put(ctx, key, value, n, w)
+	return err
+}
+
+// Get returns the newest value of key among the first r of its n home
+// servers to answer. ErrNotFound means the newest answer was "absent" or
+// a deletion.
+func (c *Client) Get(ctx context.Context, key []byte, n, r int) ([]byte, error) {
+	rec, err := c.coord.Get(ctx, key, n, r)
+	if err != nil {
+		return nil, err
+	}
+	return rec.Value, nil
+}
+
+// Delete removes key: it writes a deletion marker (tombstone) on the key's
+// n home servers, acknowledged by w of them.
+func (c *Client) Delete(ctx context.Context, key []byte, n, w int) error {
+	_, err := c.coord.Delete(ctx, key, n, w)
+	return err
+}
+
+// Stats returns the counters of the server at addr.
+func (c *Client) Stats(ctx context.Context, addr string) (wire.Stats, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	f, err := c.tr.Call(ctx, addr, wire.Frame{Kind: uint8(wire.OpStats)})
+	if err != nil {
+		return wire.Stats{}, err
+	}
+	if f.Status() != wire.StatusOK {
+		return wire.Stats{}, fmt.Errorf("stats %s: %s: %w", addr, f.Status(), errcode.Network)
+	}
+	return wire.DecodeStats(f.Body)
+}
+
+func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	t := c.opts.Timeout
+	if t <= 0 {
+		t = coord.DefaultTimeout
+	}
+	// Scans and stats move more than one record: give them more room.
+	return context.WithTimeout(ctx, 10*t)
+}
+
+// ScanServer streams what the server at addr stores, in key order, one
+// page at a time: fn is called for every record (tombstones only if
+// tombstones is set) until it returns an error, which ScanServer returns.
+func (c *Client) ScanServer(ctx context.Context, addr string, tombstones bool, fn func(key []byte, rec kv.Record) error) error {
+	var start []byte
+	for {
+		page, err := c.scanPage(ctx, addr, start, tombstones)
+		if err != nil {
+			return err
+		}
+		for _, kr := range page.Records {
+			if err := fn(kr.Key, kr.Record); err != nil {
+				return err
+			}
+		}
+		if !page.More || len(page.Records) == 0 {
+			return nil
+		}
+		last := page.Records[len(page.Records)-1].Key
+		start = append(append(start[:0:0], last...), 0) // just after the last key
+	}
+}
+
+func (c *Client) scanPage(ctx context.Context, addr string, start []byte, tombstones bool) (wire.ScanResponse, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	body := wire.ScanRequest{Start: start, Limit: 1000, MaxBytes: 1 << 20, Tombstones: tombstones}.Append(nil)
+	f, err := c.tr.Call(ctx, addr, wire.Frame{Kind: uint8(wire.OpScan), Body: body})
+	if err != nil {
+		return wire.ScanResponse{}, err
+	}
+	if f.Status() != wire.StatusOK {
+		msg, _ := wire.DecodeMessage(f.Body)
+		return wire.ScanResponse{}, fmt.Errorf("scan %s: %s %s: %w", addr, f.Status(), msg, errcode.Network)
+	}
+	return wire.DecodeScanResponse(f.Body)
+}
+
+// Close waits for replica writes still under way (each bounded by its
+// deadline) and closes the connections.
+func (c *Client) Close() error {
+	c.coord.Wait(context.Background())
+	return c.tr.Close()
+}

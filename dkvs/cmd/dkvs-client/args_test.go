@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dkvs/dkvs/dkvs/errcode"
+)
+
+func p(v int) *int { return &v }
+
+func TestResolveQuorum(t *testing.T) {
+	cases := []struct {
+		name    string
+		n, r, w *int
+		want    quorum
+		invalid bool
+	}{
+		{"defaults", nil, nil, nil, quorum{3, 2, 2}, false},
+		{"-r 1", nil, p(1), nil, quorum{1, 1, 1}, false},
+		{"-w 1", nil, nil, p(1), quorum{1, 1, 1}, false},
+		{"-n 1", p(1), nil, nil, quorum{1, 1, 1}, false},
+		{"-n 7", p(7), nil, nil, quorum{7, 2, 2}, false},
+		{"-r 3", nil, p(3), nil, quorum{3, 3, 2}, false},
+		{"-r 1 -w 3", nil, p(1), p(3), quorum{3, 1, 3}, false},
+		{"-r 4 -w 2", nil, p(4), p(2), quorum{4, 4, 2}, false},
+		{"-n 2", p(2), nil, nil, quorum{2, 2, 2}, false},
+		{"-n 5 -r 5 -w 1", p(5), p(5), p(1), quorum{5, 5, 1}, false},
+		{"R>N", p(2), p(3), nil, quorum{}, true},
+		{"W>N", p(1), nil, p(2), quorum{}, true},
+	}
+	for _, tc := range cases {
+		got, err := resolveQuorum(tc.n, tc.r, tc.w)
+		if tc.invalid {
+			if errcode.Of(err) != errcode.InvalidCommand {
+				t.Errorf("%s: %v, want ERR_INVALID_COMMAND", tc.name, err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %+v %v, want %+v", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+func TestParseCount(t *testing.T) {
+	for _, s := range []string{"0", "-1", "abc", "1234abc", "", "+2", " 1", "1.5", "255", "1000", "0x3"} {
+		if _, err := parseCount("r", s); errcode.Of(err) != errcode.InvalidCommand {
+			t.Errorf("%q accepted: %v", s, err)
+		}
+	}
+	for s, want := range map[string]int{"1": 1, "3": 3, "254": 254, "007": 7} {
+		if got, err := parseCount("r", s); err != nil || got != want {
+			t.Errorf("%q: %d %v", s, got, err)
+		}
+	}
+}
+
+// run the command line in-process; no server is needed for the cases that
+// fail before connecting.
+func runCLI(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	wd, _ := os.Getwd()
+	if err := os.Chdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir(wd)
+	var out, errb bytes.Buffer
+	code = run(context.Background(), append([]string{"dkvs-client"}, args...), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestInvalidCommandLines(t *testing.T) {
+	dir := t.TempDir()
+	// Port 1 on 127.0.0.1: nothing listens there, so anything that gets as
+	// far as the network fails with ERR_NETWORK or ERR_NOT_FOUND, not 134.
+	os.WriteFile(filepath.Join(dir, "servers.txt"), []byte("127.0.0.1 1 1\n"), 0o644)
+	invalid := [][]string{
+		{},                              // no command at all
+		{"frobnicate", "--", "a"},       // unknown command
+		{"get", "abc"},                  // no "--"
+		{"get", "abc", "--", "x"},       // a word before "--"
+		{"get", "--"},                   // too few arguments
+		{"get", "--", "a", "b"},         // too many
+		{"put", "--", "a"},              // too few
+		{"put", "--", "a", "b", "c"},    // too many
+		{"del", "--"},                   //
+		{"cat", "--", "a"},              // K >= 1 plus dest
+		{"find", "--", "a"},             //
+		{"substr", "--", "k", "1", "2"}, // three instead of four
+		{"substr", "--", "k", "x", "2", "d"},
+		{"get", "-r", "0", "--", "a"},
+		{"get", "-r", "-1", "--", "a"},
+		{"get", "-r", "abc", "--", "a"},
+		{"get", "-r", "1234abc", "--", "a"},
+		{"get", "-r", "255", "--", "a"},
+		{"get", "-r", "3", "-n", "2", "--", "a"},
+		{"put", "-w", "3", "-n", "2", "--", "a", "b"},
+		{"get", "-r"},                    // flag with no value
+		{"get", "-r", "--", "a"},         // "--" taken as the value
+		{"get", "-x", "1", "--", "a"},    // unknown flag
+		{"get", "--bogus", "--", "a"},    //
+		{"dump-ring", "--", "extra"},     //
+		{"dump", "--server", "nonsense"}, // not IP:PORT
+	}
+	for _, args := range invalid {
+		stdout, stderr, code := runCLI(t, dir, args...)
+		if code != errcode.InvalidCommand.ExitStatus() {
+			t.Errorf("%q: exit %d, want 134 (stderr %q)", args, code, stderr)
+			continue
+		}
+		if !strings.HasPrefix(stderr, "ERROR: ") {
+			t.Errorf("%q: stderr %q", args, stderr)
+		}
+		if !strings.Contains(stdout, "Usage: dkvs-client") {
+			t.Errorf("%q: no usage on stdout", args)
+		}
+		if strings.HasPrefix(stdout, "FAIL") {
+			t.Errorf("%q: FAIL printed for a command-line error", args)
+		}
+	}
+}
+
+func TestAcceptedCommandLines(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "servers.txt"), []byte("127.0.0.1 1 1\n"), 0o644)
+	// These parse; they fail only at the network (nothing listens).
+	for _, args := range [][]string{
+		{"get", "--", "a"},
+		{"get", "-w", "1", "--", "a"}, // -w is ignored by get
+		{"get", "-n", "1", "-r", "1", "--", "-looks-like-a-flag"},
+		{"put", "--", "a", ""},          // empty value
+		{"put", "-r=1", "--", "a", "b"}, // -r=1 form
+		{"del", "-n", "7", "--", "a"},
+		{"cat", "--", "a", "b", "dest"},
+	} {
+		stdout, stderr, code := runCLI(t, dir, args...)
+		if code != errcode.Network.ExitStatus() && code != errcode.NotFound.ExitStatus() {
+			t.Errorf("%q: exit %d (stderr %q)", args, code, stderr)
+		}
+		if !strings.HasPrefix(stdout, "FAIL\n") {
+			t.Errorf("%q: stdout %q, want FAIL first", args, stdout)
+		}
+	}
+	stdout, _, code := runCLI(t, dir, "help")
+	if code != 0 || !strings.HasPrefix(stdout, "Usage: dkvs-client") {
+		t.Errorf("help: exit %d %q", code, stdout)
+	}
+	if _, _, code := runCLI(t, dir, "--help"); code != 0 {
+		t.Errorf("--help: exit %d", code)
+	}
+}
+
+func TestServersFileErrors(t *testing.T) {
+	cases := []struct {
+		content string
+		code    errcode.Code
+	}{
+		{"", errcode.InvalidConfig},
+		{"127.0.001 1234 1\n", errcode.Address},
+		{"256.0.0.1 1234 1\n", errcode.Address},
+		{"127.0.0.1 0 1\n", errcode.InvalidConfig},
+		{"127.0.0.1 70000 1\n", errcode.InvalidConfig},
+		{"127.0.0.1 1234 0\n", errcode.InvalidConfig},
+		{"127.0.0.1 1234 x\n", errcode.InvalidConfig},
+	}
+	for _, tc := range cases {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "servers.txt"), []byte(tc.content), 0o644)
+		_, stderr, code := runCLI(t, dir, "get", "--", "a")
+		if code != tc.code.ExitStatus() {
+			t.Errorf("%q: exit %d, want %d (%s)", tc.content, code, tc.code.ExitStatus(), stderr)
+		}
+	}
+	_, _, code := runCLI(t, t.TempDir(), "get", "--", "a") // no servers.txt
+	if code != errcode.IO.ExitStatus() {
+		t.Errorf("missing servers.txt: exit %d", code)
+	}
+}
+
+func TestSubstrRange(t *testing.T) {
+	v := "hello bbb"
+	cases := []struct {
+		pos, length int
+		want        string
+		bad         bool
+	}{
+		{2, 5, "llo b", false},
+		{-1, 1, "b", false},
+		{-5, 4, "o bb", false},
+		{0, 9, "hello bbb", false},
+		{0, 0, "", false},
+		{9, 0, "", false},
+		{-9, 9, "hello bbb", false},
+		{3, 7, "", true},
+		{3, -1, "", true},
+		{-2, 3, "", true},
+		{10, 0, "", true},
+		{-10, 1, "", true},
+	}
+	for _, tc := range cases {
+		from, to, err := substrRange(len(v), tc.pos, tc.length)
+		if tc.bad {
+			if errcode.Of(err) != errcode.InvalidCommand {
+				t.Errorf("%d %d: %v", tc.pos, tc.length, err)
+			}
+			continue
+		}
+		if err != nil || v[from:to] != tc.want {
+			t.Errorf("%d %d: %q %v, want %q", tc.pos, tc.length, v[from:to], err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,190 @@
+// Command dkvs-server runs one dkvs server: dkvs-server [options] IP PORT
+// [key value]...
+//
+// It reads servers.txt to learn the ring, stores its data in Pebble (or in
+// memory) and serves the native protocol on IP:PORT until SIGINT or
+// SIGTERM. The pairs after the port are stored on this server alone as it
+// starts. Options come before IP; each can also be set from the
+// environment variable named in --help.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/dkvs/dkvs/dkvs/cmdutil"
+	"github.com/dkvs/dkvs/dkvs/config"
+	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/server"
+	"github.com/dkvs/dkvs/dkvs/storage"
+)
+
+const usage = `Usage: dkvs-server [options] IP PORT [key value]...
+
+Serves IP:PORT (TCP) as one server of the ring listed in servers.txt.
+The key/value pairs after PORT are stored on this server alone at start.
+Options go before IP. SIGINT or SIGTERM stops the server cleanly.
+
+Options (each also read from the environment variable shown):
+  --servers FILE         servers file (default servers.txt)       DKVS_SERVERS
+  --data-dir DIR         data directory (default ./dkvs-data-IP-PORT)
+                                                                   DKVS_DATA_DIR
+  --memory               keep data in memory only                 DKVS_MEMORY
+  --no-sync              acknowledge writes before fsync          DKVS_NO_SYNC
+  --max-key-size N       largest key in bytes (default 65536)     DKVS_MAX_KEY_SIZE
+  --max-value-size N     largest value in bytes (default 16777216)
+                                                                   DKVS_MAX_VALUE_SIZE
+  --frame-timeout D      time allowed for one frame to arrive (default 10s)
+                                                                   DKVS_FRAME_TIMEOUT
+  --log-level L          debug, info, warn or error (default info) DKVS_LOG_LEVEL
+  --log-format F         text or json (default text)              DKVS_LOG_FORMAT
+  --help                 print this text
+
+Exit status: 0 after a clean stop; 256+code on error (cs202.md section 4),
+e.g. 134 (ERR_INVALID_COMMAND) for a bad command line, 136 (ERR_ADDRESS)
+for a bad IP, 132 (ERR_NETWORK) when the port cannot be opened.
+`
+
+func main() {
+	os.Exit(run(context.Background(), os.Args, os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var exitErr error
+	app := &cli.App{
+		Name:            "dkvs-server",
+		Usage:           "serve one server of a dkvs ring",
+		HideHelpCommand: true,
+		// --help prints the usage text below through urfave/cli.
+		CustomAppHelpTemplate: usage,
+		Writer:                stdout,
+		ErrWriter:             stderr,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "servers", Value: config.DefaultFile, EnvVars: []string{"DKVS_SERVERS"}},
+			&cli.StringFlag{Name: "data-dir", EnvVars: []string{"DKVS_DATA_DIR"}},
+			&cli.BoolFlag{Name: "memory", EnvVars: []string{"DKVS_MEMORY"}},
+			&cli.BoolFlag{Name: "no-sync", EnvVars: []string{"DKVS_NO_SYNC"}},
+			&cli.IntFlag{Name: "max-key-size", Value: 64 << 10, EnvVars: []string{"DKVS_MAX_KEY_SIZE"}},
+			&cli.IntFlag{Name: "max-value-size", Value: 16 << 20, EnvVars: []string{"DKVS_MAX_VALUE_SIZE"}},
+			&cli.DurationFlag{Name: "frame-timeout", Value: 10 * time.Second, EnvVars: []string{"DKVS_FRAME_TIMEOUT"}},
+			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"DKVS_LOG_LEVEL"}},
+			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"DKVS_LOG_FORMAT"}},
+		},
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return cmdutil.UsageError("%v", err)
+		},
+		ExitErrHandler: func(*cli.Context, error) {},
+		Action: func(c *cli.Context) error {
+			exitErr = serve(ctx, c, stderr)
+			return exitErr
+		},
+	}
+	err := app.Run(args)
+	if err == nil {
+		return 0
+	}
+	status := cmdutil.Report(stderr, err)
+	if errcode.Of(err) == errcode.InvalidCommand {
+		fmt.Fprint(stdout, usage)
+	}
+	return status
+}
+
+func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
+	args := c.Args().Slice()
+	if len(args) < 2 {
+		return cmdutil.UsageError("need IP and PORT, got %d arguments", len(args))
+	}
+	if len(args)%2 != 0 {
+		return cmdutil.UsageError("key %q has no value", args[len(args)-1])
+	}
+	ip, err := config.ParseIP(args[0])
+	if err != nil {
+		return err
+	}
+	port, err := config.ParsePort(args[1])
+	if err != nil {
+		return err
+	}
+	for _, f := range []string{"max-key-size", "max-value-size"} {
+		if c.Int(f) < 1 {
+			return cmdutil.UsageError("--%s must be at least 1", f)
+		}
+	}
+	if c.Duration("frame-timeout") <= 0 {
+		return cmdutil.UsageError("--frame-timeout must be positive")
+	}
+	log, err := cmdutil.NewLogger(stderr, c.String("log-format"), c.String("log-level"))
+	if err != nil {
+		return err
+	}
+	servers, err := config.Load(c.String("servers"))
+	if err != nil {
+		return err
+	}
+	self := config.Server{IP: ip, Port: port}
+	addr := self.Addr()
+	if config.Find(servers, addr) < 0 {
+		log.Warn("this server is not listed in the servers file: it will store what it is sent but own no part of the ring",
+			"addr", addr, "servers", c.String("servers"))
+	}
+	dir := c.String("data-dir")
+	if dir == "" {
+		dir = fmt.Sprintf("dkvs-data-%s-%d", ip, port)
+	}
+	// Listen before opening storage so that a port in use fails fast
+	// without touching another server's data.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %v: %w", addr, err, errcode.Network)
+	}
+	defer ln.Close()
+	srv, err := server.New(server.Config{
+		Addr:    addr,
+		Servers: servers,
+		Storage: storage.Options{
+			Dir:      dir,
+			InMemory: c.Bool("memory"),
+			NoSync:   c.Bool("no-sync"),
+		},
+		MaxKeySize:   c.Int("max-key-size"),
+		MaxValueSize: c.Int("max-value-size"),
+		FrameTimeout: c.Duration("frame-timeout"),
+		Logger:       log,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	for i := 2; i < len(args); i += 2 {
+		if err := srv.StoreLocal([]byte(args[i]), []byte(args[i+1])); err != nil {
+			return fmt.Errorf("store %q: %w", args[i], err)
+		}
+	}
+	st := srv.Stats()
+	log.Info("dkvs-server started", "addr", addr, "engine", st.Engine, "data_dir", dirOrMemory(dir, c.Bool("memory")),
+		"synced_writes", st.Synced, "keys", st.LiveKeys, "servers", len(servers),
+		"max_key_size", c.Int("max-key-size"), "max_value_size", c.Int("max-value-size"))
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := srv.Serve(ctx, ln); err != nil {
+		return err
+	}
+	log.Info("dkvs-server stopped", "addr", addr)
+	return nil
+}
+
+func dirOrMemory(dir string, mem bool) string {
+	if mem {
+		return "(memory)"
+	}
+	return dir
+}

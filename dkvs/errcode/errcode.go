@@ -1,0 +1,108 @@
+// Package errcode defines the DKVS error codes of cs202.md section 4.
+//
+// Every error that crosses a package boundary in dkvs wraps one of these
+// codes, so that the command line can turn it into the documented exit
+// status and the C library into the documented return value. A Code is
+// itself an error: wrap it with fmt.Errorf("...: %w", errcode.NotFound) and
+// match it with errors.Is.
+package errcode
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is a DKVS error code. Codes are negative; None is zero.
+type Code int
+
+// The codes of cs202.md section 4, with their values.
+const (
+	None           Code = 0
+	IO             Code = -127
+	Runtime        Code = -126
+	OutOfMemory    Code = -125
+	Network        Code = -124
+	InvalidConfig  Code = -123
+	InvalidCommand Code = -122
+	InvalidArg     Code = -121
+	Address        Code = -120
+	NotFound       Code = -119
+	Threading      Code = -118
+)
+
+var names = map[Code]string{
+	None:           "ERR_NONE",
+	IO:             "ERR_IO",
+	Runtime:        "ERR_RUNTIME",
+	OutOfMemory:    "ERR_OUT_OF_MEMORY",
+	Network:        "ERR_NETWORK",
+	InvalidConfig:  "ERR_INVALID_CONFIG",
+	InvalidCommand: "ERR_INVALID_COMMAND",
+	InvalidArg:     "ERR_INVALID_ARGUMENT",
+	Address:        "ERR_ADDRESS",
+	NotFound:       "ERR_NOT_FOUND",
+	Threading:      "ERR_THREADING",
+}
+
+var messages = map[Code]string{
+	None:           "",
+	IO:             "I/O Error",
+	Runtime:        "Runtime error",
+	OutOfMemory:    "(re|m|c)alloc failed",
+	Network:        "Network error",
+	InvalidConfig:  "Invalid config",
+	InvalidCommand: "Invalid command",
+	InvalidArg:     "Invalid argument (internal error)",
+	Address:        "Invalid address",
+	NotFound:       "Not found",
+	Threading:      "Threading error",
+}
+
+// All lists every code in table order.
+var All = []Code{None, IO, Runtime, OutOfMemory, Network, InvalidConfig,
+	InvalidCommand, InvalidArg, Address, NotFound, Threading}
+
+// Error returns the code's message from the table, so that a Code can be
+// returned and wrapped as an error.
+func (c Code) Error() string {
+	if m, ok := messages[c]; ok {
+		return m
+	}
+	return fmt.Sprintf("unknown error %d", int(c))
+}
+
+// Name returns the symbolic name, e.g. "ERR_NOT_FOUND".
+func (c Code) Name() string {
+	if n, ok := names[c]; ok {
+		return n
+	}
+	return fmt.Sprintf("ERR_%d", int(c))
+}
+
+// ExitStatus is the process exit status for the code: 256 + code, so that
+// shells see the values of the table (ERR_NOT_FOUND exits 137).
+func (c Code) ExitStatus() int {
+	if c == None {
+		return 0
+	}
+	return (256 + int(c)) & 0xff
+}
+
+// Of returns the code carried by err: None for nil, the wrapped Code if
+// there is one, Runtime otherwise.
+func Of(err error) Code {
+	if err == nil {
+		return None
+	}
+	var c Code
+	if errors.As(err, &c) {
+		return c
+	}
+	return Runtime
+}
+
+// Errorf formats a message and wraps code, so the result matches
+// errors.Is(err, code) and prints as "<format>: <code message>".
+func Errorf(code Code, format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), code)
+}

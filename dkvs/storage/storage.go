@@ -1,0 +1,361 @@
+// Package storage keeps a server's records durably in Pebble.
+//
+// Each key holds one record, the newest version seen (last writer wins):
+// Apply stores a record only if it is newer than what is stored. Records
+// carry a checksum that is checked on every read, and large values are
+// compressed with s2. Writes are acknowledged after Pebble's synced write
+// returns, unless Options.NoSync relaxes that to the OS buffer. The same
+// engine runs on an in-memory file system for tests and ephemeral rings.
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/kv"
+)
+
+// Key spaces inside Pebble: one prefix byte before the user key.
+const (
+	spaceData = 'd'
+)
+
+// DefaultCompressAbove is the value size from which values are compressed.
+const DefaultCompressAbove = 4096
+
+// ErrClosed is returned by every call after Close. It wraps errcode.IO.
+var ErrClosed = fmt.Errorf("storage: closed: %w", errcode.IO)
+
+// Options configure an engine.
+type Options struct {
+	// Dir is the data directory; ignored when InMemory is set.
+	Dir string
+	// InMemory keeps everything in memory: nothing survives Close.
+	InMemory bool
+	// NoSync acknowledges writes once they are in the OS buffer instead of
+	// after fsync: they survive a crash of the process, not of the machine.
+	NoSync bool
+	// CompressAbove is the value size from which values are compressed;
+	// zero means DefaultCompressAbove, negative disables compression.
+	CompressAbove int
+	// CacheSize is Pebble's block cache in bytes; zero means 64 MiB.
+	CacheSize int64
+	// Logger receives Pebble's messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// Stats counts what the engine holds.
+type Stats struct {
+	LiveKeys   int64 // keys whose newest record has a value
+	Tombstones int64 // keys whose newest record is a tombstone
+	LiveBytes  int64 // stored bytes of live values (after compression)
+}
+
+// ApplyResult says what Apply did.
+type ApplyResult struct {
+	Applied bool       // the record was newer and is now stored
+	Current kv.Version // the version stored for the key after the call
+}
+
+// DB is a storage engine. It is safe for concurrent use.
+type DB struct {
+	db       *pebble.DB
+	opts     Options
+	wo       *pebble.WriteOptions
+	seed     maphash.Seed
+	stripes  [512]sync.Mutex
+	mu       sync.RWMutex // held shared by every operation, exclusively by Close
+	closed   bool
+	live     atomic.Int64
+	tombs    atomic.Int64
+	bytes    atomic.Int64
+	compress int
+}
+
+// Open opens (creating if needed) the engine described by opts.
+func Open(opts Options) (*DB, error) {
+	po := &pebble.Options{
+		Logger:       pebbleLogger{opts.Logger},
+		MemTableSize: 64 << 20,
+	}
+	cacheSize := opts.CacheSize
+	if cacheSize == 0 {
+		cacheSize = 64 << 20
+	}
+	cache := pebble.NewCache(cacheSize)
+	defer cache.Unref()
+	po.Cache = cache
+	dir := opts.Dir
+	if opts.InMemory {
+		po.FS = vfs.NewMem()
+		dir = "mem"
+	} else if dir == "" {
+		return nil, fmt.Errorf("storage: no data directory: %w", errcode.InvalidConfig)
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("storage: create %s: %v: %w", dir, err, errcode.IO)
+	}
+	pdb, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %v: %w", dir, err, errcode.IO)
+	}
+	d := &DB{db: pdb, opts: opts, wo: pebble.Sync, seed: maphash.MakeSeed()}
+	if opts.NoSync {
+		d.wo = pebble.NoSync
+	}
+	switch {
+	case opts.CompressAbove == 0:
+		d.compress = DefaultCompressAbove
+	case opts.CompressAbove > 0:
+		d.compress = opts.CompressAbove
+	}
+	if err := d.count(); err != nil {
+		pdb.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// count initialises the counters from what is stored.
+func (d *DB) count() error {
+	it, err := d.db.NewIter(spaceBounds(spaceData, nil))
+	if err != nil {
+		return fmt.Errorf("storage: %v: %w", err, errcode.IO)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("storage: %v: %w", err, errcode.IO)
+		}
+		h, err := decodeHeader(v)
+		if err != nil {
+			return fmt.Errorf("storage: key %q: %w", it.Key()[1:], err)
+		}
+		d.account(h, 1)
+	}
+	return it.Error()
+}
+
+func (d *DB) account(h header, sign int64) {
+	if h.tombstone {
+		d.tombs.Add(sign)
+	} else {
+		d.live.Add(sign)
+		d.bytes.Add(sign * int64(h.stored))
+	}
+}
+
+func spaceKey(space byte, key []byte) []byte {
+	b := make([]byte, 1+len(key))
+	b[0] = space
+	copy(b[1:], key)
+	return b
+}
+
+// spaceBounds bounds an iterator to one key space, from start on.
+func spaceBounds(space byte, start []byte) *pebble.IterOptions {
+	return &pebble.IterOptions{LowerBound: spaceKey(space, start), UpperBound: []byte{space + 1}}
+}
+
+func (d *DB) enter() error {
+	d.mu.RLock()
+	if d.closed {
+		d.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (d *DB) leave() { d.mu.RUnlock() }
+
+// Get returns the record stored for key (a tombstone included); found is
+// false when there is none.
+func (d *DB) Get(key []byte) (rec kv.Record, found bool, err error) {
+	if err := d.enter(); err != nil {
+		return kv.Record{}, false, err
+	}
+	defer d.leave()
+	v, closer, err := d.db.Get(spaceKey(spaceData, key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return kv.Record{}, false, nil
+	}
+	if err != nil {
+		return kv.Record{}, false, fmt.Errorf("storage: get: %v: %w", err, errcode.IO)
+	}
+	defer closer.Close()
+	rec, err = decodeRecord(v)
+	if err != nil {
+		return kv.Record{}, false, fmt.Errorf("storage: key %q: %w", key, err)
+	}
+	return rec, true, nil
+}
+
+// Apply stores rec under key if it is newer than the stored record (or
+// there is none), and returns once the write is durable (or in the OS
+// buffer with NoSync). Writes of one key are ordered; writes of different
+// keys proceed in parallel and share fsyncs.
+func (d *DB) Apply(key []byte, rec kv.Record) (ApplyResult, error) {
+	if err := d.enter(); err != nil {
+		return ApplyResult{}, err
+	}
+	defer d.leave()
+	pk := spaceKey(spaceData, key)
+	stripe := &d.stripes[maphash.Bytes(d.seed, key)%uint64(len(d.stripes))]
+	stripe.Lock()
+	old, found, err := d.header(pk)
+	if err != nil {
+		stripe.Unlock()
+		return ApplyResult{}, fmt.Errorf("storage: key %q: %w", key, err)
+	}
+	if found && !rec.Version.Newer(old.version) {
+		stripe.Unlock()
+		return ApplyResult{Current: old.version}, nil
+	}
+	enc := encodeRecord(rec, d.compress)
+	b := d.db.NewBatch()
+	if err := b.Set(pk, enc, nil); err != nil {
+		stripe.Unlock()
+		b.Close()
+		return ApplyResult{}, fmt.Errorf("storage: %v: %w", err, errcode.IO)
+	}
+	// The new record is visible once applied; the stripe is released before
+	// waiting for the fsync so that writes of the same key share fsyncs too.
+	if d.wo.Sync {
+		err = d.db.ApplyNoSyncWait(b, d.wo)
+	} else {
+		err = d.db.Apply(b, d.wo)
+	}
+	if err == nil {
+		if found {
+			d.account(old, -1)
+		}
+		nh, _ := decodeHeader(enc)
+		d.account(nh, 1)
+	}
+	stripe.Unlock()
+	if err == nil && d.wo.Sync {
+		err = b.SyncWait()
+	}
+	b.Close()
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("storage: write: %v: %w", err, errcode.IO)
+	}
+	return ApplyResult{Applied: true, Current: rec.Version}, nil
+}
+
+func (d *DB) header(pk []byte) (header, bool, error) {
+	v, closer, err := d.db.Get(pk)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return header{}, false, nil
+	}
+	if err != nil {
+		return header{}, false, fmt.Errorf("%v: %w", err, errcode.IO)
+	}
+	defer closer.Close()
+	h, err := decodeHeader(v)
+	return h, err == nil, err
+}
+
+// ScanOptions select what Scan returns.
+type ScanOptions struct {
+	Tombstones bool // include tombstones
+	NoValues   bool // skip reading values: records carry only versions
+}
+
+// Scan calls fn for each record in key order, from start (inclusive) on,
+// until fn returns false. The key passed to fn is only valid during the
+// call; the record's value may be kept.
+func (d *DB) Scan(start []byte, o ScanOptions, fn func(key []byte, rec kv.Record) bool) error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer d.leave()
+	it, err := d.db.NewIter(spaceBounds(spaceData, start))
+	if err != nil {
+		return fmt.Errorf("storage: %v: %w", err, errcode.IO)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("storage: %v: %w", err, errcode.IO)
+		}
+		var rec kv.Record
+		if o.NoValues {
+			h, err := decodeHeader(v)
+			if err != nil {
+				return fmt.Errorf("storage: key %q: %w", it.Key()[1:], err)
+			}
+			rec = kv.Record{Version: h.version, Tombstone: h.tombstone}
+		} else if rec, err = decodeRecord(v); err != nil {
+			return fmt.Errorf("storage: key %q: %w", it.Key()[1:], err)
+		}
+		if rec.Tombstone && !o.Tombstones {
+			continue
+		}
+		if !fn(it.Key()[1:], rec) {
+			break
+		}
+	}
+	return it.Error()
+}
+
+// Stats returns the engine's counters.
+func (d *DB) Stats() Stats {
+	return Stats{LiveKeys: d.live.Load(), Tombstones: d.tombs.Load(), LiveBytes: d.bytes.Load()}
+}
+
+// InMemory reports whether the engine keeps nothing on disk.
+func (d *DB) InMemory() bool { return d.opts.InMemory }
+
+// Synced reports whether writes wait for fsync.
+func (d *DB) Synced() bool { return d.wo.Sync }
+
+// Close waits for operations under way and closes the engine. Later calls
+// return ErrClosed.
+func (d *DB) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	if err := d.db.Close(); err != nil {
+		return fmt.Errorf("storage: close: %v: %w", err, errcode.IO)
+	}
+	return nil
+}
+
+// pebbleLogger sends Pebble's messages to slog at debug level (errors at
+// error level), so a server is quiet by default.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...interface{}) {
+	if p.l != nil {
+		p.l.Debug("pebble", "msg", fmt.Sprintf(format, args...))
+	}
+}
+
+func (p pebbleLogger) Errorf(format string, args ...interface{}) {
+	if p.l != nil {
+		p.l.Error("pebble", "msg", fmt.Sprintf(format, args...))
+	}
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...interface{}) {
+	msg := fmt.Sprintf(format, args...)
+	if p.l != nil {
+		p.l.Error("pebble fatal", "msg", msg)
+	}
+	fmt.Fprintln(os.Stderr, "pebble fatal:", msg)
+	os.Exit(int(errcode.IO.ExitStatus()))
+}

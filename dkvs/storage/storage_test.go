@@ -1,0 +1,243 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand"
+	"sync"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/kv"
+)
+
+func v(wall uint64) kv.Version { return kv.Version{Wall: wall, Writer: 1} }
+
+func rec(wall uint64, val string) kv.Record {
+	return kv.Record{Version: v(wall), Value: []byte(val)}
+}
+
+func tomb(wall uint64) kv.Record { return kv.Record{Version: v(wall), Tombstone: true} }
+
+func openMem(t *testing.T) *DB {
+	t.Helper()
+	d, err := Open(Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func TestLastWriterWins(t *testing.T) {
+	d := openMem(t)
+	steps := []struct {
+		rec     kv.Record
+		applied bool
+		current uint64
+		want    string // "" with found=false means absent; "<tomb>" a tombstone
+	}{
+		{rec(10, "a"), true, 10, "a"},
+		{rec(5, "old"), false, 10, "a"},
+		{rec(10, "same version"), false, 10, "a"},
+		{rec(11, "b"), true, 11, "b"},
+		{tomb(12), true, 12, "<tomb>"},
+		{rec(11, "stale after delete"), false, 12, "<tomb>"},
+		{rec(13, ""), true, 13, ""},
+	}
+	for i, s := range steps {
+		res, err := d.Apply([]byte("k"), s.rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Applied != s.applied || res.Current != v(s.current) {
+			t.Fatalf("step %d: %+v", i, res)
+		}
+		got, found, err := d.Get([]byte("k"))
+		if err != nil || !found {
+			t.Fatalf("step %d: get %v %v", i, found, err)
+		}
+		str := string(got.Value)
+		if got.Tombstone {
+			str = "<tomb>"
+		}
+		if str != s.want || got.Value == nil && !got.Tombstone && s.want != "" {
+			t.Fatalf("step %d: got %q, want %q", i, str, s.want)
+		}
+	}
+	if _, found, _ := d.Get([]byte("absent")); found {
+		t.Fatal("absent key found")
+	}
+}
+
+func TestCountersAndScan(t *testing.T) {
+	d := openMem(t)
+	for i := 0; i < 100; i++ {
+		if _, err := d.Apply([]byte(fmt.Sprintf("k%03d", i)), rec(1, "xx")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 100; i += 4 {
+		d.Apply([]byte(fmt.Sprintf("k%03d", i)), tomb(2))
+	}
+	if s := d.Stats(); s.LiveKeys != 75 || s.Tombstones != 25 || s.LiveBytes != 150 {
+		t.Fatalf("stats %+v", s)
+	}
+	var keys []string
+	d.Scan([]byte("k050"), ScanOptions{}, func(k []byte, r kv.Record) bool {
+		keys = append(keys, string(k))
+		return len(keys) < 10
+	})
+	if len(keys) != 10 || keys[0] != "k050" || keys[1] != "k051" || keys[2] != "k053" {
+		t.Fatalf("scan from k050: %v", keys)
+	}
+	n, tombs := 0, 0
+	d.Scan(nil, ScanOptions{Tombstones: true, NoValues: true}, func(k []byte, r kv.Record) bool {
+		n++
+		if r.Tombstone {
+			tombs++
+		}
+		if r.Value != nil {
+			t.Fatal("NoValues returned a value")
+		}
+		return true
+	})
+	if n != 100 || tombs != 25 {
+		t.Fatalf("full scan %d records, %d tombstones", n, tombs)
+	}
+}
+
+func TestDurableAcrossReopen(t *testing.T) {
+	dir := t.TempDir()
+	d, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("compressible "), 100000)
+	d.Apply([]byte("big"), kv.Record{Version: v(1), Value: big})
+	d.Apply([]byte("bin\x00key"), kv.Record{Version: v(1), Value: []byte("a\x00b")})
+	d.Apply([]byte("gone"), tomb(3))
+	before := d.Stats()
+	if before.LiveBytes >= int64(len(big)) {
+		t.Fatalf("big value not compressed: %d bytes stored", before.LiveBytes)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.Get([]byte("big")); !errors.Is(err, ErrClosed) || !errors.Is(err, errcode.IO) {
+		t.Fatalf("get after close: %v", err)
+	}
+	if _, err := d.Apply([]byte("x"), rec(1, "x")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("apply after close: %v", err)
+	}
+	d2, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	if d2.Stats() != before {
+		t.Fatalf("stats after reopen %+v, before %+v", d2.Stats(), before)
+	}
+	got, _, err := d2.Get([]byte("big"))
+	if err != nil || !bytes.Equal(got.Value, big) {
+		t.Fatalf("big value: %v", err)
+	}
+	got, _, _ = d2.Get([]byte("bin\x00key"))
+	if string(got.Value) != "a\x00b" {
+		t.Fatalf("binary value %q", got.Value)
+	}
+}
+
+func TestIncompressibleStoredPlain(t *testing.T) {
+	d := openMem(t)
+	val := make([]byte, 1<<20)
+	rand.New(rand.NewSource(1)).Read(val)
+	d.Apply([]byte("r"), kv.Record{Version: v(1), Value: val})
+	if s := d.Stats(); s.LiveBytes != int64(len(val)) {
+		t.Fatalf("stored %d bytes", s.LiveBytes)
+	}
+	got, _, err := d.Get([]byte("r"))
+	if err != nil || !bytes.Equal(got.Value, val) {
+		t.Fatalf("get: %v", err)
+	}
+}
+
+func TestChecksum(t *testing.T) {
+	d := openMem(t)
+	d.Apply([]byte("k"), rec(1, "hello"))
+	raw, closer, err := d.db.Get(spaceKey(spaceData, []byte("k")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := append([]byte(nil), raw...)
+	closer.Close()
+	bad[len(bad)-1] ^= 1
+	if err := d.db.Set(spaceKey(spaceData, []byte("k")), bad, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.Get([]byte("k")); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("corrupt value read back: %v", err)
+	}
+	for _, b := range [][]byte{nil, {0}, append([]byte{0x80}, make([]byte, 30)...)} {
+		if _, err := decodeRecord(b); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("decode %x: %v", b, err)
+		}
+	}
+}
+
+func TestConcurrentApply(t *testing.T) {
+	d, err := Open(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				// Every goroutine writes the same 10 keys with distinct versions.
+				ver := kv.Version{Wall: uint64(i), Writer: uint64(g)}
+				if _, err := d.Apply([]byte(fmt.Sprint(i%10)), kv.Record{Version: ver, Value: []byte(fmt.Sprint(g))}); err != nil {
+					t.Error(err)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	for k := 0; k < 10; k++ {
+		got, _, _ := d.Get([]byte(fmt.Sprint(k)))
+		// The newest version of key k is wall 190+k from writer 7.
+		if got.Version != (kv.Version{Wall: uint64(190 + k), Writer: 7}) || string(got.Value) != "7" {
+			t.Fatalf("key %d: %v %q", k, got.Version, got.Value)
+		}
+	}
+	if s := d.Stats(); s.LiveKeys != 10 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func BenchmarkApplySync(b *testing.B) {
+	d, err := Open(Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	val := make([]byte, 100)
+	var n int64
+	var mu sync.Mutex
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			mu.Lock()
+			n++
+			i := n
+			mu.Unlock()
+			d.Apply([]byte(fmt.Sprint(i%1000)), kv.Record{Version: v(uint64(i)), Value: val})
+		}
+	})
+}

@@ -1,0 +1,247 @@
+// Package transport carries native-protocol frames over TCP.
+//
+// The client side keeps a small pool of persistent connections per server.
+// Many requests are in flight on one connection at a time (pipelining):
+// each carries a request id and its response is matched by that id, in any
+// order. Frames sent while the writer is busy are coalesced into one write.
+// The server side reads requests, runs each in its own goroutine and
+// writes the responses back the same way.
+package transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/wire"
+)
+
+// Errors returned by Call. All wrap errcode.Network.
+var (
+	ErrClosed   = fmt.Errorf("transport: client closed: %w", errcode.Network)
+	ErrConnLost = fmt.Errorf("transport: connection lost: %w", errcode.Network)
+	ErrTimeout  = fmt.Errorf("transport: deadline exceeded: %w", errcode.Network)
+)
+
+// ClientOptions configure a Client.
+type ClientOptions struct {
+	// PoolSize is the number of connections kept per server (default 2).
+	PoolSize int
+	// MaxFrame is the largest response frame accepted; default
+	// wire.DefaultMaxFrame plus room for a scan page.
+	MaxFrame int
+	// WriteTimeout bounds one flush to a server (default 5s).
+	WriteTimeout time.Duration
+	// Dial opens a connection; nil uses net.Dialer with TCP_NODELAY.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// Client sends requests to servers. It is safe for concurrent use.
+type Client struct {
+	opts   ClientOptions
+	mu     sync.Mutex
+	peers  map[string]*peer
+	closed bool
+}
+
+// NewClient returns a client; connections are opened on first use.
+func NewClient(opts ClientOptions) *Client {
+	if opts.PoolSize <= 0 {
+		opts.PoolSize = 2
+	}
+	if opts.MaxFrame <= 0 {
+		opts.MaxFrame = 2 * wire.DefaultMaxFrame
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 5 * time.Second
+	}
+	if opts.Dial == nil {
+		var d net.Dialer
+		opts.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", addr)
+		}
+	}
+	return &Client{opts: opts, peers: make(map[string]*peer)}
+}
+
+type peer struct {
+	addr  string
+	mu    sync.Mutex // serialises dialing
+	slots []atomic.Pointer[clientConn]
+	next  atomic.Uint32
+}
+
+type result struct {
+	f   wire.Frame
+	err error
+}
+
+type clientConn struct {
+	nc      net.Conn
+	w       *frameWriter
+	nextID  atomic.Uint64
+	dead    atomic.Bool
+	mu      sync.Mutex
+	pending map[uint64]chan result
+	err     error // set once the connection failed
+	done    chan struct{}
+}
+
+// Call sends a request frame to addr and waits for its response or for
+// ctx to end. The request's ID is assigned here; req.Body must not be
+// modified until Call returns (it may be shared between calls).
+func (c *Client) Call(ctx context.Context, addr string, req wire.Frame) (wire.Frame, error) {
+	cc, err := c.conn(ctx, addr)
+	if err != nil {
+		return wire.Frame{}, err
+	}
+	id := cc.nextID.Add(1)
+	ch := make(chan result, 1)
+	cc.mu.Lock()
+	if cc.err != nil {
+		cc.mu.Unlock()
+		return wire.Frame{}, cc.err
+	}
+	cc.pending[id] = ch
+	cc.mu.Unlock()
+	cc.w.send(outFrame{kind: req.Kind, flags: req.Flags, id: id, body: req.Body})
+	select {
+	case r := <-ch:
+		return r.f, r.err
+	case <-ctx.Done():
+		cc.mu.Lock()
+		delete(cc.pending, id)
+		cc.mu.Unlock()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return wire.Frame{}, fmt.Errorf("%s: %w", addr, ErrTimeout)
+		}
+		return wire.Frame{}, fmt.Errorf("%s: %v: %w", addr, ctx.Err(), errcode.Network)
+	}
+}
+
+func (c *Client) conn(ctx context.Context, addr string) (*clientConn, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	p := c.peers[addr]
+	if p == nil {
+		p = &peer{addr: addr, slots: make([]atomic.Pointer[clientConn], c.opts.PoolSize)}
+		c.peers[addr] = p
+	}
+	c.mu.Unlock()
+	i := int(p.next.Add(1)) % len(p.slots)
+	if cc := p.slots[i].Load(); cc != nil && !cc.dead.Load() {
+		return cc, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cc := p.slots[i].Load(); cc != nil && !cc.dead.Load() {
+		return cc, nil // another caller dialed meanwhile
+	}
+	nc, err := c.opts.Dial(ctx, addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %v: %w", addr, err, errcode.Network)
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	cc := &clientConn{nc: nc, pending: make(map[uint64]chan result), done: make(chan struct{})}
+	cc.w = newFrameWriter(nc, c.opts.WriteTimeout, cc.done, cc.fail)
+	go cc.w.loop()
+	go cc.readLoop(c.opts.MaxFrame)
+	// A closed client may have raced with this dial: close what it missed.
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		cc.fail(ErrClosed)
+		return nil, ErrClosed
+	}
+	p.slots[i].Store(cc)
+	return cc, nil
+}
+
+// fail closes the connection and fails every request waiting on it.
+func (cc *clientConn) fail(cause error) {
+	cc.mu.Lock()
+	if cc.err != nil {
+		cc.mu.Unlock()
+		return
+	}
+	cc.dead.Store(true)
+	cc.err = fmt.Errorf("%v: %w", cause, ErrConnLost)
+	if errors.Is(cause, ErrClosed) {
+		cc.err = ErrClosed
+	}
+	pending := cc.pending
+	cc.pending = nil
+	close(cc.done)
+	cc.mu.Unlock()
+	cc.nc.Close()
+	for _, ch := range pending {
+		ch <- result{err: cc.err}
+	}
+}
+
+func (cc *clientConn) readLoop(maxFrame int) {
+	r := bufio.NewReaderSize(cc.nc, 64<<10)
+	for {
+		f, err := wire.ReadFrame(r, maxFrame)
+		if err != nil {
+			cc.fail(err)
+			return
+		}
+		if !f.IsResponse() {
+			cc.fail(errors.New("request frame from a server"))
+			return
+		}
+		cc.mu.Lock()
+		ch := cc.pending[f.ID]
+		delete(cc.pending, f.ID)
+		cc.mu.Unlock()
+		if ch != nil { // nil: the caller gave up waiting
+			ch <- result{f: f}
+		}
+	}
+}
+
+// Close closes every connection; calls under way fail with ErrClosed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	peers := c.peers
+	c.peers = map[string]*peer{}
+	c.mu.Unlock()
+	for _, p := range peers {
+		p.failAll(ErrClosed)
+	}
+	return nil
+}
+
+// Drop closes the connections to addr, so the next call dials afresh.
+func (c *Client) Drop(addr string) {
+	c.mu.Lock()
+	p := c.peers[addr]
+	c.mu.Unlock()
+	if p != nil {
+		p.failAll(errors.New("dropped"))
+	}
+}
+
+func (p *peer) failAll(cause error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range p.slots {
+		if cc := p.slots[i].Load(); cc != nil {
+			cc.fail(cause)
+		}
+	}
+}

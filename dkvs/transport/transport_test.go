@@ -1,0 +1,307 @@
+package transport
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/wire"
+)
+
+// echo answers every request with its own body; a body starting with
+// "sleep" waits 200ms first, "panic" panics.
+func echo(ctx context.Context, f wire.Frame) wire.Frame {
+	switch {
+	case bytes.HasPrefix(f.Body, []byte("sleep")):
+		time.Sleep(200 * time.Millisecond)
+	case bytes.HasPrefix(f.Body, []byte("panic")):
+		panic("boom")
+	}
+	return wire.Frame{Flags: uint8(wire.StatusOK), Body: f.Body}
+}
+
+func startServer(t *testing.T, opts ServerOptions) (*Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(HandlerFunc(echo), opts)
+	go s.Serve(ln)
+	t.Cleanup(func() {
+		ln.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	return s, ln.Addr().String()
+}
+
+func req(body string) wire.Frame { return wire.Frame{Kind: uint8(wire.OpGet), Body: []byte(body)} }
+
+func TestPipelinedCalls(t *testing.T) {
+	_, addr := startServer(t, ServerOptions{})
+	c := NewClient(ClientOptions{PoolSize: 1})
+	defer c.Close()
+	var wg sync.WaitGroup
+	for g := 0; g < 32; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				body := fmt.Sprintf("g%d-i%d", g, i)
+				resp, err := c.Call(context.Background(), addr, req(body))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if string(resp.Body) != body || !resp.IsResponse() || resp.Op() != wire.OpGet {
+					t.Errorf("got %q (kind %x) for %q", resp.Body, resp.Kind, body)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+}
+
+func TestOutOfOrderResponses(t *testing.T) {
+	_, addr := startServer(t, ServerOptions{})
+	c := NewClient(ClientOptions{PoolSize: 1})
+	defer c.Close()
+	slow := make(chan error, 1)
+	go func() {
+		_, err := c.Call(context.Background(), addr, req("sleep"))
+		slow <- err
+	}()
+	// A fast request sent after the slow one on the same connection
+	// returns first.
+	start := time.Now()
+	if _, err := c.Call(context.Background(), addr, req("fast")); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 150*time.Millisecond {
+		t.Fatalf("fast request waited behind the slow one: %v", d)
+	}
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTimeout(t *testing.T) {
+	_, addr := startServer(t, ServerOptions{})
+	c := NewClient(ClientOptions{})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := c.Call(ctx, addr, req("sleep"))
+	if !errors.Is(err, ErrTimeout) || !errors.Is(err, errcode.Network) {
+		t.Fatalf("want timeout, got %v", err)
+	}
+	// The connection still works, and the late response is discarded.
+	if resp, err := c.Call(context.Background(), addr, req("after")); err != nil || string(resp.Body) != "after" {
+		t.Fatalf("after timeout: %q %v", resp.Body, err)
+	}
+}
+
+func TestConnectRefused(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	c := NewClient(ClientOptions{})
+	defer c.Close()
+	_, err := c.Call(context.Background(), addr, req("x"))
+	if !errors.Is(err, errcode.Network) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestServerGoneFailsPending(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		nc, _ := ln.Accept()
+		accepted <- nc
+	}()
+	c := NewClient(ClientOptions{PoolSize: 1})
+	defer c.Close()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Call(context.Background(), ln.Addr().String(), req("x"))
+		errc <- err
+	}()
+	nc := <-accepted
+	// Read the request, then hang up without answering.
+	wire.ReadFrame(bufio.NewReader(nc), wire.DefaultMaxFrame)
+	nc.Close()
+	ln.Close()
+	if err := <-errc; !errors.Is(err, ErrConnLost) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestPanicAnswered(t *testing.T) {
+	_, addr := startServer(t, ServerOptions{})
+	c := NewClient(ClientOptions{})
+	defer c.Close()
+	resp, err := c.Call(context.Background(), addr, req("panic"))
+	if err != nil || resp.Status() != wire.StatusInternal {
+		t.Fatalf("panic: %v %v", resp.Status(), err)
+	}
+	if _, err := c.Call(context.Background(), addr, req("ok")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rawConn dials the server directly for sending hand-made bytes.
+func rawConn(t *testing.T, addr string) net.Conn {
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return nc
+}
+
+// closedWithin reads until the server closes the connection, returning
+// what it sent before.
+func closedWithin(t *testing.T, nc net.Conn, d time.Duration) []byte {
+	t.Helper()
+	nc.SetReadDeadline(time.Now().Add(d))
+	b, err := io.ReadAll(nc)
+	if err != nil {
+		t.Fatalf("connection not closed within %v: %v", d, err)
+	}
+	return b
+}
+
+func TestBadFramesCloseOnlyTheirConnection(t *testing.T) {
+	_, addr := startServer(t, ServerOptions{MaxFrame: 1 << 20, FrameTimeout: 300 * time.Millisecond})
+	good := NewClient(ClientOptions{PoolSize: 1})
+	defer good.Close()
+	check := func(name string) {
+		if resp, err := good.Call(context.Background(), addr, req(name)); err != nil || string(resp.Body) != name {
+			t.Fatalf("other connection after %s: %v", name, err)
+		}
+	}
+	check("before")
+
+	// Announcing 4 GiB: refused with StatusTooLarge for that id, then closed.
+	nc := rawConn(t, addr)
+	nc.Write([]byte{0xff, 0xff, 0xff, 0xff, byte(wire.OpPut), 0, 0, 0, 0, 0, 0, 0, 0, 9})
+	out := closedWithin(t, nc, 2*time.Second)
+	f, err := wire.ReadFrame(bufio.NewReader(bytes.NewReader(out)), wire.DefaultMaxFrame)
+	if err != nil || f.ID != 9 || f.Status() != wire.StatusTooLarge || f.Op() != wire.OpPut {
+		t.Fatalf("4 GiB frame answer: %+v %v", f, err)
+	}
+	check("after 4GiB")
+
+	// Garbage: a length below the header size.
+	nc = rawConn(t, addr)
+	nc.Write([]byte("garbage!garbage!garbage!"))
+	closedWithin(t, nc, 2*time.Second)
+	check("after garbage")
+
+	// A truncated frame followed by silence: closed after FrameTimeout.
+	nc = rawConn(t, addr)
+	full := wire.AppendFrame(nil, req("truncated"))
+	nc.Write(full[:len(full)-3])
+	closedWithin(t, nc, 2*time.Second)
+	check("after truncated")
+
+	// A truncated frame followed by a half-close.
+	nc = rawConn(t, addr)
+	nc.Write(full[:5])
+	nc.(*net.TCPConn).CloseWrite()
+	closedWithin(t, nc, 2*time.Second)
+	check("after half-close")
+
+	// A response frame sent to a server.
+	nc = rawConn(t, addr)
+	nc.Write(wire.AppendFrame(nil, wire.Frame{Kind: uint8(wire.OpGet) | wire.RespBit}))
+	closedWithin(t, nc, 2*time.Second)
+	check("after response frame")
+}
+
+func TestIdleConnectionKept(t *testing.T) {
+	_, addr := startServer(t, ServerOptions{FrameTimeout: 100 * time.Millisecond})
+	c := NewClient(ClientOptions{PoolSize: 1})
+	defer c.Close()
+	c.Call(context.Background(), addr, req("a"))
+	time.Sleep(300 * time.Millisecond) // idle for longer than FrameTimeout
+	if _, err := c.Call(context.Background(), addr, req("b")); err != nil {
+		t.Fatalf("idle connection was closed: %v", err)
+	}
+}
+
+func TestShutdownWaitsForInflight(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	var done atomic.Int32
+	s := NewServer(HandlerFunc(func(ctx context.Context, f wire.Frame) wire.Frame {
+		time.Sleep(100 * time.Millisecond)
+		done.Add(1)
+		return wire.Frame{Body: f.Body}
+	}), ServerOptions{})
+	go s.Serve(ln)
+	c := NewClient(ClientOptions{PoolSize: 1})
+	defer c.Close()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Call(context.Background(), ln.Addr().String(), req("x"))
+		errc <- err
+	}()
+	for deadline := time.Now().Add(2 * time.Second); s.inflightCount() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("request never arrived")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ln.Close()
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if done.Load() != 1 {
+		t.Fatal("shutdown returned before the request finished")
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("in-flight request lost its answer: %v", err)
+	}
+}
+
+func TestClientClose(t *testing.T) {
+	_, addr := startServer(t, ServerOptions{})
+	c := NewClient(ClientOptions{})
+	c.Call(context.Background(), addr, req("x"))
+	c.Close()
+	if _, err := c.Call(context.Background(), addr, req("x")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after close: %v", err)
+	}
+}
+
+func BenchmarkCall(b *testing.B) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	s := NewServer(HandlerFunc(echo), ServerOptions{})
+	go s.Serve(ln)
+	defer s.Shutdown(context.Background())
+	defer ln.Close()
+	c := NewClient(ClientOptions{})
+	defer c.Close()
+	body := bytes.Repeat([]byte("x"), 100)
+	b.SetParallelism(32)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Call(context.Background(), ln.Addr().String(), wire.Frame{Kind: 2, Body: body}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

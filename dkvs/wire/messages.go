@@ -1,0 +1,228 @@
+package wire
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	"github.com/dkvs/dkvs/dkvs/kv"
+)
+
+// Record flags.
+const recTombstone = 1 << 0
+
+// Scan request flags.
+const scanTombstones = 1 << 0
+
+// AppendRecord appends version (20 bytes), flags (1 byte) and the value.
+func AppendRecord(b []byte, r kv.Record) []byte {
+	b = r.Version.AppendBinary(b)
+	var fl uint8
+	if r.Tombstone {
+		fl |= recTombstone
+	}
+	b = append(b, fl)
+	return AppendBytes(b, r.Value)
+}
+
+// RecordSize is the encoded size of r, for sizing buffers.
+func RecordSize(r kv.Record) int {
+	return kv.VersionSize + 1 + uvarintLen64(uint64(len(r.Value))) + len(r.Value)
+}
+
+func (r *reader) record() kv.Record {
+	if r.err != nil {
+		return kv.Record{}
+	}
+	if len(r.b) < kv.VersionSize {
+		r.fail("version")
+		return kv.Record{}
+	}
+	v, _ := kv.DecodeVersion(r.b)
+	r.b = r.b[kv.VersionSize:]
+	fl := r.u8("record flags")
+	if fl&^recTombstone != 0 {
+		r.fail("unknown record flags")
+	}
+	val := r.bytes("value")
+	rec := kv.Record{Version: v, Tombstone: fl&recTombstone != 0, Value: val}
+	if rec.Tombstone && len(val) != 0 {
+		r.fail("tombstone with a value")
+	}
+	return rec
+}
+
+// GetRequest asks for one key.
+type GetRequest struct{ Key []byte }
+
+// Append appends the body.
+func (m GetRequest) Append(b []byte) []byte { return AppendBytes(b, m.Key) }
+
+// DecodeGetRequest decodes a get request body.
+func DecodeGetRequest(body []byte) (GetRequest, error) {
+	r := reader{b: body}
+	m := GetRequest{Key: r.bytes("key")}
+	return m, r.done()
+}
+
+// PutRequest stores a record.
+type PutRequest struct {
+	Key    []byte
+	Record kv.Record
+}
+
+// Append appends the body.
+func (m PutRequest) Append(b []byte) []byte {
+	return AppendRecord(AppendBytes(b, m.Key), m.Record)
+}
+
+// Size is the encoded size of the body.
+func (m PutRequest) Size() int {
+	return uvarintLen64(uint64(len(m.Key))) + len(m.Key) + RecordSize(m.Record)
+}
+
+// DecodePutRequest decodes a put request body.
+func DecodePutRequest(body []byte) (PutRequest, error) {
+	r := reader{b: body}
+	m := PutRequest{Key: r.bytes("key"), Record: r.record()}
+	return m, r.done()
+}
+
+// DecodeRecord decodes a get response body (status OK).
+func DecodeRecord(body []byte) (kv.Record, error) {
+	r := reader{b: body}
+	rec := r.record()
+	return rec, r.done()
+}
+
+// AppendVersion appends the body of a put or ping response: one version.
+func AppendVersion(b []byte, v kv.Version) []byte { return v.AppendBinary(b) }
+
+// DecodeVersion decodes the body of a put or ping response.
+func DecodeVersion(body []byte) (kv.Version, error) {
+	if len(body) != kv.VersionSize {
+		return kv.Version{}, fmt.Errorf("%w: version of %d bytes", ErrMalformed, len(body))
+	}
+	return kv.DecodeVersion(body)
+}
+
+// ScanRequest asks for records in key order starting at Start (inclusive),
+// at most Limit records and about MaxBytes bytes (at least one record is
+// returned if any remains).
+type ScanRequest struct {
+	Start      []byte
+	Limit      uint32
+	MaxBytes   uint32
+	Tombstones bool // include tombstones
+}
+
+// Append appends the body.
+func (m ScanRequest) Append(b []byte) []byte {
+	b = AppendBytes(b, m.Start)
+	b = binary.BigEndian.AppendUint32(b, m.Limit)
+	b = binary.BigEndian.AppendUint32(b, m.MaxBytes)
+	var fl uint8
+	if m.Tombstones {
+		fl |= scanTombstones
+	}
+	return append(b, fl)
+}
+
+// DecodeScanRequest decodes a scan request body.
+func DecodeScanRequest(body []byte) (ScanRequest, error) {
+	r := reader{b: body}
+	m := ScanRequest{Start: r.bytes("start"), Limit: r.u32("limit"), MaxBytes: r.u32("max bytes")}
+	fl := r.u8("scan flags")
+	if fl&^scanTombstones != 0 {
+		r.fail("unknown scan flags")
+	}
+	m.Tombstones = fl&scanTombstones != 0
+	return m, r.done()
+}
+
+// KeyRecord is a key and its record.
+type KeyRecord struct {
+	Key    []byte
+	Record kv.Record
+}
+
+// ScanResponse is one page of a scan. More is set when records remain
+// after the last one; the next page starts just after its key.
+type ScanResponse struct {
+	Records []KeyRecord
+	More    bool
+}
+
+// Append appends the body.
+func (m ScanResponse) Append(b []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(m.Records)))
+	for _, kr := range m.Records {
+		b = AppendRecord(AppendBytes(b, kr.Key), kr.Record)
+	}
+	if m.More {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+// DecodeScanResponse decodes a scan response body.
+func DecodeScanResponse(body []byte) (ScanResponse, error) {
+	r := reader{b: body}
+	n := r.uvarint("count")
+	// Every record takes at least 23 bytes, so a count above that bound is
+	// a lie; refusing it keeps a hostile count from sizing an allocation.
+	if n > uint64(len(body)/23+1) {
+		r.fail("record count")
+	}
+	var m ScanResponse
+	if r.err == nil && n > 0 {
+		m.Records = make([]KeyRecord, 0, n)
+	}
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		m.Records = append(m.Records, KeyRecord{Key: r.bytes("key"), Record: r.record()})
+	}
+	switch r.u8("more") {
+	case 0:
+	case 1:
+		m.More = true
+	default:
+		r.fail("more flag")
+	}
+	return m, r.done()
+}
+
+// Stats are a server's counters, carried as JSON so they can grow.
+type Stats struct {
+	Addr       string `json:"addr"`
+	LiveKeys   int64  `json:"live_keys"`
+	Tombstones int64  `json:"tombstones"`
+	LiveBytes  int64  `json:"live_bytes"`
+	Engine     string `json:"engine"`
+	Synced     bool   `json:"synced"`
+	UptimeMS   int64  `json:"uptime_ms"`
+}
+
+// AppendStats appends the JSON body.
+func AppendStats(b []byte, s Stats) []byte {
+	j, _ := json.Marshal(s) // a struct of plain fields cannot fail
+	return append(b, j...)
+}
+
+// DecodeStats decodes a stats response body.
+func DecodeStats(body []byte) (Stats, error) {
+	var s Stats
+	if err := json.Unmarshal(body, &s); err != nil {
+		return Stats{}, fmt.Errorf("%w: stats: %v", ErrMalformed, err)
+	}
+	return s, nil
+}
+
+// AppendMessage appends an error response body: a UTF-8 message.
+func AppendMessage(b []byte, msg string) []byte { return AppendBytes(b, []byte(msg)) }
+
+// DecodeMessage decodes an error response body.
+func DecodeMessage(body []byte) (string, error) {
+	r := reader{b: body}
+	m := r.bytes("message")
+	return string(m), r.done()
+}

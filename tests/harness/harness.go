@@ -1,0 +1,394 @@
+// Package harness runs real dkvs processes for the black-box tests: it
+// writes a servers.txt, starts the built dkvs-server binaries on
+// 127.0.0.1, kills, pauses and restarts them, and runs dkvs-client.
+//
+// The binaries come from done/ (built by make) or from the directory in
+// $DKVS_BIN. Every wait polls with a deadline.
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dkvs/dkvs/dkvs/config"
+	"github.com/dkvs/dkvs/dkvs/wire"
+)
+
+// BinDir returns the directory holding the built binaries.
+func BinDir() string {
+	if d := os.Getenv("DKVS_BIN"); d != "" {
+		return d
+	}
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "done")
+}
+
+// Bin returns the path of a built program, failing the test if missing.
+func Bin(t testing.TB, name string) string {
+	t.Helper()
+	p := filepath.Join(BinDir(), name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s not built (run make): %v", p, err)
+	}
+	return p
+}
+
+// FreePorts returns n distinct TCP ports that were free a moment ago, and
+// free on UDP too (servers listen on both).
+func FreePorts(t testing.TB, n int) []uint16 {
+	t.Helper()
+	var ports []uint16
+	var hold []net.Listener
+	defer func() {
+		for _, l := range hold {
+			l.Close()
+		}
+	}()
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hold = append(hold, l)
+		p := uint16(l.Addr().(*net.TCPAddr).Port)
+		if u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			u.Close()
+			ports = append(ports, p)
+		}
+	}
+	return ports
+}
+
+// Ring is a set of server processes sharing one servers.txt.
+type Ring struct {
+	t       testing.TB
+	Dir     string // working directory: servers.txt and data directories
+	Servers []config.Server
+	// Args are extra dkvs-server options for every start (before IP).
+	Args []string
+	// ServerArgs are extra options for one server, by index.
+	ServerArgs map[int][]string
+
+	mu    sync.Mutex
+	procs map[int]*proc
+	logs  map[int]*lockedWriter // kept across restarts
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+	log  *lockedWriter
+}
+
+// NewRing prepares (does not start) a ring of len(counts) servers on free
+// ports, with the given COUNTs.
+func NewRing(t testing.TB, counts ...int) *Ring {
+	t.Helper()
+	ports := FreePorts(t, len(counts))
+	var servers []config.Server
+	for i, c := range counts {
+		servers = append(servers, config.Server{IP: "127.0.0.1", Port: ports[i], Count: c})
+	}
+	return NewRingOf(t, servers)
+}
+
+// NewRingOf prepares a ring of the given servers.
+func NewRingOf(t testing.TB, servers []config.Server) *Ring {
+	t.Helper()
+	r := &Ring{t: t, Dir: t.TempDir(), Servers: servers, procs: map[int]*proc{}, logs: map[int]*lockedWriter{}, ServerArgs: map[int][]string{}}
+	r.WriteServers(servers)
+	t.Cleanup(r.KillAll)
+	return r
+}
+
+// WriteServers rewrites servers.txt.
+func (r *Ring) WriteServers(servers []config.Server) {
+	var b strings.Builder
+	for _, s := range servers {
+		fmt.Fprintf(&b, "%s %d %d\n", s.IP, s.Port, s.Count)
+	}
+	if err := os.WriteFile(r.ServersFile(), []byte(b.String()), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// ServersFile returns the path of servers.txt.
+func (r *Ring) ServersFile() string { return filepath.Join(r.Dir, "servers.txt") }
+
+// Addr returns "IP:PORT" of server i.
+func (r *Ring) Addr(i int) string { return r.Servers[i].Addr() }
+
+// DataDir returns the data directory of server i.
+func (r *Ring) DataDir(i int) string {
+	return filepath.Join(r.Dir, fmt.Sprintf("data-%d", r.Servers[i].Port))
+}
+
+// Start starts server i with pairs stored at start, and waits until it
+// answers a ping.
+func (r *Ring) Start(i int, pairs ...string) {
+	r.t.Helper()
+	if err := r.TryStart(i, pairs...); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// TryStart is Start returning the error.
+func (r *Ring) TryStart(i int, pairs ...string) error {
+	s := r.Servers[i]
+	if r.Running(i) {
+		return fmt.Errorf("server %s already running", s.Addr())
+	}
+	// Another process on the port would answer our pings in its place.
+	if nc, err := net.DialTimeout("tcp", s.Addr(), time.Second); err == nil {
+		nc.Close()
+		return fmt.Errorf("port of %s is taken by another process", s.Addr())
+	}
+	args := append([]string{"--servers", r.ServersFile(), "--data-dir", r.DataDir(i)}, r.Args...)
+	args = append(args, r.ServerArgs[i]...)
+	args = append(args, s.IP, strconv.Itoa(int(s.Port)))
+	args = append(args, pairs...)
+	cmd := exec.Command(Bin(r.t, "dkvs-server"), args...)
+	cmd.Dir = r.Dir
+	r.mu.Lock()
+	lw := r.logs[i]
+	if lw == nil {
+		lw = &lockedWriter{w: &bytes.Buffer{}}
+		r.logs[i] = lw
+	}
+	r.mu.Unlock()
+	fmt.Fprintf(lw, "--- start %s %s\n", s.Addr(), strings.Join(args, " "))
+	p := &proc{cmd: cmd, done: make(chan struct{}), log: lw}
+	cmd.Stdout = lw
+	cmd.Stderr = lw
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	r.mu.Lock()
+	r.procs[i] = p
+	r.mu.Unlock()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if Ping(s.Addr(), 200*time.Millisecond) == nil {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("server %s exited at start: %v\n%s", s.Addr(), p.err, r.Log(i))
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("server %s not answering after 20s\n%s", s.Addr(), r.Log(i))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// StartAll starts every server.
+func (r *Ring) StartAll() {
+	r.t.Helper()
+	for i := range r.Servers {
+		r.Start(i)
+	}
+}
+
+// Log returns what server i wrote on stdout and stderr, over all its runs.
+func (r *Ring) Log(i int) string {
+	r.mu.Lock()
+	lw := r.logs[i]
+	r.mu.Unlock()
+	if lw == nil {
+		return ""
+	}
+	return lw.String()
+}
+
+// Signal sends sig to server i.
+func (r *Ring) Signal(i int, sig syscall.Signal) {
+	r.t.Helper()
+	r.mu.Lock()
+	p := r.procs[i]
+	r.mu.Unlock()
+	if p == nil {
+		r.t.Fatalf("server %d not started", i)
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		r.t.Fatalf("signal %v to %s: %v", sig, r.Addr(i), err)
+	}
+}
+
+// Kill sends SIGKILL to server i and waits for it to die.
+func (r *Ring) Kill(i int) {
+	r.t.Helper()
+	r.Signal(i, syscall.SIGCONT) // a paused process must run to die cleanly in the test's accounting
+	r.Signal(i, syscall.SIGKILL)
+	r.wait(i, 10*time.Second)
+}
+
+// Stop pauses server i (SIGSTOP).
+func (r *Ring) Stop(i int) { r.Signal(i, syscall.SIGSTOP) }
+
+// Cont resumes server i (SIGCONT).
+func (r *Ring) Cont(i int) { r.Signal(i, syscall.SIGCONT) }
+
+// Term sends SIGTERM and returns the exit error (nil for status 0).
+func (r *Ring) Term(i int) error {
+	r.t.Helper()
+	r.Signal(i, syscall.SIGTERM)
+	return r.wait(i, 15*time.Second)
+}
+
+func (r *Ring) wait(i int, d time.Duration) error {
+	r.t.Helper()
+	r.mu.Lock()
+	p := r.procs[i]
+	r.mu.Unlock()
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		r.t.Fatalf("server %s did not exit within %v", r.Addr(i), d)
+	}
+	r.mu.Lock()
+	delete(r.procs, i)
+	r.mu.Unlock()
+	return p.err
+}
+
+// Running reports whether server i has a live process.
+func (r *Ring) Running(i int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.procs[i] != nil
+}
+
+// KillAll kills every server still running.
+func (r *Ring) KillAll() {
+	r.mu.Lock()
+	procs := r.procs
+	r.procs = map[int]*proc{}
+	r.mu.Unlock()
+	for _, p := range procs {
+		p.cmd.Process.Signal(syscall.SIGCONT)
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// Result is the outcome of a command.
+type Result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// FirstLine returns the first line of standard output.
+func (res Result) FirstLine() string {
+	line, _, _ := strings.Cut(res.Stdout, "\n")
+	return line
+}
+
+// String describes the result for failure messages.
+func (res Result) String() string {
+	out := res.Stdout
+	if len(out) > 500 {
+		out = out[:500] + "…"
+	}
+	return fmt.Sprintf("exit %d, stdout %q, stderr %q", res.Code, out, res.Stderr)
+}
+
+// Client runs dkvs-client with the ring's servers.txt in the ring's
+// directory.
+func (r *Ring) Client(args ...string) Result {
+	r.t.Helper()
+	return Run(r.t, r.Dir, Bin(r.t, "dkvs-client"), args...)
+}
+
+// Run runs a program in dir and returns its outputs and exit status.
+func Run(t testing.TB, dir, prog string, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, prog, args...)
+	cmd.Dir = dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	res := Result{Stdout: out.String(), Stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		res.Code = ee.ExitCode()
+	default:
+		t.Fatalf("run %s: %v", prog, err)
+	}
+	return res
+}
+
+// Ping sends one native ping to addr and waits for the answer.
+func Ping(addr string, timeout time.Duration) error {
+	nc, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(timeout))
+	if _, err := nc.Write(wire.AppendFrame(nil, wire.Frame{Kind: uint8(wire.OpPing), ID: 1})); err != nil {
+		return err
+	}
+	f, err := wire.ReadFrame(bufio.NewReader(nc), wire.DefaultMaxFrame)
+	if err != nil {
+		return err
+	}
+	if f.Status() != wire.StatusOK {
+		return fmt.Errorf("ping: %s", f.Status())
+	}
+	return nil
+}
+
+// Eventually polls cond every 20ms until it returns nil or d passes, and
+// returns how long it took.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() error) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var err error
+	for time.Since(start) < d {
+		if err = cond(); err == nil {
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: not true after %v: %v", what, d, err)
+	return 0
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
+}
