@@ -26,6 +26,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/coord"
 	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/health"
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/transport"
@@ -62,6 +63,16 @@ type Options struct {
 	MaxKeySize, MaxValueSize int
 	// Logger receives debug messages; nil discards them.
 	Logger *slog.Logger
+	// DisableSloppyQuorum keeps writes on the home replicas: a write
+	// whose home replicas are down fails instead of leaving hints on
+	// fallback servers.
+	DisableSloppyQuorum bool
+	// DisableReadRepair stops gets from updating replicas that answered
+	// with an older version.
+	DisableReadRepair bool
+	// Heartbeat is the interval between pings of servers believed down
+	// (default 100ms).
+	Heartbeat time.Duration
 }
 
 // Client is a connection to a dkvs ring.
@@ -70,7 +81,10 @@ type Client struct {
 	ring    *ring.Ring
 	tr      *transport.Client
 	coord   *coord.Coordinator
+	health  *health.Detector
 	opts    Options
+	stop    context.CancelFunc
+	stopped chan struct{}
 }
 
 // Open reads a servers file ("" means servers.txt in the current
@@ -95,14 +109,35 @@ func New(servers []config.Server, opts *Options) (*Client, error) {
 	}
 	r := ring.New(servers)
 	tr := transport.NewClient(transport.ClientOptions{PoolSize: o.PoolSize})
+	var addrs []string
+	for _, s := range servers {
+		addrs = append(addrs, s.Addr())
+	}
+	ping := func(ctx context.Context, addr string) error {
+		f, err := tr.Call(ctx, addr, wire.Frame{Kind: uint8(wire.OpPing)})
+		if err == nil && f.Status() != wire.StatusOK {
+			err = fmt.Errorf("ping %s: %s: %w", addr, f.Status(), errcode.Network)
+		}
+		return err
+	}
+	hd := health.New(addrs, ping, health.Options{Interval: o.Heartbeat, Timeout: o.Timeout, Logger: o.Logger})
 	co := coord.New(r, tr, coord.Options{
-		Timeout:      o.Timeout,
-		MaxKeySize:   o.MaxKeySize,
-		MaxValueSize: o.MaxValueSize,
-		Logger:       o.Logger,
+		Timeout:             o.Timeout,
+		MaxKeySize:          o.MaxKeySize,
+		MaxValueSize:        o.MaxValueSize,
+		Logger:              o.Logger,
+		Health:              hd,
+		DisableSloppyQuorum: o.DisableSloppyQuorum,
+		DisableReadRepair:   o.DisableReadRepair,
 	})
-	return &Client{servers: servers, ring: r, tr: tr, coord: co, opts: o}, nil
+	ctx, stop := context.WithCancel(context.Background())
+	c := &Client{servers: servers, ring: r, tr: tr, coord: co, health: hd, opts: o, stop: stop, stopped: make(chan struct{})}
+	go func() { defer close(c.stopped); hd.Run(ctx) }()
+	return c, nil
 }
+
+// Health returns the client's view of which servers are up.
+func (c *Client) Health() *health.Detector { return c.health }
 
 // Servers returns the ring's servers in servers.txt order.
 func (c *Client) Servers() []config.Server { return c.servers }
@@ -203,8 +238,11 @@ func (c *Client) scanPage(ctx context.Context, addr string, start []byte, tombst
 }
 
 // Close waits for replica writes still under way (each bounded by its
-// deadline) and closes the connections.
+// deadline, read repairs included) and closes the connections. Calling it
+// again does nothing.
 func (c *Client) Close() error {
 	c.coord.Wait(context.Background())
+	c.stop()
+	<-c.stopped
 	return c.tr.Close()
 }

@@ -16,9 +16,11 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/health"
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/wire"
@@ -47,6 +49,16 @@ type Options struct {
 	Clock *kv.Clock
 	// Logger receives debug lines; nil discards.
 	Logger *slog.Logger
+	// Health is the failure detector: replicas it believes down are
+	// skipped at once, and every request's outcome is reported to it. Nil
+	// means every replica is always tried.
+	Health *health.Detector
+	// DisableSloppyQuorum stops writes from going to fallback servers
+	// (as hints) when home replicas are down or fail.
+	DisableSloppyQuorum bool
+	// DisableReadRepair stops gets from sending the newest version to
+	// replicas that answered with an older one.
+	DisableReadRepair bool
 }
 
 // Coordinator runs quorum operations. It is safe for concurrent use.
@@ -58,6 +70,8 @@ type Coordinator struct {
 	opts  Options
 	log   *slog.Logger
 	bg    sync.WaitGroup // replica requests still running after their operation returned
+
+	repairs atomic.Int64 // read repairs sent and acknowledged
 }
 
 // New returns a coordinator for the ring, sending through tr.
@@ -114,7 +128,13 @@ type ReplicaError struct {
 	Err  error
 }
 
-func (e ReplicaError) Error() string { return e.Addr + ": " + e.Err.Error() }
+func (e ReplicaError) Error() string {
+	msg := e.Err.Error()
+	if strings.HasPrefix(msg, e.Addr+":") {
+		return msg // transport errors already name the address
+	}
+	return e.Addr + ": " + msg
+}
 
 // QuorumError reports an operation that did not reach its quorum: how
 // many replicas were asked, how many were needed, how many answered, and
@@ -237,37 +257,49 @@ func (c *Coordinator) deadline(ctx context.Context, size int) time.Time {
 	return d
 }
 
+// reply is one replica's answer to one request.
 type reply struct {
-	server int
-	f      wire.Frame
-	err    error
+	server  int
+	hintFor int // home replica the request held a hint for, or -1
+	f       wire.Frame
+	err     error
+	netErr  bool // err came from the transport (timeout, connection), not from the replica
 }
 
-// fanout sends req to every server in parallel and returns a channel that
-// receives exactly one reply per server. The requests run on a context
-// detached from ctx's cancellation but bounded by deadline, so that
-// replicas not needed for the quorum still complete after the caller has
-// returned (Wait waits for them).
-func (c *Coordinator) fanout(ctx context.Context, servers []int, req wire.Frame, deadline time.Time) <-chan reply {
-	out := make(chan reply, len(servers))
-	rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
-	var wg sync.WaitGroup
-	wg.Add(len(servers))
-	c.bg.Add(len(servers))
-	for _, s := range servers {
-		go func(s int) {
-			defer c.bg.Done()
-			defer wg.Done()
-			f, err := c.tr.Call(rctx, c.addrs[s], req)
-			if err == nil && f.Status() != wire.StatusOK && f.Status() != wire.StatusNotFound {
-				err = statusError(f)
-			}
-			out <- reply{server: s, f: f, err: err}
-		}(s)
-	}
-	go func() { wg.Wait(); cancel() }()
-	return out
+func (c *Coordinator) up(server int) bool {
+	return c.opts.Health == nil || c.opts.Health.Up(c.addrs[server])
 }
+
+// send calls server with req on its own deadline and delivers the reply
+// on out. The call runs on a context detached from the caller's, so that
+// replicas not needed for the quorum still complete after the operation
+// returned (Wait waits for them).
+func (c *Coordinator) send(ctx context.Context, server, hintFor int, req wire.Frame, out chan<- reply) {
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), c.deadline(ctx, len(req.Body)))
+		defer cancel()
+		addr := c.addrs[server]
+		f, err := c.tr.Call(rctx, addr, req)
+		r := reply{server: server, hintFor: hintFor, f: f, err: err, netErr: err != nil}
+		if err == nil && f.Status() != wire.StatusOK && f.Status() != wire.StatusNotFound {
+			r.err = statusError(f)
+		}
+		if h := c.opts.Health; h != nil {
+			if r.netErr {
+				h.Failed(addr, err)
+			} else {
+				h.Succeeded(addr)
+			}
+		}
+		out <- r
+	}()
+}
+
+// errPeerDown is the failure recorded for a replica skipped because the
+// failure detector believes it down.
+var errPeerDown = fmt.Errorf("skipped: marked down by the failure detector: %w", errcode.Network)
 
 // Put stores value under key on the key's n home replicas and returns once
 // w of them acknowledged a durable write. The others still complete in the
@@ -297,40 +329,143 @@ func (c *Coordinator) write(ctx context.Context, op string, key []byte, rec kv.R
 		return kv.Version{}, err
 	}
 	rec.Version = c.clock.Now()
+	rec.N = uint8(n)
 	body := wire.PutRequest{Key: key, Record: rec}
-	buf := body.Append(make([]byte, 0, body.Size()))
-	servers := c.ring.Preference(key, n)
-	replies := c.fanout(ctx, servers, wire.Frame{Kind: uint8(wire.OpPut), Body: buf}, c.deadline(ctx, len(buf)))
-	acks := 0
-	var fails []ReplicaError
-	for range servers {
-		var r reply
-		select {
-		case r = <-replies:
-		case <-ctx.Done():
-			return kv.Version{}, fmt.Errorf("%s: %v: %w", op, ctx.Err(), errcode.Network)
+	wo := &writeOp{
+		c: c, ctx: ctx, op: op, key: key, rec: rec, w: w,
+		put: wire.Frame{Kind: uint8(wire.OpPut), Body: body.Append(make([]byte, 0, body.Size()))},
+	}
+	walk := c.ring.Walk(key)
+	wo.homes = walk[:n]
+	if !c.opts.DisableSloppyQuorum {
+		wo.fallbacks = walk[n:]
+	}
+	result := make(chan error, 1)
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		wo.run(result)
+	}()
+	select {
+	case err := <-result:
+		if err != nil {
+			return kv.Version{}, err
 		}
-		if r.err != nil {
-			fails = append(fails, ReplicaError{c.addrs[r.server], r.err})
-			if len(fails) > len(servers)-w {
-				return kv.Version{}, &QuorumError{Op: op, Need: w, Got: acks, Asked: len(servers), Failures: fails, code: quorumCode(fails)}
+		return rec.Version, nil
+	case <-ctx.Done():
+		return kv.Version{}, fmt.Errorf("%s: %v: %w", op, ctx.Err(), errcode.Network)
+	}
+}
+
+// writeOp is one put or delete: it sends the record to the home replicas,
+// replaces each home replica that is down or fails by the next fallback
+// server (which keeps the record as a hint for it), and reports the
+// outcome once W acknowledgements arrived or can no longer arrive. It runs
+// until every request it sent has been answered.
+type writeOp struct {
+	c         *Coordinator
+	ctx       context.Context
+	op        string
+	key       []byte
+	rec       kv.Record
+	w         int
+	put       wire.Frame
+	homes     []int
+	fallbacks []int // in ring order; empty without sloppy quorum
+	nextFB    int
+	replies   chan reply
+	inflight  int
+	acks      int
+	fails     []ReplicaError
+}
+
+func (wo *writeOp) sendHome(s int) {
+	wo.inflight++
+	wo.c.send(wo.ctx, s, -1, wo.put, wo.replies)
+}
+
+// sendFallback sends the record to the next fallback that is up, as a
+// hint for home. It reports whether one was found.
+func (wo *writeOp) sendFallback(home int) bool {
+	for wo.nextFB < len(wo.fallbacks) {
+		f := wo.fallbacks[wo.nextFB]
+		wo.nextFB++
+		if !wo.c.up(f) {
+			continue
+		}
+		hint := wire.HintRequest{Target: wo.c.addrs[home], Key: wo.key, Record: wo.rec}
+		wo.inflight++
+		wo.c.send(wo.ctx, f, home, wire.Frame{Kind: uint8(wire.OpHint), Body: hint.Append(nil)}, wo.replies)
+		return true
+	}
+	return false
+}
+
+func (wo *writeOp) fail(server int, err error) {
+	wo.fails = append(wo.fails, ReplicaError{wo.c.addrs[server], err})
+}
+
+func (wo *writeOp) run(result chan<- error) {
+	c := wo.c
+	wo.replies = make(chan reply, len(wo.homes)+len(wo.fallbacks))
+	upHomes := 0
+	for _, h := range wo.homes {
+		if c.up(h) {
+			upHomes++
+		}
+	}
+	var skipped []int
+	for _, h := range wo.homes {
+		if c.up(h) {
+			wo.sendHome(h)
+			continue
+		}
+		wo.fail(h, errPeerDown)
+		if !wo.sendFallback(h) {
+			skipped = append(skipped, h)
+		}
+	}
+	// The detector may be wrong: rather than fail for want of targets,
+	// try the homes it believes down.
+	if wo.inflight < wo.w {
+		for _, h := range skipped {
+			wo.sendHome(h)
+		}
+	}
+	decided := false
+	for wo.inflight > 0 {
+		r := <-wo.replies
+		wo.inflight--
+		if r.err == nil {
+			if cur, err := wire.DecodeVersion(r.f.Body); err == nil && r.hintFor < 0 {
+				c.clock.Observe(cur)
+			}
+			wo.acks++
+			if !decided && wo.acks >= wo.w {
+				decided = true
+				result <- nil
 			}
 			continue
 		}
-		if cur, err := wire.DecodeVersion(r.f.Body); err == nil {
-			c.clock.Observe(cur)
-		}
-		acks++
-		if acks >= w {
-			return rec.Version, nil
+		wo.fail(r.server, r.err)
+		if r.netErr {
+			home := r.server
+			if r.hintFor >= 0 {
+				home = r.hintFor
+			}
+			wo.sendFallback(home)
 		}
 	}
-	return kv.Version{}, &QuorumError{Op: op, Need: w, Got: acks, Asked: len(servers), Failures: fails, code: quorumCode(fails)}
+	if !decided {
+		result <- &QuorumError{Op: wo.op, Need: wo.w, Got: wo.acks, Asked: len(wo.homes), Failures: wo.fails, code: quorumCode(wo.fails)}
+	}
 }
 
 // Get reads key from its n home replicas and returns the newest record
 // among the first r replies. A key that is absent or deleted in the newest
-// reply is errcode.NotFound; fewer than r replies is a QuorumError.
+// reply is errcode.NotFound; fewer than r replies is a QuorumError. Once
+// every replica answered, those that answered with an older version (or
+// not found) are sent the newest one (read repair), off the caller's path.
 func (c *Coordinator) Get(ctx context.Context, key []byte, n, r int) (kv.Record, error) {
 	if err := c.checkKey(key); err != nil {
 		return kv.Record{}, err
@@ -339,46 +474,126 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, n, r int) (kv.Record,
 	if err != nil {
 		return kv.Record{}, err
 	}
-	servers := c.ring.Preference(key, n)
-	body := wire.GetRequest{Key: key}.Append(nil)
-	replies := c.fanout(ctx, servers, wire.Frame{Kind: uint8(wire.OpGet), Body: body}, c.deadline(ctx, 0))
-	var newest kv.Record
-	got := 0
-	var fails []ReplicaError
-	for range servers {
-		var rp reply
-		select {
-		case rp = <-replies:
-		case <-ctx.Done():
-			return kv.Record{}, fmt.Errorf("get: %v: %w", ctx.Err(), errcode.Network)
+	g := &getOp{c: c, ctx: ctx, key: key, r: r, homes: c.ring.Preference(key, n)}
+	type result struct {
+		rec kv.Record
+		err error
+	}
+	res := make(chan result, 1)
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		g.run(func(rec kv.Record, err error) { res <- result{rec, err} })
+	}()
+	select {
+	case out := <-res:
+		return out.rec, out.err
+	case <-ctx.Done():
+		return kv.Record{}, fmt.Errorf("get: %v: %w", ctx.Err(), errcode.Network)
+	}
+}
+
+type getOp struct {
+	c     *Coordinator
+	ctx   context.Context
+	key   []byte
+	r     int
+	homes []int
+}
+
+// answered is a replica's answer: its record (zero version: not found).
+type answered struct {
+	server int
+	rec    kv.Record
+}
+
+func (g *getOp) run(decide func(kv.Record, error)) {
+	c := g.c
+	replies := make(chan reply, len(g.homes))
+	req := wire.Frame{Kind: uint8(wire.OpGet), Body: wire.GetRequest{Key: g.key}.Append(nil)}
+	up := 0
+	for _, h := range g.homes {
+		if c.up(h) {
+			up++
 		}
+	}
+	probeAll := up < g.r // the detector may be wrong: try every home rather than fail
+	inflight := 0
+	var fails []ReplicaError
+	for _, h := range g.homes {
+		if probeAll || c.up(h) {
+			inflight++
+			c.send(g.ctx, h, -1, req, replies)
+		} else {
+			fails = append(fails, ReplicaError{c.addrs[h], errPeerDown})
+		}
+	}
+	var newest kv.Record
+	var answers []answered
+	decided := false
+	for ; inflight > 0; inflight-- {
+		rp := <-replies
 		if rp.err == nil && rp.f.Status() == wire.StatusOK {
 			rec, err := wire.DecodeRecord(rp.f.Body)
 			if err != nil {
 				rp.err = fmt.Errorf("bad reply: %v: %w", err, errcode.Network)
-			} else if rec.Version.Newer(newest.Version) {
-				newest = rec
+			} else {
+				answers = append(answers, answered{rp.server, rec})
+				if rec.Version.Newer(newest.Version) {
+					newest = rec
+				}
 			}
+		} else if rp.err == nil {
+			answers = append(answers, answered{server: rp.server}) // not found
 		}
 		if rp.err != nil {
 			fails = append(fails, ReplicaError{c.addrs[rp.server], rp.err})
-			if len(fails) > len(servers)-r {
-				return kv.Record{}, &QuorumError{Op: "get", Need: r, Got: got, Asked: len(servers), Failures: fails, code: quorumCode(fails)}
+			if !decided && len(fails) > len(g.homes)-g.r {
+				decided = true
+				decide(kv.Record{}, &QuorumError{Op: "get", Need: g.r, Got: len(answers), Asked: len(g.homes), Failures: fails, code: quorumCode(fails)})
 			}
 			continue
 		}
-		got++
-		if got >= r {
-			break
+		if !decided && len(answers) >= g.r {
+			decided = true
+			if !newest.Version.IsZero() {
+				c.clock.Observe(newest.Version)
+			}
+			if newest.Live() {
+				decide(newest, nil)
+			} else {
+				decide(kv.Record{}, fmt.Errorf("get %q: %w", truncate(g.key), errcode.NotFound))
+			}
 		}
 	}
-	if !newest.Version.IsZero() {
-		c.clock.Observe(newest.Version)
+	if !decided { // unreachable: every reply is either an answer or a failure
+		decide(kv.Record{}, &QuorumError{Op: "get", Need: g.r, Got: len(answers), Asked: len(g.homes), Failures: fails, code: quorumCode(fails)})
 	}
-	if !newest.Live() {
-		return kv.Record{}, fmt.Errorf("get %q: %w", truncate(key), errcode.NotFound)
+	if c.opts.DisableReadRepair || newest.Version.IsZero() {
+		return
 	}
-	return newest, nil
+	var stale []int
+	for _, a := range answers {
+		if newest.Version.Newer(a.rec.Version) {
+			stale = append(stale, a.server)
+		}
+	}
+	if len(stale) == 0 {
+		return
+	}
+	body := wire.PutRequest{Key: g.key, Record: newest}
+	put := wire.Frame{Kind: uint8(wire.OpPut), Body: body.Append(make([]byte, 0, body.Size()))}
+	repairs := make(chan reply, len(stale))
+	for _, s := range stale {
+		c.send(g.ctx, s, -1, put, repairs)
+	}
+	for range stale {
+		if r := <-repairs; r.err != nil {
+			c.log.Debug("read repair failed", "peer", c.addrs[r.server], "err", r.err)
+		} else {
+			c.repairs.Add(1)
+		}
+	}
 }
 
 func truncate(key []byte) string {
@@ -387,6 +602,9 @@ func truncate(key []byte) string {
 	}
 	return string(key)
 }
+
+// ReadRepairs returns how many read repairs were sent and acknowledged.
+func (c *Coordinator) ReadRepairs() int64 { return c.repairs.Load() }
 
 // Wait blocks until every replica request started by earlier operations
 // has finished (each is bounded by its deadline) or ctx ends. A one-shot

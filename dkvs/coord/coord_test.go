@@ -17,10 +17,12 @@ import (
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
-// replica is a fake server: a map with last-writer-wins puts.
+// replica is a fake server: a map with last-writer-wins puts, and hints
+// kept per target.
 type replica struct {
 	mu       sync.Mutex
 	data     map[string]kv.Record
+	hints    map[string]map[string]kv.Record
 	maxValue int
 }
 
@@ -28,6 +30,8 @@ func (r *replica) Handle(ctx context.Context, f wire.Frame) wire.Frame {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch f.Op() {
+	case wire.OpPing:
+		return wire.Frame{Body: wire.AppendVersion(nil, kv.Version{Wall: 1})}
 	case wire.OpGet:
 		m, err := wire.DecodeGetRequest(f.Body)
 		if err != nil {
@@ -52,8 +56,30 @@ func (r *replica) Handle(ctx context.Context, f wire.Frame) wire.Frame {
 			old = m.Record
 		}
 		return wire.Frame{Body: wire.AppendVersion(nil, old.Version)}
+	case wire.OpHint:
+		m, err := wire.DecodeHintRequest(f.Body)
+		if err != nil {
+			return wire.Frame{Flags: uint8(wire.StatusBadRequest)}
+		}
+		if r.hints[m.Target] == nil {
+			r.hints[m.Target] = map[string]kv.Record{}
+		}
+		r.hints[m.Target][string(m.Key)] = m.Record
+		return wire.Frame{}
 	}
 	return wire.Frame{Flags: uint8(wire.StatusBadRequest)}
+}
+
+func (r *replica) set(key string, rec kv.Record) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.data[key] = rec
+}
+
+func (r *replica) hintsFor(target string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.hints[target])
 }
 
 func (r *replica) get(key string) (kv.Record, bool) {
@@ -78,7 +104,7 @@ func newCluster(t *testing.T, nservers int, opts Options) *cluster {
 	}
 	cl := &cluster{net: memtransport.New(), ring: ring.New(servers), replicas: map[string]*replica{}}
 	for _, s := range servers {
-		r := &replica{data: map[string]kv.Record{}}
+		r := &replica{data: map[string]kv.Record{}, hints: map[string]map[string]kv.Record{}}
 		cl.replicas[s.Addr()] = r
 		cl.net.Register(s.Addr(), r)
 	}
@@ -167,7 +193,7 @@ func TestFailures(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cl := newCluster(t, 5, Options{})
+			cl := newCluster(t, 5, Options{DisableSloppyQuorum: true})
 			home := cl.home("key", 3)
 			// Seed every home replica so a successful get has a value.
 			cl.c.Put(ctx, []byte("key"), []byte("value"), 3, 3)
@@ -201,14 +227,15 @@ func TestNewestWins(t *testing.T) {
 	home := cl.home("k", 3)
 	versions := []uint64{5, 9, 7}
 	for i, addr := range home {
-		cl.replicas[addr].data["k"] = kv.Record{Version: kv.Version{Wall: versions[i]}, Value: []byte(fmt.Sprint(versions[i]))}
+		cl.replicas[addr].set("k", kv.Record{Version: kv.Version{Wall: versions[i]}, Value: []byte(fmt.Sprint(versions[i]))})
 	}
 	rec, err := cl.c.Get(ctx, []byte("k"), 3, 3)
 	if err != nil || string(rec.Value) != "9" {
 		t.Fatalf("got %q %v", rec.Value, err)
 	}
+	cl.c.Wait(ctx)
 	// Tombstone newest: not found.
-	cl.replicas[home[2]].data["k"] = kv.Record{Version: kv.Version{Wall: 10}, Tombstone: true}
+	cl.replicas[home[2]].set("k", kv.Record{Version: kv.Version{Wall: 10}, Tombstone: true})
 	if _, err := cl.c.Get(ctx, []byte("k"), 3, 3); !errors.Is(err, errcode.NotFound) {
 		t.Fatalf("tombstone: %v", err)
 	}
@@ -237,7 +264,7 @@ func TestClockFollowsReads(t *testing.T) {
 	cl := newCluster(t, 3, Options{Clock: kv.NewClock(1, func() time.Time { return now })})
 	future := kv.Version{Wall: 50000, Writer: 2}
 	for _, addr := range cl.home("k", 3) {
-		cl.replicas[addr].data["k"] = kv.Record{Version: future, Value: []byte("from the future")}
+		cl.replicas[addr].set("k", kv.Record{Version: future, Value: []byte("from the future")})
 	}
 	if _, err := cl.c.Get(ctx, []byte("k"), 3, 2); err != nil {
 		t.Fatal(err)

@@ -88,7 +88,12 @@ func DecodeVersion(b []byte) (Version, error) {
 type Record struct {
 	Version   Version
 	Tombstone bool
-	Value     []byte
+	// N is the number of home replicas the key was written to, so that
+	// repair knows which servers should hold it. Zero means the record
+	// belongs to this server alone (pairs given to dkvs-server at start,
+	// datagram puts) and is never copied elsewhere.
+	N     uint8
+	Value []byte
 }
 
 // Live reports whether the record holds a value (it is neither absent nor

@@ -8,11 +8,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/dkvs/dkvs/dkvs/antientropy"
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/coord"
 	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/handoff"
+	"github.com/dkvs/dkvs/dkvs/health"
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/storage"
@@ -38,6 +43,24 @@ type Config struct {
 	Clock *kv.Clock
 	// Logger receives the server's events; nil discards.
 	Logger *slog.Logger
+
+	// PeerTimeout is the deadline of a ping to a peer (default 200ms).
+	PeerTimeout time.Duration
+	// Heartbeat is the interval between pings of peers believed down
+	// (default 100ms).
+	Heartbeat time.Duration
+	// DisableHandoff stops the delivery of hints held for other servers.
+	DisableHandoff bool
+	// HandoffInterval is how often hints are checked for delivery
+	// (default 1s); a peer coming back triggers a delivery at once.
+	HandoffInterval time.Duration
+	// DisableAntiEntropy stops anti-entropy.
+	DisableAntiEntropy bool
+	// AEInterval, AEBandwidth and TombstoneGrace configure anti-entropy
+	// (see antientropy.Options).
+	AEInterval     time.Duration
+	AEBandwidth    int64
+	TombstoneGrace time.Duration
 }
 
 // Server is a running replica.
@@ -49,6 +72,11 @@ type Server struct {
 	ring    *ring.Ring
 	ts      *transport.Server
 	started time.Time
+
+	peers   *transport.Client // to other servers: pings, hint delivery, anti-entropy
+	health  *health.Detector
+	handoff *handoff.Handoff
+	ae      *antientropy.Engine
 }
 
 // New opens the server's storage. Call Serve to answer requests and Close
@@ -76,6 +104,37 @@ func New(cfg Config) (*Server, error) {
 		clock = kv.NewClock(coord.RandomWriterID(), nil)
 	}
 	s := &Server{cfg: cfg, log: log, db: db, clock: clock, ring: ring.New(cfg.Servers), started: time.Now()}
+	s.peers = transport.NewClient(transport.ClientOptions{PoolSize: 1})
+	var others []string
+	for _, sv := range cfg.Servers {
+		if sv.Addr() != cfg.Addr {
+			others = append(others, sv.Addr())
+		}
+	}
+	s.health = health.New(others, s.ping, health.Options{
+		Interval: cfg.Heartbeat,
+		Timeout:  cfg.PeerTimeout,
+		Logger:   log,
+		OnUp: func(addr string) {
+			if s.handoff != nil {
+				s.handoff.Kick(addr)
+			}
+		},
+	})
+	if !cfg.DisableHandoff {
+		s.handoff = handoff.New(db, s.peers, handoff.Options{Interval: cfg.HandoffInterval, Health: s.health, Logger: log})
+	}
+	if !cfg.DisableAntiEntropy {
+		s.ae = antientropy.New(db, s.peers, antientropy.Options{
+			Self:           cfg.Addr,
+			Ring:           s.ring,
+			Interval:       cfg.AEInterval,
+			Bandwidth:      cfg.AEBandwidth,
+			TombstoneGrace: cfg.TombstoneGrace,
+			Health:         s.health,
+			Logger:         log,
+		})
+	}
 	s.ts = transport.NewServer(s, transport.ServerOptions{
 		MaxFrame:     cfg.MaxKeySize + cfg.MaxValueSize + 4096,
 		FrameTimeout: cfg.FrameTimeout,
@@ -110,15 +169,52 @@ func (s *Server) checkSizes(key, value []byte) error {
 	return nil
 }
 
-// Serve answers requests on ln until ctx ends, then stops cleanly: it
-// stops reading, lets requests under way finish and closes connections.
+// ping asks a peer for its clock: the failure detector's heartbeat.
+func (s *Server) ping(ctx context.Context, addr string) error {
+	f, err := s.peers.Call(ctx, addr, wire.Frame{Kind: uint8(wire.OpPing)})
+	if err != nil {
+		return err
+	}
+	if f.Status() != wire.StatusOK {
+		return fmt.Errorf("ping %s: %s: %w", addr, f.Status(), errcode.Network)
+	}
+	if v, err := wire.DecodeVersion(f.Body); err == nil {
+		s.clock.Observe(v)
+	}
+	return nil
+}
+
+// Serve answers requests on ln and runs the background work (failure
+// detection, hint delivery, anti-entropy) until ctx ends, then stops
+// cleanly: background work ends, reading stops, requests under way finish
+// and connections close.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.ts.Serve(ln) }()
+	bctx, stopBackground := context.WithCancel(ctx)
+	var bg sync.WaitGroup
+	run := func(f func(context.Context)) {
+		bg.Add(1)
+		go func() { defer bg.Done(); f(bctx) }()
+	}
+	run(s.health.Run)
+	if s.handoff != nil {
+		run(s.handoff.Run)
+	}
+	if s.ae != nil {
+		run(s.ae.Run)
+	}
+	var serveErr error
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve: %v: %w", err, errcode.Network)
+		serveErr = fmt.Errorf("serve: %v: %w", err, errcode.Network)
 	case <-ctx.Done():
+	}
+	stopBackground()
+	bg.Wait()
+	s.peers.Close()
+	if serveErr != nil {
+		return serveErr
 	}
 	ln.Close()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -128,8 +224,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Close releases the storage engine.
-func (s *Server) Close() error { return s.db.Close() }
+// Health returns the server's failure detector.
+func (s *Server) Health() *health.Detector { return s.health }
+
+// AntiEntropy returns the anti-entropy engine (nil when disabled).
+func (s *Server) AntiEntropy() *antientropy.Engine { return s.ae }
+
+// Handoff returns the hint delivery (nil when disabled).
+func (s *Server) Handoff() *handoff.Handoff { return s.handoff }
+
+// Close releases the storage engine and the connections to peers.
+func (s *Server) Close() error {
+	s.peers.Close()
+	return s.db.Close()
+}
 
 func fail(st wire.Status, format string, args ...any) wire.Frame {
 	return wire.Frame{Flags: uint8(st), Body: wire.AppendMessage(nil, fmt.Sprintf(format, args...))}
@@ -162,6 +270,15 @@ func (s *Server) Handle(ctx context.Context, f wire.Frame) wire.Frame {
 		return s.handleScan(f)
 	case wire.OpStats:
 		return ok(wire.AppendStats(nil, s.Stats()))
+	case wire.OpHint:
+		return s.handleHint(f)
+	case wire.OpPutBatch:
+		return s.handlePutBatch(f)
+	case wire.OpAETree, wire.OpAEDiff:
+		if s.ae == nil {
+			return fail(wire.StatusUnavailable, "anti-entropy is disabled on this server")
+		}
+		return s.ae.Handle(ctx, f)
 	}
 	return fail(wire.StatusBadRequest, "unknown operation %d", f.Kind)
 }
@@ -187,22 +304,32 @@ func (s *Server) handleGet(f wire.Frame) wire.Frame {
 	return ok(wire.AppendRecord(make([]byte, 0, wire.RecordSize(rec)), rec))
 }
 
+// checkRecord validates a record received for storage; a non-nil frame
+// is the refusal to send.
+func (s *Server) checkRecord(key []byte, rec kv.Record) *wire.Frame {
+	var f wire.Frame
+	switch {
+	case len(key) == 0:
+		f = fail(wire.StatusBadRequest, "empty key")
+	case rec.Version.IsZero():
+		f = fail(wire.StatusBadRequest, "zero version")
+	case len(key) > s.cfg.MaxKeySize:
+		f = fail(wire.StatusTooLarge, "key of %d bytes is above the limit of %d", len(key), s.cfg.MaxKeySize)
+	case len(rec.Value) > s.cfg.MaxValueSize:
+		f = fail(wire.StatusTooLarge, "value of %d bytes is above the limit of %d", len(rec.Value), s.cfg.MaxValueSize)
+	default:
+		return nil
+	}
+	return &f
+}
+
 func (s *Server) handlePut(f wire.Frame) wire.Frame {
 	m, err := wire.DecodePutRequest(f.Body)
 	if err != nil {
 		return fail(wire.StatusBadRequest, "%v", err)
 	}
-	if len(m.Key) == 0 {
-		return fail(wire.StatusBadRequest, "empty key")
-	}
-	if m.Record.Version.IsZero() {
-		return fail(wire.StatusBadRequest, "zero version")
-	}
-	if len(m.Key) > s.cfg.MaxKeySize {
-		return fail(wire.StatusTooLarge, "key of %d bytes is above the limit of %d", len(m.Key), s.cfg.MaxKeySize)
-	}
-	if len(m.Record.Value) > s.cfg.MaxValueSize {
-		return fail(wire.StatusTooLarge, "value of %d bytes is above the limit of %d", len(m.Record.Value), s.cfg.MaxValueSize)
+	if refused := s.checkRecord(m.Key, m.Record); refused != nil {
+		return *refused
 	}
 	s.clock.Observe(m.Record.Version)
 	res, err := s.db.Apply(m.Key, m.Record)
@@ -210,6 +337,53 @@ func (s *Server) handlePut(f wire.Frame) wire.Frame {
 		return storageFail(err)
 	}
 	return ok(wire.AppendVersion(nil, res.Current))
+}
+
+// handleHint keeps a record for another server; a hint for this server
+// itself is simply stored.
+func (s *Server) handleHint(f wire.Frame) wire.Frame {
+	m, err := wire.DecodeHintRequest(f.Body)
+	if err != nil {
+		return fail(wire.StatusBadRequest, "%v", err)
+	}
+	if refused := s.checkRecord(m.Key, m.Record); refused != nil {
+		return *refused
+	}
+	if m.Target == "" || strings.IndexByte(m.Target, 0) >= 0 {
+		return fail(wire.StatusBadRequest, "bad hint target %q", m.Target)
+	}
+	s.clock.Observe(m.Record.Version)
+	if m.Target == s.cfg.Addr {
+		_, err = s.db.Apply(m.Key, m.Record)
+	} else {
+		_, err = s.db.ApplyHint(m.Target, m.Key, m.Record)
+	}
+	if err != nil {
+		return storageFail(err)
+	}
+	return ok(nil)
+}
+
+// handlePutBatch stores many records (hints handed over, repairs).
+func (s *Server) handlePutBatch(f wire.Frame) wire.Frame {
+	m, err := wire.DecodePutBatch(f.Body)
+	if err != nil {
+		return fail(wire.StatusBadRequest, "%v", err)
+	}
+	for _, kr := range m.Records {
+		if refused := s.checkRecord(kr.Key, kr.Record); refused != nil {
+			return *refused
+		}
+	}
+	recs := make([]storage.KeyRecord, len(m.Records))
+	for i, kr := range m.Records {
+		s.clock.Observe(kr.Record.Version)
+		recs[i] = storage.KeyRecord{Key: kr.Key, Record: kr.Record}
+	}
+	if _, err := s.db.ApplyMany(recs); err != nil {
+		return storageFail(err)
+	}
+	return ok(nil)
 }
 
 // Scan page bounds.
@@ -258,7 +432,7 @@ func (s *Server) Stats() wire.Stats {
 	if s.db.InMemory() {
 		engine = "memory"
 	}
-	return wire.Stats{
+	out := wire.Stats{
 		Addr:       s.cfg.Addr,
 		LiveKeys:   st.LiveKeys,
 		Tombstones: st.Tombstones,
@@ -267,4 +441,23 @@ func (s *Server) Stats() wire.Stats {
 		Synced:     s.db.Synced() && !s.db.InMemory(),
 		UptimeMS:   time.Since(s.started).Milliseconds(),
 	}
+	hints := s.db.HintCounts()
+	var ae map[string]antientropy.PeerStats
+	if s.ae != nil {
+		ae = s.ae.Stats()
+	}
+	for _, p := range s.health.States() {
+		ps := wire.PeerStats{Addr: p.Addr, Up: p.Up, HintsHeld: hints[p.Addr]}
+		if a, ok := ae[p.Addr]; ok {
+			if !a.LastCompleted.IsZero() {
+				ps.AELastMS = a.LastCompleted.UnixMilli()
+			}
+			ps.AERounds, ps.AEKeysSent, ps.AEKeysReceived = a.Rounds, a.KeysSent, a.KeysReceived
+		}
+		out.Peers = append(out.Peers, ps)
+	}
+	for _, n := range hints {
+		out.HintsHeld += n
+	}
+	return out
 }

@@ -15,13 +15,15 @@ import (
 //
 //	offset size
 //	0      1    flags: bit 0 tombstone, bit 1 value is s2-compressed
-//	1      20   version (kv.Version.AppendBinary)
-//	21     4    CRC-32C (Castagnoli) of bytes 0..20 and of the stored value
-//	25     ...  stored value (compressed when bit 1 is set)
+//	1      1    N: the key's replication factor (0: this server alone)
+//	2      20   version (kv.Version.AppendBinary)
+//	22     4    CRC-32C (Castagnoli) of bytes 0..21 and of the stored value
+//	26     ...  stored value (compressed when bit 1 is set)
 const (
 	flagTombstone  = 1 << 0
 	flagCompressed = 1 << 1
-	headerSize     = 1 + kv.VersionSize + 4
+	crcOffset      = 2 + kv.VersionSize
+	headerSize     = crcOffset + 4
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -46,9 +48,10 @@ func encodeRecord(rec kv.Record, compressAbove int) []byte {
 	}
 	b := make([]byte, headerSize, headerSize+len(val))
 	b[0] = flags
-	rec.Version.AppendBinary(b[1:1])
-	crc := crc32.Update(crc32.Checksum(b[:21], castagnoli), castagnoli, val)
-	binary.BigEndian.PutUint32(b[21:25], crc)
+	b[1] = rec.N
+	rec.Version.AppendBinary(b[2:2])
+	crc := crc32.Update(crc32.Checksum(b[:crcOffset], castagnoli), castagnoli, val)
+	binary.BigEndian.PutUint32(b[crcOffset:headerSize], crc)
 	return append(b, val...)
 }
 
@@ -56,6 +59,7 @@ func encodeRecord(rec kv.Record, compressAbove int) []byte {
 type header struct {
 	version   kv.Version
 	tombstone bool
+	n         uint8
 	stored    int // bytes of the stored value
 }
 
@@ -63,8 +67,13 @@ func decodeHeader(b []byte) (header, error) {
 	if len(b) < headerSize || b[0]&^(flagTombstone|flagCompressed) != 0 {
 		return header{}, ErrCorrupt
 	}
-	v, _ := kv.DecodeVersion(b[1:21])
-	return header{version: v, tombstone: b[0]&flagTombstone != 0, stored: len(b) - headerSize}, nil
+	v, _ := kv.DecodeVersion(b[2:crcOffset])
+	return header{version: v, tombstone: b[0]&flagTombstone != 0, n: b[1], stored: len(b) - headerSize}, nil
+}
+
+// record returns the header as a record without a value.
+func (h header) record() kv.Record {
+	return kv.Record{Version: h.version, Tombstone: h.tombstone, N: h.n}
 }
 
 // decodeRecord verifies the checksum and returns the record with a value
@@ -74,11 +83,11 @@ func decodeRecord(b []byte) (kv.Record, error) {
 	if err != nil {
 		return kv.Record{}, err
 	}
-	crc := crc32.Update(crc32.Checksum(b[:21], castagnoli), castagnoli, b[headerSize:])
-	if crc != binary.BigEndian.Uint32(b[21:25]) {
+	crc := crc32.Update(crc32.Checksum(b[:crcOffset], castagnoli), castagnoli, b[headerSize:])
+	if crc != binary.BigEndian.Uint32(b[crcOffset:headerSize]) {
 		return kv.Record{}, ErrCorrupt
 	}
-	rec := kv.Record{Version: h.version, Tombstone: h.tombstone}
+	rec := h.record()
 	stored := b[headerSize:]
 	switch {
 	case h.tombstone:

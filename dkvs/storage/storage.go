@@ -25,8 +25,12 @@ import (
 )
 
 // Key spaces inside Pebble: one prefix byte before the user key.
+//
+//	'd' key                 the server's own records
+//	'h' target 0x00 key     hints held for another server ("IP:PORT")
 const (
 	spaceData = 'd'
+	spaceHint = 'h'
 )
 
 // DefaultCompressAbove is the value size from which values are compressed.
@@ -79,6 +83,9 @@ type DB struct {
 	tombs    atomic.Int64
 	bytes    atomic.Int64
 	compress int
+
+	hintMu sync.Mutex
+	hints  map[string]int64 // hints held per target
 }
 
 // Open opens (creating if needed) the engine described by opts.
@@ -107,7 +114,7 @@ func Open(opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %v: %w", dir, err, errcode.IO)
 	}
-	d := &DB{db: pdb, opts: opts, wo: pebble.Sync, seed: maphash.MakeSeed()}
+	d := &DB{db: pdb, opts: opts, wo: pebble.Sync, seed: maphash.MakeSeed(), hints: map[string]int64{}}
 	if opts.NoSync {
 		d.wo = pebble.NoSync
 	}
@@ -118,6 +125,10 @@ func Open(opts Options) (*DB, error) {
 		d.compress = opts.CompressAbove
 	}
 	if err := d.count(); err != nil {
+		pdb.Close()
+		return nil, err
+	}
+	if err := d.countHints(); err != nil {
 		pdb.Close()
 		return nil, err
 	}
@@ -177,6 +188,11 @@ func (d *DB) enter() error {
 
 func (d *DB) leave() { d.mu.RUnlock() }
 
+// stripe returns the lock ordering writes of one Pebble key.
+func (d *DB) stripe(pk []byte) *sync.Mutex {
+	return &d.stripes[maphash.Bytes(d.seed, pk)%uint64(len(d.stripes))]
+}
+
 // Get returns the record stored for key (a tombstone included); found is
 // false when there is none.
 func (d *DB) Get(key []byte) (rec kv.Record, found bool, err error) {
@@ -208,33 +224,78 @@ func (d *DB) Apply(key []byte, rec kv.Record) (ApplyResult, error) {
 		return ApplyResult{}, err
 	}
 	defer d.leave()
-	pk := spaceKey(spaceData, key)
-	stripe := &d.stripes[maphash.Bytes(d.seed, key)%uint64(len(d.stripes))]
+	res, _, err := d.apply(spaceKey(spaceData, key), rec, true, d.wo.Sync)
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("storage: key %q: %w", key, err)
+	}
+	return res, nil
+}
+
+// KeyRecord is a key with its record, for ApplyMany.
+type KeyRecord struct {
+	Key    []byte
+	Record kv.Record
+}
+
+// ApplyMany applies each record as Apply does, and returns once all are
+// durable, with a single fsync for the lot. It returns how many were
+// newer and stored.
+func (d *DB) ApplyMany(recs []KeyRecord) (int, error) {
+	if err := d.enter(); err != nil {
+		return 0, err
+	}
+	defer d.leave()
+	applied := 0
+	for _, kr := range recs {
+		res, _, err := d.apply(spaceKey(spaceData, kr.Key), kr.Record, true, false)
+		if err != nil {
+			return applied, fmt.Errorf("storage: key %q: %w", kr.Key, err)
+		}
+		if res.Applied {
+			applied++
+		}
+	}
+	if applied > 0 && d.wo.Sync {
+		// The WAL is written in order: syncing a record written after the
+		// batch makes every record before it durable.
+		if err := d.db.LogData([]byte{0}, pebble.Sync); err != nil {
+			return applied, fmt.Errorf("storage: sync: %v: %w", err, errcode.IO)
+		}
+	}
+	return applied, nil
+}
+
+// apply stores rec under the Pebble key pk if it is newer than what is
+// there (last writer wins), and returns whether a record was there before.
+// counted says whether the data counters follow this key space; sync
+// whether to wait for the write to be durable.
+func (d *DB) apply(pk []byte, rec kv.Record, counted, sync bool) (ApplyResult, bool, error) {
+	stripe := d.stripe(pk)
 	stripe.Lock()
 	old, found, err := d.header(pk)
 	if err != nil {
 		stripe.Unlock()
-		return ApplyResult{}, fmt.Errorf("storage: key %q: %w", key, err)
+		return ApplyResult{}, false, err
 	}
 	if found && !rec.Version.Newer(old.version) {
 		stripe.Unlock()
-		return ApplyResult{Current: old.version}, nil
+		return ApplyResult{Current: old.version}, true, nil
 	}
 	enc := encodeRecord(rec, d.compress)
 	b := d.db.NewBatch()
 	if err := b.Set(pk, enc, nil); err != nil {
 		stripe.Unlock()
 		b.Close()
-		return ApplyResult{}, fmt.Errorf("storage: %v: %w", err, errcode.IO)
+		return ApplyResult{}, false, fmt.Errorf("%v: %w", err, errcode.IO)
 	}
 	// The new record is visible once applied; the stripe is released before
 	// waiting for the fsync so that writes of the same key share fsyncs too.
-	if d.wo.Sync {
-		err = d.db.ApplyNoSyncWait(b, d.wo)
+	if sync {
+		err = d.db.ApplyNoSyncWait(b, pebble.Sync)
 	} else {
-		err = d.db.Apply(b, d.wo)
+		err = d.db.Apply(b, pebble.NoSync)
 	}
-	if err == nil {
+	if err == nil && counted {
 		if found {
 			d.account(old, -1)
 		}
@@ -242,14 +303,14 @@ func (d *DB) Apply(key []byte, rec kv.Record) (ApplyResult, error) {
 		d.account(nh, 1)
 	}
 	stripe.Unlock()
-	if err == nil && d.wo.Sync {
+	if err == nil && sync {
 		err = b.SyncWait()
 	}
 	b.Close()
 	if err != nil {
-		return ApplyResult{}, fmt.Errorf("storage: write: %v: %w", err, errcode.IO)
+		return ApplyResult{}, false, fmt.Errorf("write: %v: %w", err, errcode.IO)
 	}
-	return ApplyResult{Applied: true, Current: rec.Version}, nil
+	return ApplyResult{Applied: true, Current: rec.Version}, found, nil
 }
 
 func (d *DB) header(pk []byte) (header, bool, error) {
@@ -295,7 +356,7 @@ func (d *DB) Scan(start []byte, o ScanOptions, fn func(key []byte, rec kv.Record
 			if err != nil {
 				return fmt.Errorf("storage: key %q: %w", it.Key()[1:], err)
 			}
-			rec = kv.Record{Version: h.version, Tombstone: h.tombstone}
+			rec = h.record()
 		} else if rec, err = decodeRecord(v); err != nil {
 			return fmt.Errorf("storage: key %q: %w", it.Key()[1:], err)
 		}

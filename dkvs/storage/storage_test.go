@@ -241,3 +241,32 @@ func BenchmarkApplySync(b *testing.B) {
 		}
 	})
 }
+
+func TestApplyMany(t *testing.T) {
+	dir := t.TempDir()
+	d, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Apply([]byte("k1"), rec(50, "newer already"))
+	var recs []KeyRecord
+	for i := 0; i < 100; i++ {
+		recs = append(recs, KeyRecord{Key: []byte(fmt.Sprintf("k%d", i)), Record: rec(10, fmt.Sprint(i))})
+	}
+	n, err := d.ApplyMany(recs)
+	if err != nil || n != 99 {
+		t.Fatalf("applied %d: %v", n, err)
+	}
+	d.Close()
+	d, err = Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if s := d.Stats(); s.LiveKeys != 100 {
+		t.Fatalf("after reopen: %+v", s)
+	}
+	if got, _, _ := d.Get([]byte("k1")); string(got.Value) != "newer already" {
+		t.Fatalf("k1 = %q", got.Value)
+	}
+}

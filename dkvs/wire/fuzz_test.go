@@ -126,3 +126,66 @@ func FuzzVersionAndMessage(f *testing.F) {
 		}
 	})
 }
+
+func FuzzHintRequest(f *testing.F) {
+	f.Add(HintRequest{Target: "127.0.0.1:1", Key: []byte("k"), Record: recs[1]}.Append(nil))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := DecodeHintRequest(data)
+		if err != nil {
+			return
+		}
+		back, err := DecodeHintRequest(m.Append(nil))
+		if err != nil || back.Target != m.Target || !bytes.Equal(back.Key, m.Key) {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
+}
+
+func FuzzPutBatch(f *testing.F) {
+	f.Add(PutBatch{Records: sampleRecords(3, 10)}.Append(nil))
+	f.Add(PutBatch{Records: sampleRecords(3, 1000), Compress: true}.Append(nil))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := DecodePutBatch(data)
+		if err != nil {
+			return
+		}
+		back, err := DecodePutBatch(m.Append(nil))
+		if err != nil || len(back.Records) != len(m.Records) {
+			t.Fatalf("round trip: %v", err)
+		}
+	})
+}
+
+func FuzzAETree(f *testing.F) {
+	f.Add(AETreeRequest{From: "a", Depth: 4, Nodes: []uint32{1, 2, 31}}.Append(nil))
+	f.Add(AETreeResponse{BuiltMS: 1, Hashes: [][HashSize]byte{{1}}}.Append(nil))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if m, err := DecodeAETreeRequest(data); err == nil {
+			if back, err := DecodeAETreeRequest(m.Append(nil)); err != nil || len(back.Nodes) != len(m.Nodes) {
+				t.Fatalf("request round trip: %v", err)
+			}
+		}
+		if m, err := DecodeAETreeResponse(data); err == nil {
+			if !bytes.Equal(m.Append(nil), data) {
+				t.Fatal("response not canonical")
+			}
+		}
+	})
+}
+
+func FuzzAEDiff(f *testing.F) {
+	f.Add(AEDiffRequest{From: "a", Depth: 4, Buckets: []uint32{1}, Entries: []Entry{{Key: []byte("k")}}}.Append(nil))
+	f.Add(AEDiffResponse{Records: sampleRecords(2, 5), More: true, Next: []byte("x")}.Append(nil))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if m, err := DecodeAEDiffRequest(data); err == nil {
+			if back, err := DecodeAEDiffRequest(m.Append(nil)); err != nil || len(back.Entries) != len(m.Entries) {
+				t.Fatalf("request round trip: %v", err)
+			}
+		}
+		if m, err := DecodeAEDiffResponse(data); err == nil {
+			if back, err := DecodeAEDiffResponse(m.Append(nil)); err != nil || len(back.Records) != len(m.Records) {
+				t.Fatalf("response round trip: %v", err)
+			}
+		}
+	})
+}

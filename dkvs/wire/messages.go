@@ -14,20 +14,21 @@ const recTombstone = 1 << 0
 // Scan request flags.
 const scanTombstones = 1 << 0
 
-// AppendRecord appends version (20 bytes), flags (1 byte) and the value.
+// AppendRecord appends version (20 bytes), flags (1 byte), N (1 byte)
+// and the value.
 func AppendRecord(b []byte, r kv.Record) []byte {
 	b = r.Version.AppendBinary(b)
 	var fl uint8
 	if r.Tombstone {
 		fl |= recTombstone
 	}
-	b = append(b, fl)
+	b = append(b, fl, r.N)
 	return AppendBytes(b, r.Value)
 }
 
 // RecordSize is the encoded size of r, for sizing buffers.
 func RecordSize(r kv.Record) int {
-	return kv.VersionSize + 1 + uvarintLen64(uint64(len(r.Value))) + len(r.Value)
+	return kv.VersionSize + 2 + uvarintLen64(uint64(len(r.Value))) + len(r.Value)
 }
 
 func (r *reader) record() kv.Record {
@@ -44,8 +45,9 @@ func (r *reader) record() kv.Record {
 	if fl&^recTombstone != 0 {
 		r.fail("unknown record flags")
 	}
+	n := r.u8("record n")
 	val := r.bytes("value")
-	rec := kv.Record{Version: v, Tombstone: fl&recTombstone != 0, Value: val}
+	rec := kv.Record{Version: v, Tombstone: fl&recTombstone != 0, N: n, Value: val}
 	if rec.Tombstone && len(val) != 0 {
 		r.fail("tombstone with a value")
 	}
@@ -193,13 +195,29 @@ func DecodeScanResponse(body []byte) (ScanResponse, error) {
 
 // Stats are a server's counters, carried as JSON so they can grow.
 type Stats struct {
-	Addr       string `json:"addr"`
-	LiveKeys   int64  `json:"live_keys"`
-	Tombstones int64  `json:"tombstones"`
-	LiveBytes  int64  `json:"live_bytes"`
-	Engine     string `json:"engine"`
-	Synced     bool   `json:"synced"`
-	UptimeMS   int64  `json:"uptime_ms"`
+	Addr       string      `json:"addr"`
+	LiveKeys   int64       `json:"live_keys"`
+	Tombstones int64       `json:"tombstones"`
+	LiveBytes  int64       `json:"live_bytes"`
+	Engine     string      `json:"engine"`
+	Synced     bool        `json:"synced"`
+	UptimeMS   int64       `json:"uptime_ms"`
+	HintsHeld  int64       `json:"hints_held"`
+	Peers      []PeerStats `json:"peers,omitempty"`
+}
+
+// PeerStats is what a server knows of one peer.
+type PeerStats struct {
+	Addr string `json:"addr"`
+	Up   bool   `json:"up"`
+	// HintsHeld counts hints held for this peer.
+	HintsHeld int64 `json:"hints_held"`
+	// AELastMS is when anti-entropy last completed with the peer (Unix
+	// milliseconds; 0: never).
+	AELastMS       int64 `json:"ae_last_ms"`
+	AERounds       int64 `json:"ae_rounds"`
+	AEKeysSent     int64 `json:"ae_keys_sent"`
+	AEKeysReceived int64 `json:"ae_keys_received"`
 }
 
 // AppendStats appends the JSON body.

@@ -37,12 +37,20 @@ const (
 	OpPut   Op = 3 // store a record if it is newer than the stored one
 	OpScan  Op = 4 // page through a server's records in key order
 	OpStats Op = 5 // counters of a server (JSON)
+
+	OpHint     Op = 6 // store a record for another server (sloppy quorum)
+	OpPutBatch Op = 7 // store many records (hint handoff, anti-entropy)
+	OpAETree   Op = 8 // anti-entropy: hashes of Merkle tree nodes
+	OpAEDiff   Op = 9 // anti-entropy: compare the entries of differing leaves
 )
 
 // RespBit marks a frame as a response.
 const RespBit = 0x80
 
-var opNames = map[Op]string{OpPing: "ping", OpGet: "get", OpPut: "put", OpScan: "scan", OpStats: "stats"}
+var opNames = map[Op]string{
+	OpPing: "ping", OpGet: "get", OpPut: "put", OpScan: "scan", OpStats: "stats",
+	OpHint: "hint", OpPutBatch: "put-batch", OpAETree: "ae-tree", OpAEDiff: "ae-diff",
+}
 
 // String returns the op's name.
 func (o Op) String() string {

@@ -125,9 +125,10 @@ func TestMessagesRoundTrip(t *testing.T) {
 	if err != nil || len(empty.Records) != 0 || empty.More {
 		t.Fatalf("empty scan: %+v %v", empty, err)
 	}
-	st := Stats{Addr: "127.0.0.1:1", LiveKeys: 3, Engine: "pebble", Synced: true}
+	st := Stats{Addr: "127.0.0.1:1", LiveKeys: 3, Engine: "pebble", Synced: true,
+		Peers: []PeerStats{{Addr: "127.0.0.1:2", Up: true, AELastMS: 5}}}
 	gst, err := DecodeStats(AppendStats(nil, st))
-	if err != nil || gst != st {
+	if err != nil || !reflect.DeepEqual(gst, st) {
 		t.Fatalf("stats: %+v %v", gst, err)
 	}
 	msg, err := DecodeMessage(AppendMessage(nil, "value too large"))
@@ -193,11 +194,11 @@ func TestProtocolDocExample(t *testing.T) {
 	if !bytes.Equal(req, wantReq) {
 		t.Fatalf("request % x", req)
 	}
-	rec := kv.Record{Version: kv.Version{Wall: 0x0000019a00000001, Writer: 0x0102030405060708}, Value: []byte("def")}
+	rec := kv.Record{Version: kv.Version{Wall: 0x0000019a00000001, Writer: 0x0102030405060708}, N: 3, Value: []byte("def")}
 	resp := AppendFrame(nil, Frame{Kind: uint8(OpGet) | RespBit, ID: 7, Body: AppendRecord(nil, rec)})
-	wantResp := []byte{0, 0, 0, 0x23, 0x82, 0, 0, 0, 0, 0, 0, 0, 0, 7,
+	wantResp := []byte{0, 0, 0, 0x24, 0x82, 0, 0, 0, 0, 0, 0, 0, 0, 7,
 		0, 0, 1, 0x9a, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8,
-		0, 3, 'd', 'e', 'f'}
+		0, 3, 3, 'd', 'e', 'f'}
 	if !bytes.Equal(resp, wantResp) {
 		t.Fatalf("response % x", resp)
 	}

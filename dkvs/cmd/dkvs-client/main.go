@@ -41,6 +41,8 @@ Commands:
   dump    [--server IP:PORT]      print every live pair of the ring as "key --> value",
                                   or what one server stores
   dump-ring                       print the ring's nodes and what each server stores
+  status                          print every server: up or down, keys, hints held,
+                                  last anti-entropy with each peer (exit 132 if one is down)
   help                            print this text
 
 Flags of every command (after the command, before "--"):
@@ -52,6 +54,9 @@ Global options (before the command; also from the environment):
   --servers FILE   servers file (default servers.txt)         DKVS_SERVERS
   --timeout D      deadline of one request to one server      DKVS_TIMEOUT
                    (default 500ms)
+  --no-sloppy      writes go to home servers only: no hints   DKVS_NO_SLOPPY
+                   on fallback servers when homes are down
+  --no-read-repair gets do not update stale replicas          DKVS_NO_READ_REPAIR
 
 On success a command prints OK (or its output) and exits 0. A failed operation
 prints FAIL; every error prints "ERROR: <message>" on standard error and exits
@@ -95,6 +100,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "servers", Value: config.DefaultFile, EnvVars: []string{"DKVS_SERVERS"}},
 			&cli.DurationFlag{Name: "timeout", Value: coord.DefaultTimeout, EnvVars: []string{"DKVS_TIMEOUT"}},
+			&cli.BoolFlag{Name: "no-sloppy", EnvVars: []string{"DKVS_NO_SLOPPY"}},
+			&cli.BoolFlag{Name: "no-read-repair", EnvVars: []string{"DKVS_NO_READ_REPAIR"}},
 		},
 		OnUsageError:   e.usageError,
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -113,6 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			e.command("find", e.find),
 			e.command("dump", e.dump, &cli.StringFlag{Name: "server", Usage: "IP:PORT of one server"}),
 			e.command("dump-ring", e.dumpRing),
+			e.command("status", e.status),
 			e.command("help", func(*cli.Context, []string) error {
 				fmt.Fprint(stdout, usage)
 				return nil
@@ -167,7 +175,11 @@ func (e *env) open(c *cli.Context) (*dkvs.Client, error) {
 	if t <= 0 {
 		return nil, cmdutil.UsageError("--timeout must be positive")
 	}
-	return dkvs.Open(c.String("servers"), &dkvs.Options{Timeout: t})
+	return dkvs.Open(c.String("servers"), &dkvs.Options{
+		Timeout:             t,
+		DisableSloppyQuorum: c.Bool("no-sloppy"),
+		DisableReadRepair:   c.Bool("no-read-repair"),
+	})
 }
 
 // withClient parses the quorum flags, opens the client, runs fn and closes

@@ -20,6 +20,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dkvs/dkvs/dkvs/antientropy"
 	"github.com/dkvs/dkvs/dkvs/cmdutil"
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/errcode"
@@ -44,6 +45,19 @@ Options (each also read from the environment variable shown):
                                                                    DKVS_MAX_VALUE_SIZE
   --frame-timeout D      time allowed for one frame to arrive (default 10s)
                                                                    DKVS_FRAME_TIMEOUT
+  --heartbeat D          interval of pings to peers believed down (default 100ms)
+                                                                   DKVS_HEARTBEAT
+  --peer-timeout D       deadline of one ping (default 200ms)     DKVS_PEER_TIMEOUT
+  --no-handoff           do not deliver hints held for others     DKVS_NO_HANDOFF
+  --handoff-interval D   how often hints are checked for delivery (default 1s)
+                                                                   DKVS_HANDOFF_INTERVAL
+  --no-anti-entropy      no Merkle-tree repair with peers         DKVS_NO_ANTI_ENTROPY
+  --ae-interval D        time between anti-entropy rounds (default 30s; one
+                         also runs at start)                      DKVS_AE_INTERVAL
+  --ae-bandwidth N       bytes per second anti-entropy may move (default
+                         33554432; 0: no limit)                   DKVS_AE_BANDWIDTH
+  --tombstone-grace D    age before a deletion every replica has may be
+                         dropped (default 1h)                     DKVS_TOMBSTONE_GRACE
   --log-level L          debug, info, warn or error (default info) DKVS_LOG_LEVEL
   --log-format F         text or json (default text)              DKVS_LOG_FORMAT
   --help                 print this text
@@ -75,6 +89,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			&cli.IntFlag{Name: "max-key-size", Value: 64 << 10, EnvVars: []string{"DKVS_MAX_KEY_SIZE"}},
 			&cli.IntFlag{Name: "max-value-size", Value: 16 << 20, EnvVars: []string{"DKVS_MAX_VALUE_SIZE"}},
 			&cli.DurationFlag{Name: "frame-timeout", Value: 10 * time.Second, EnvVars: []string{"DKVS_FRAME_TIMEOUT"}},
+			&cli.DurationFlag{Name: "heartbeat", Value: 100 * time.Millisecond, EnvVars: []string{"DKVS_HEARTBEAT"}},
+			&cli.DurationFlag{Name: "peer-timeout", Value: 200 * time.Millisecond, EnvVars: []string{"DKVS_PEER_TIMEOUT"}},
+			&cli.BoolFlag{Name: "no-handoff", EnvVars: []string{"DKVS_NO_HANDOFF"}},
+			&cli.DurationFlag{Name: "handoff-interval", Value: time.Second, EnvVars: []string{"DKVS_HANDOFF_INTERVAL"}},
+			&cli.BoolFlag{Name: "no-anti-entropy", EnvVars: []string{"DKVS_NO_ANTI_ENTROPY"}},
+			&cli.DurationFlag{Name: "ae-interval", Value: antientropy.DefaultInterval, EnvVars: []string{"DKVS_AE_INTERVAL"}},
+			&cli.Int64Flag{Name: "ae-bandwidth", Value: 32 << 20, EnvVars: []string{"DKVS_AE_BANDWIDTH"}},
+			&cli.DurationFlag{Name: "tombstone-grace", Value: antientropy.DefaultTombstoneGrace, EnvVars: []string{"DKVS_TOMBSTONE_GRACE"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"DKVS_LOG_LEVEL"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"DKVS_LOG_FORMAT"}},
 		},
@@ -119,8 +141,13 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 			return cmdutil.UsageError("--%s must be at least 1", f)
 		}
 	}
-	if c.Duration("frame-timeout") <= 0 {
-		return cmdutil.UsageError("--frame-timeout must be positive")
+	for _, f := range []string{"frame-timeout", "heartbeat", "peer-timeout", "handoff-interval", "ae-interval", "tombstone-grace"} {
+		if c.Duration(f) <= 0 {
+			return cmdutil.UsageError("--%s must be positive", f)
+		}
+	}
+	if c.Int64("ae-bandwidth") < 0 {
+		return cmdutil.UsageError("--ae-bandwidth must not be negative")
 	}
 	log, err := cmdutil.NewLogger(stderr, c.String("log-format"), c.String("log-level"))
 	if err != nil {
@@ -155,10 +182,18 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 			InMemory: c.Bool("memory"),
 			NoSync:   c.Bool("no-sync"),
 		},
-		MaxKeySize:   c.Int("max-key-size"),
-		MaxValueSize: c.Int("max-value-size"),
-		FrameTimeout: c.Duration("frame-timeout"),
-		Logger:       log,
+		MaxKeySize:         c.Int("max-key-size"),
+		MaxValueSize:       c.Int("max-value-size"),
+		FrameTimeout:       c.Duration("frame-timeout"),
+		Logger:             log,
+		Heartbeat:          c.Duration("heartbeat"),
+		PeerTimeout:        c.Duration("peer-timeout"),
+		DisableHandoff:     c.Bool("no-handoff"),
+		HandoffInterval:    c.Duration("handoff-interval"),
+		DisableAntiEntropy: c.Bool("no-anti-entropy"),
+		AEInterval:         c.Duration("ae-interval"),
+		AEBandwidth:        c.Int64("ae-bandwidth"),
+		TombstoneGrace:     c.Duration("tombstone-grace"),
 	})
 	if err != nil {
 		return err
@@ -172,7 +207,10 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 	st := srv.Stats()
 	log.Info("dkvs-server started", "addr", addr, "engine", st.Engine, "data_dir", dirOrMemory(dir, c.Bool("memory")),
 		"synced_writes", st.Synced, "keys", st.LiveKeys, "servers", len(servers),
-		"max_key_size", c.Int("max-key-size"), "max_value_size", c.Int("max-value-size"))
+		"max_key_size", c.Int("max-key-size"), "max_value_size", c.Int("max-value-size"),
+		"hinted_handoff", !c.Bool("no-handoff"), "anti_entropy", !c.Bool("no-anti-entropy"),
+		"ae_interval", c.Duration("ae-interval"), "ae_bandwidth", c.Int64("ae-bandwidth"),
+		"tombstone_grace", c.Duration("tombstone-grace"))
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := srv.Serve(ctx, ln); err != nil {

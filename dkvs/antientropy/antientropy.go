@@ -1,0 +1,771 @@
+// Package antientropy keeps replicas in agreement in the background.
+//
+// Periodically, and right after a server starts, each server compares
+// with every peer a Merkle tree of the records they should both hold (the
+// keys whose preference list, for the N the key was written with, names
+// both). It descends only into the branches whose hashes differ, sends its
+// (key, version) entries for the differing leaves, and the peer answers
+// with the records the server lacks or holds older, in compressed,
+// size-bounded pages. Each side pulls what it lacks; a peer that receives
+// a diff request schedules a pull in the other direction, so both
+// converge. The bytes moved are bounded by a token bucket.
+//
+// The same comparisons tell when every replica holds a tombstone, which
+// is when a tombstone older than the grace period may be dropped.
+package antientropy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/health"
+	"github.com/dkvs/dkvs/dkvs/kv"
+	"github.com/dkvs/dkvs/dkvs/merkle"
+	"github.com/dkvs/dkvs/dkvs/ring"
+	"github.com/dkvs/dkvs/dkvs/storage"
+	"github.com/dkvs/dkvs/dkvs/wire"
+)
+
+// Store is the storage anti-entropy reads and repairs.
+type Store interface {
+	Scan(start []byte, o storage.ScanOptions, fn func(key []byte, rec kv.Record) bool) error
+	Get(key []byte) (kv.Record, bool, error)
+	ApplyMany(recs []storage.KeyRecord) (int, error)
+	PurgeTombstone(key []byte, v kv.Version) (bool, error)
+}
+
+// Transport sends a request to a peer.
+type Transport interface {
+	Call(ctx context.Context, addr string, req wire.Frame) (wire.Frame, error)
+}
+
+// Defaults.
+const (
+	DefaultDepth          = 10
+	DefaultInterval       = 30 * time.Second
+	DefaultTombstoneGrace = time.Hour
+	DefaultTimeout        = 10 * time.Second
+	// pageBytes bounds the records of one diff response.
+	pageBytes = 4 << 20
+	// chunkEntries bounds the entries of one diff request.
+	chunkEntries = 50000
+	// clockSlack is allowed between servers' clocks when deciding that a
+	// comparison happened after a tombstone was written.
+	clockSlack = time.Second
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Self is this server's address; Ring the ring it belongs to.
+	Self string
+	Ring *ring.Ring
+	// Depth of the trees (default 10: 1024 leaves).
+	Depth int
+	// Interval between rounds (default 30s). Run starts a round at once.
+	Interval time.Duration
+	// Bandwidth bounds the bytes per second anti-entropy sends and
+	// receives (0: unlimited).
+	Bandwidth int64
+	// TombstoneGrace is how old a tombstone must be before it may be
+	// dropped (default 1h); it is dropped only once every replica has it.
+	TombstoneGrace time.Duration
+	// Timeout of one request to a peer (default 10s).
+	Timeout time.Duration
+	// TreeMaxAge is how long trees built to answer a peer are reused
+	// (default a fifth of Interval, at most 5s).
+	TreeMaxAge time.Duration
+	// Health skips peers believed down and learns of failures; may be nil.
+	Health *health.Detector
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives one line per round with counts; nil discards.
+	Logger *slog.Logger
+}
+
+// PeerStats are the anti-entropy counters of one peer.
+type PeerStats struct {
+	LastCompleted time.Time // last session completed with the peer (zero: never)
+	Rounds        int64     // sessions completed
+	KeysReceived  int64     // records pulled from the peer and applied
+	KeysSent      int64     // records sent to the peer in answer to its pulls
+}
+
+// Engine runs anti-entropy for one server. It is safe for concurrent use.
+type Engine struct {
+	store   Store
+	tr      Transport
+	opts    Options
+	log     *slog.Logger
+	self    int // index in the ring; -1 when the server is not in it
+	peers   []int
+	limiter *limiter
+
+	treeMu   sync.Mutex
+	treeCond *sync.Cond
+	building bool
+	trees    *treeSet
+
+	mu        sync.Mutex
+	stats     map[string]*PeerStats
+	confirmed map[string][]int64 // per peer, per leaf: as-of time (Unix ms) of the last equal comparison
+	sessions  map[string]bool    // peers with a session under way
+	pullBack  chan string
+	rounds    int64
+	purged    int64
+}
+
+type treeSet struct {
+	built  time.Time
+	byPeer map[int]*merkle.Tree
+}
+
+// New returns an engine; call Run to start it.
+func New(store Store, tr Transport, opts Options) *Engine {
+	if opts.Depth <= 0 || opts.Depth > merkle.MaxDepth {
+		opts.Depth = DefaultDepth
+	}
+	if opts.Interval == 0 {
+		opts.Interval = DefaultInterval
+	}
+	if opts.TombstoneGrace <= 0 {
+		opts.TombstoneGrace = DefaultTombstoneGrace
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.TreeMaxAge <= 0 {
+		opts.TreeMaxAge = min(max(opts.Interval/5, 100*time.Millisecond), 5*time.Second)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{
+		store: store, tr: tr, opts: opts, log: log, self: -1,
+		limiter:   newLimiter(opts.Bandwidth, opts.Now),
+		stats:     map[string]*PeerStats{},
+		confirmed: map[string][]int64{},
+		sessions:  map[string]bool{},
+		pullBack:  make(chan string, 64),
+	}
+	e.treeCond = sync.NewCond(&e.treeMu)
+	for i, s := range opts.Ring.Servers() {
+		if s.Addr() == opts.Self {
+			e.self = i
+		}
+	}
+	for i, s := range opts.Ring.Servers() {
+		if i != e.self {
+			e.peers = append(e.peers, i)
+			e.stats[s.Addr()] = &PeerStats{}
+		}
+	}
+	return e
+}
+
+func (e *Engine) addr(i int) string { return e.opts.Ring.Servers()[i].Addr() }
+
+// Run does a round at once and then every Interval (if positive), and
+// pulls back from peers that pulled from this server, until ctx ends.
+func (e *Engine) Run(ctx context.Context) {
+	if e.self < 0 {
+		return
+	}
+	e.Round(ctx)
+	var tick <-chan time.Time
+	if e.opts.Interval > 0 {
+		t := time.NewTicker(e.opts.Interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			e.Round(ctx)
+		case peer := <-e.pullBack:
+			if _, err := e.SyncPeer(ctx, peer); err != nil && ctx.Err() == nil {
+				e.log.Debug("anti-entropy pull-back failed", "peer", peer, "err", err)
+			}
+		}
+	}
+}
+
+// Round compares with every peer that is up, then drops the tombstones
+// that every replica has and that are older than the grace period.
+func (e *Engine) Round(ctx context.Context) {
+	if e.self < 0 {
+		return
+	}
+	start := e.opts.Now()
+	if _, err := e.buildTrees(ctx); err != nil {
+		e.log.Warn("anti-entropy: reading storage failed", "err", err)
+		return
+	}
+	var synced, received, failed int
+	for _, p := range e.peers {
+		addr := e.addr(p)
+		if h := e.opts.Health; h != nil && !h.Up(addr) {
+			continue
+		}
+		n, err := e.SyncPeer(ctx, addr)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failed++
+			e.log.Debug("anti-entropy session failed", "peer", addr, "err", err)
+			continue
+		}
+		synced++
+		received += n
+	}
+	purged, err := e.PurgeTombstones(ctx)
+	if err != nil {
+		e.log.Warn("anti-entropy: tombstone purge failed", "err", err)
+	}
+	e.mu.Lock()
+	e.rounds++
+	e.mu.Unlock()
+	level := slog.LevelDebug
+	if received > 0 || purged > 0 || failed > 0 {
+		level = slog.LevelInfo
+	}
+	e.log.Log(ctx, level, "anti-entropy round", "peers_synced", synced, "peers_failed", failed,
+		"keys_received", received, "tombstones_purged", purged, "took", e.opts.Now().Sub(start).Round(time.Millisecond))
+}
+
+// buildTrees scans storage once and builds a tree per peer of the entries
+// the two should share.
+func (e *Engine) buildTrees(ctx context.Context) (*treeSet, error) {
+	e.treeMu.Lock()
+	for e.building {
+		e.treeCond.Wait()
+	}
+	e.building = true
+	e.treeMu.Unlock()
+	defer func() {
+		e.treeMu.Lock()
+		e.building = false
+		e.treeCond.Broadcast()
+		e.treeMu.Unlock()
+	}()
+	built := e.opts.Now()
+	builders := map[int]*merkle.Builder{}
+	grace := e.opts.TombstoneGrace
+	err := e.store.Scan(nil, storage.ScanOptions{Tombstones: true, NoValues: true}, func(key []byte, rec kv.Record) bool {
+		if rec.N == 0 {
+			return true
+		}
+		// A tombstone past the grace period is settled: leaving it out of
+		// the trees lets replicas drop it without showing a difference.
+		if rec.Tombstone && built.Sub(rec.Version.Time()) > grace {
+			return true
+		}
+		pos := e.opts.Ring.KeyHash(key)
+		pref := e.opts.Ring.PreferenceAt(e.opts.Ring.First(pos), int(rec.N))
+		if !contains(pref, e.self) {
+			return true
+		}
+		bucket := merkle.Bucket(pos[:], e.opts.Depth)
+		for _, p := range pref {
+			if p == e.self {
+				continue
+			}
+			b := builders[p]
+			if b == nil {
+				b = merkle.NewBuilder(e.opts.Depth)
+				builders[p] = b
+			}
+			b.Add(bucket, key, rec.Version, rec.Tombstone)
+		}
+		return ctx.Err() == nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ts := &treeSet{built: built, byPeer: map[int]*merkle.Tree{}}
+	for p, b := range builders {
+		ts.byPeer[p] = b.Tree(built)
+	}
+	e.treeMu.Lock()
+	e.trees = ts
+	e.treeMu.Unlock()
+	return ts, nil
+}
+
+// treesFor returns trees no older than maxAge, building them if needed.
+func (e *Engine) treesFor(ctx context.Context, maxAge time.Duration) (*treeSet, error) {
+	e.treeMu.Lock()
+	ts := e.trees
+	e.treeMu.Unlock()
+	if ts != nil && e.opts.Now().Sub(ts.built) <= maxAge {
+		return ts, nil
+	}
+	return e.buildTrees(ctx)
+}
+
+func (ts *treeSet) tree(peer, depth int) *merkle.Tree {
+	if t := ts.byPeer[peer]; t != nil {
+		return t
+	}
+	return merkle.Empty(depth, ts.built)
+}
+
+func contains(list []int, x int) bool {
+	for _, v := range list {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) peerIndex(addr string) int {
+	for _, p := range e.peers {
+		if e.addr(p) == addr {
+			return p
+		}
+	}
+	return -1
+}
+
+// call sends a request to a peer within the bandwidth budget.
+func (e *Engine) call(ctx context.Context, addr string, op wire.Op, body []byte) (wire.Frame, error) {
+	if err := e.limiter.wait(ctx, len(body)); err != nil {
+		return wire.Frame{}, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+	defer cancel()
+	f, err := e.tr.Call(cctx, addr, wire.Frame{Kind: uint8(op), Body: body})
+	if err != nil {
+		if h := e.opts.Health; h != nil {
+			h.Failed(addr, err)
+		}
+		return wire.Frame{}, err
+	}
+	if f.Status() != wire.StatusOK {
+		msg, _ := wire.DecodeMessage(f.Body)
+		return wire.Frame{}, fmt.Errorf("%s %s: %s %s: %w", addr, op, f.Status(), msg, errcode.Network)
+	}
+	if err := e.limiter.wait(ctx, len(f.Body)); err != nil {
+		return wire.Frame{}, err
+	}
+	return f, nil
+}
+
+// errRebuilt aborts a session whose peer rebuilt its tree mid-way.
+var errRebuilt = errors.New("peer rebuilt its tree during the comparison")
+
+// SyncPeer compares with one peer and pulls the records this server lacks
+// or holds older. It returns how many records it applied.
+func (e *Engine) SyncPeer(ctx context.Context, peer string) (int, error) {
+	p := e.peerIndex(peer)
+	if p < 0 || e.self < 0 {
+		return 0, fmt.Errorf("%s is not a peer: %w", peer, errcode.InvalidArg)
+	}
+	e.mu.Lock()
+	if e.sessions[peer] {
+		e.mu.Unlock()
+		return 0, nil // one at a time; the one under way does the work
+	}
+	e.sessions[peer] = true
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.sessions, peer)
+		e.mu.Unlock()
+	}()
+	ts, err := e.treesFor(ctx, e.opts.TreeMaxAge)
+	if err != nil {
+		return 0, err
+	}
+	mine := ts.tree(p, e.opts.Depth)
+	depth := uint8(e.opts.Depth)
+	var theirBuilt uint64
+	var equal, differ []uint32 // equal subtrees; differing leaves
+	frontier := []uint32{1}
+	for len(frontier) > 0 {
+		body := wire.AETreeRequest{From: e.opts.Self, Depth: depth, Nodes: frontier}.Append(nil)
+		f, err := e.call(ctx, peer, wire.OpAETree, body)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := wire.DecodeAETreeResponse(f.Body)
+		if err != nil || len(resp.Hashes) != len(frontier) {
+			return 0, fmt.Errorf("%s: bad tree response: %v: %w", peer, err, errcode.Network)
+		}
+		if theirBuilt == 0 {
+			theirBuilt = resp.BuiltMS
+		} else if resp.BuiltMS != theirBuilt {
+			return 0, errRebuilt
+		}
+		var next []uint32
+		for i, n := range frontier {
+			switch {
+			case merkle.Hash(resp.Hashes[i]) == mine.Node(n):
+				equal = append(equal, n)
+			case mine.IsLeaf(n):
+				differ = append(differ, mine.Leaf(n))
+			default:
+				next = append(next, 2*n, 2*n+1)
+			}
+		}
+		frontier = next
+	}
+	// Equal subtrees held the same entries on both sides as of the older
+	// of the two trees.
+	asOf := min(mine.Built.UnixMilli(), int64(theirBuilt))
+	e.confirm(peer, mine, equal, asOf)
+	applied := 0
+	if len(differ) > 0 {
+		applied, err = e.pull(ctx, peer, p, differ)
+		if err != nil {
+			return applied, err
+		}
+	}
+	e.mu.Lock()
+	st := e.stats[peer]
+	st.LastCompleted = e.opts.Now()
+	st.Rounds++
+	st.KeysReceived += int64(applied)
+	e.mu.Unlock()
+	return applied, nil
+}
+
+func (e *Engine) confirm(peer string, t *merkle.Tree, nodes []uint32, asOf int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.confirmed[peer]
+	if c == nil {
+		c = make([]int64, 1<<t.Depth)
+		e.confirmed[peer] = c
+	}
+	for _, n := range nodes {
+		first, last := t.Leaves(n)
+		for b := first; b <= last; b++ {
+			c[b] = max(c[b], asOf)
+		}
+	}
+}
+
+// pull sends this server's entries of the differing leaves, in chunks,
+// and applies the records the peer answers with, page by page.
+func (e *Engine) pull(ctx context.Context, peer string, p int, buckets []uint32) (int, error) {
+	inSet := make(map[uint32]bool, len(buckets))
+	for _, b := range buckets {
+		inSet[b] = true
+	}
+	byBucket := map[uint32][]wire.Entry{}
+	err := e.store.Scan(nil, storage.ScanOptions{Tombstones: true, NoValues: true}, func(key []byte, rec kv.Record) bool {
+		if bucket, ok := e.shared(key, rec, p); ok && inSet[bucket] {
+			byBucket[bucket] = append(byBucket[bucket], wire.Entry{Key: append([]byte(nil), key...), Version: rec.Version, Tombstone: rec.Tombstone})
+		}
+		return ctx.Err() == nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	sort.Slice(buckets, func(i, j int) bool { return buckets[i] < buckets[j] })
+	applied := 0
+	for len(buckets) > 0 {
+		// A chunk of whole leaves with at most chunkEntries entries (or one
+		// leaf, whatever its size).
+		var chunk []uint32
+		var entries []wire.Entry
+		for len(buckets) > 0 && (len(chunk) == 0 || len(entries)+len(byBucket[buckets[0]]) <= chunkEntries) {
+			chunk = append(chunk, buckets[0])
+			entries = append(entries, byBucket[buckets[0]]...)
+			buckets = buckets[1:]
+		}
+		var after []byte
+		for {
+			req := wire.AEDiffRequest{From: e.opts.Self, Depth: uint8(e.opts.Depth), After: after, Buckets: chunk, Entries: entries}
+			f, err := e.call(ctx, peer, wire.OpAEDiff, req.Append(nil))
+			if err != nil {
+				return applied, err
+			}
+			resp, err := wire.DecodeAEDiffResponse(f.Body)
+			if err != nil {
+				return applied, fmt.Errorf("%s: bad diff response: %v: %w", peer, err, errcode.Network)
+			}
+			n, err := e.applyPulled(resp.Records)
+			applied += n
+			if err != nil {
+				return applied, err
+			}
+			if !resp.More || len(resp.Next) == 0 {
+				break
+			}
+			after = resp.Next
+		}
+	}
+	return applied, nil
+}
+
+// applyPulled stores the records of a page received from a peer, with
+// one fsync. A tombstone past the grace period is not stored for a key
+// this server does not have: it would only be dropped again, and storing
+// it would make the replicas differ while they drop their copies.
+func (e *Engine) applyPulled(page []wire.KeyRecord) (int, error) {
+	recs := make([]storage.KeyRecord, 0, len(page))
+	for _, kr := range page {
+		if kr.Record.Tombstone && e.opts.Now().Sub(kr.Record.Version.Time()) > e.opts.TombstoneGrace {
+			if _, found, err := e.store.Get(kr.Key); err != nil {
+				return 0, err
+			} else if !found {
+				continue
+			}
+		}
+		recs = append(recs, storage.KeyRecord{Key: kr.Key, Record: kr.Record})
+	}
+	return e.store.ApplyMany(recs)
+}
+
+// shared reports whether this server and peer p should both hold key, and
+// its leaf.
+func (e *Engine) shared(key []byte, rec kv.Record, p int) (uint32, bool) {
+	if rec.N == 0 {
+		return 0, false
+	}
+	pos := e.opts.Ring.KeyHash(key)
+	pref := e.opts.Ring.PreferenceAt(e.opts.Ring.First(pos), int(rec.N))
+	if !contains(pref, e.self) || !contains(pref, p) {
+		return 0, false
+	}
+	return merkle.Bucket(pos[:], e.opts.Depth), true
+}
+
+// HandleTree answers a peer's request for tree hashes.
+func (e *Engine) HandleTree(ctx context.Context, req wire.AETreeRequest) (wire.AETreeResponse, error) {
+	p := e.peerIndex(req.From)
+	if p < 0 || e.self < 0 {
+		return wire.AETreeResponse{}, fmt.Errorf("%q is not a peer of this server: %w", req.From, errcode.InvalidArg)
+	}
+	if int(req.Depth) != e.opts.Depth {
+		return wire.AETreeResponse{}, fmt.Errorf("tree depth %d, this server uses %d: %w", req.Depth, e.opts.Depth, errcode.InvalidArg)
+	}
+	ts, err := e.treesFor(ctx, e.opts.TreeMaxAge)
+	if err != nil {
+		return wire.AETreeResponse{}, err
+	}
+	t := ts.tree(p, e.opts.Depth)
+	resp := wire.AETreeResponse{BuiltMS: uint64(t.Built.UnixMilli())}
+	for _, n := range req.Nodes {
+		resp.Hashes = append(resp.Hashes, t.Node(n))
+	}
+	return resp, nil
+}
+
+// HandleDiff answers a peer's pull: the records of the requested leaves
+// that the peer lacks or holds older, from After on, within a page budget.
+// A pull means the two differ, so a pull in the other direction is
+// scheduled too.
+func (e *Engine) HandleDiff(ctx context.Context, req wire.AEDiffRequest) (wire.AEDiffResponse, error) {
+	p := e.peerIndex(req.From)
+	if p < 0 || e.self < 0 {
+		return wire.AEDiffResponse{}, fmt.Errorf("%q is not a peer of this server: %w", req.From, errcode.InvalidArg)
+	}
+	if int(req.Depth) != e.opts.Depth {
+		return wire.AEDiffResponse{}, fmt.Errorf("tree depth %d, this server uses %d: %w", req.Depth, e.opts.Depth, errcode.InvalidArg)
+	}
+	if len(req.After) == 0 {
+		select {
+		case e.pullBack <- req.From:
+		default: // a pull-back is already queued
+		}
+	}
+	inSet := make(map[uint32]bool, len(req.Buckets))
+	for _, b := range req.Buckets {
+		inSet[b] = true
+	}
+	theirs := make(map[string]kv.Version, len(req.Entries))
+	for _, en := range req.Entries {
+		theirs[string(en.Key)] = en.Version
+	}
+	// collect returns up to offerBatch keys from `from` on that the peer
+	// lacks or holds older; their values are then read one by one, so a
+	// page never holds more than one batch of keys in memory.
+	const offerBatch = 4096
+	collect := func(from []byte) ([][]byte, error) {
+		var keys [][]byte
+		err := e.store.Scan(from, storage.ScanOptions{Tombstones: true, NoValues: true}, func(key []byte, rec kv.Record) bool {
+			bucket, ok := e.shared(key, rec, p)
+			if !ok || !inSet[bucket] {
+				return ctx.Err() == nil
+			}
+			if v, has := theirs[string(key)]; has && !rec.Version.Newer(v) {
+				return true
+			}
+			keys = append(keys, append([]byte(nil), key...))
+			return len(keys) < offerBatch
+		})
+		return keys, err
+	}
+	var from []byte
+	if len(req.After) > 0 {
+		from = append(append([]byte(nil), req.After...), 0)
+	}
+	var resp wire.AEDiffResponse
+	size := 0
+scan:
+	for {
+		offer, err := collect(from)
+		if err != nil {
+			return wire.AEDiffResponse{}, err
+		}
+		for _, key := range offer {
+			rec, found, err := e.store.Get(key)
+			if err != nil {
+				return wire.AEDiffResponse{}, err
+			}
+			if !found {
+				continue
+			}
+			if len(resp.Records) > 0 && size+len(key)+len(rec.Value) > pageBytes {
+				resp.More, resp.Next = true, resp.Records[len(resp.Records)-1].Key
+				break scan
+			}
+			resp.Records = append(resp.Records, wire.KeyRecord{Key: key, Record: rec})
+			size += len(key) + len(rec.Value) + 32
+		}
+		if len(offer) < offerBatch {
+			break
+		}
+		from = append(append([]byte(nil), offer[len(offer)-1]...), 0)
+	}
+	e.mu.Lock()
+	e.stats[req.From].KeysSent += int64(len(resp.Records))
+	e.mu.Unlock()
+	return resp, nil
+}
+
+// PurgeTombstones drops the tombstones older than the grace period that
+// every other replica of their key is known to hold: for each, a
+// comparison with every replica found their leaf equal after the
+// tombstone was written.
+func (e *Engine) PurgeTombstones(ctx context.Context) (int, error) {
+	now := e.opts.Now()
+	type victim struct {
+		key []byte
+		v   kv.Version
+	}
+	var victims []victim
+	e.mu.Lock()
+	confirmed := make(map[string][]int64, len(e.confirmed))
+	for k, v := range e.confirmed {
+		confirmed[k] = append([]int64(nil), v...)
+	}
+	e.mu.Unlock()
+	err := e.store.Scan(nil, storage.ScanOptions{Tombstones: true, NoValues: true}, func(key []byte, rec kv.Record) bool {
+		if !rec.Tombstone || rec.N == 0 || now.Sub(rec.Version.Time()) <= e.opts.TombstoneGrace {
+			return ctx.Err() == nil
+		}
+		pos := e.opts.Ring.KeyHash(key)
+		pref := e.opts.Ring.PreferenceAt(e.opts.Ring.First(pos), int(rec.N))
+		if !contains(pref, e.self) {
+			return true
+		}
+		bucket := merkle.Bucket(pos[:], e.opts.Depth)
+		need := rec.Version.Time().Add(clockSlack).UnixMilli()
+		for _, p := range pref {
+			if p == e.self {
+				continue
+			}
+			c := confirmed[e.addr(p)]
+			if c == nil || c[bucket] <= need {
+				return true
+			}
+		}
+		victims = append(victims, victim{append([]byte(nil), key...), rec.Version})
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, v := range victims {
+		ok, err := e.store.PurgeTombstone(v.key, v.v)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	e.mu.Lock()
+	e.purged += int64(n)
+	e.mu.Unlock()
+	return n, nil
+}
+
+// Stats returns the counters of every peer.
+func (e *Engine) Stats() map[string]PeerStats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]PeerStats, len(e.stats))
+	for k, v := range e.stats {
+		out[k] = *v
+	}
+	return out
+}
+
+// Totals returns the rounds completed and tombstones purged.
+func (e *Engine) Totals() (rounds, purged int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rounds, e.purged
+}
+
+// Handle answers the anti-entropy requests of the native protocol
+// (OpAETree and OpAEDiff) within the bandwidth budget.
+func (e *Engine) Handle(ctx context.Context, f wire.Frame) wire.Frame {
+	var body []byte
+	var err error
+	switch f.Op() {
+	case wire.OpAETree:
+		var req wire.AETreeRequest
+		if req, err = wire.DecodeAETreeRequest(f.Body); err != nil {
+			return fail(wire.StatusBadRequest, err)
+		}
+		var resp wire.AETreeResponse
+		if resp, err = e.HandleTree(ctx, req); err == nil {
+			body = resp.Append(nil)
+		}
+	case wire.OpAEDiff:
+		var req wire.AEDiffRequest
+		if req, err = wire.DecodeAEDiffRequest(f.Body); err != nil {
+			return fail(wire.StatusBadRequest, err)
+		}
+		var resp wire.AEDiffResponse
+		if resp, err = e.HandleDiff(ctx, req); err == nil {
+			body = resp.Append(nil)
+		}
+	default:
+		return fail(wire.StatusBadRequest, fmt.Errorf("not an anti-entropy request: %s", f.Op()))
+	}
+	if err != nil {
+		if errors.Is(err, errcode.InvalidArg) {
+			return fail(wire.StatusBadRequest, err)
+		}
+		return fail(wire.StatusInternal, err)
+	}
+	if err := e.limiter.wait(ctx, len(body)); err != nil {
+		return fail(wire.StatusUnavailable, err)
+	}
+	return wire.Frame{Flags: uint8(wire.StatusOK), Body: body}
+}
+
+func fail(st wire.Status, err error) wire.Frame {
+	return wire.Frame{Flags: uint8(st), Body: wire.AppendMessage(nil, err.Error())}
+}

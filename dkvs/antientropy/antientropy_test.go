@@ -1,0 +1,334 @@
+package antientropy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dkvs/dkvs/dkvs/config"
+	"github.com/dkvs/dkvs/dkvs/kv"
+	"github.com/dkvs/dkvs/dkvs/ring"
+	"github.com/dkvs/dkvs/dkvs/storage"
+	"github.com/dkvs/dkvs/dkvs/transport/memtransport"
+)
+
+// clock is a settable clock shared by the test's engines.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type node struct {
+	addr string
+	db   *storage.DB
+	eng  *Engine
+}
+
+type cluster struct {
+	ring  *ring.Ring
+	net   *memtransport.Network
+	nodes []*node
+	clock *clock
+	cut   map[string]bool // nodes cut off from the others, both ways
+}
+
+// setCut cuts a node off (requests to it fail, and it runs no rounds) or
+// brings it back.
+func (cl *cluster) setCut(addr string, cut bool) {
+	cl.cut[addr] = cut
+	f := memtransport.Up
+	if cut {
+		f = memtransport.Down
+	}
+	cl.net.SetFault(addr, f)
+}
+
+func newCluster(t *testing.T, n int, opts Options) *cluster {
+	t.Helper()
+	var servers []config.Server
+	for i := 0; i < n; i++ {
+		servers = append(servers, config.Server{IP: "127.0.0.1", Port: uint16(3000 + i), Count: 2})
+	}
+	cl := &cluster{ring: ring.New(servers), net: memtransport.New(), clock: &clock{t: time.UnixMilli(1_700_000_000_000)}, cut: map[string]bool{}}
+	for _, s := range servers {
+		db, err := storage.Open(storage.Options{InMemory: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		o := opts
+		o.Self, o.Ring, o.Now = s.Addr(), cl.ring, cl.clock.now
+		if o.Interval == 0 {
+			o.Interval = -1 // rounds are run by hand
+		}
+		nd := &node{addr: s.Addr(), db: db, eng: New(db, cl.net, o)}
+		cl.net.Register(s.Addr(), nd.eng)
+		cl.nodes = append(cl.nodes, nd)
+	}
+	return cl
+}
+
+func (cl *cluster) node(addr string) *node {
+	for _, n := range cl.nodes {
+		if n.addr == addr {
+			return n
+		}
+	}
+	return nil
+}
+
+// write stores a record on the key's n home servers, or on the given
+// subset of them.
+func (cl *cluster) write(t *testing.T, key string, rec kv.Record, only ...string) {
+	t.Helper()
+	homes := cl.ring.Preference([]byte(key), int(rec.N))
+	for _, s := range homes {
+		addr := cl.ring.Servers()[s].Addr()
+		if len(only) > 0 && !containsStr(only, addr) {
+			continue
+		}
+		if _, err := cl.node(addr).db.Apply([]byte(key), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func containsStr(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (cl *cluster) homes(key string, n int) []string {
+	var out []string
+	for _, s := range cl.ring.Preference([]byte(key), n) {
+		out = append(out, cl.ring.Servers()[s].Addr())
+	}
+	return out
+}
+
+func val(i int, wall uint64) kv.Record {
+	return kv.Record{Version: kv.Version{Wall: wall, Writer: 1}, N: 3, Value: []byte(fmt.Sprintf("value-%d-%d", i, wall))}
+}
+
+// dump returns key -> record of a node, tombstones included.
+func dump(t *testing.T, n *node) map[string]kv.Record {
+	out := map[string]kv.Record{}
+	n.db.Scan(nil, storage.ScanOptions{Tombstones: true}, func(k []byte, r kv.Record) bool {
+		out[string(k)] = r
+		return true
+	})
+	return out
+}
+
+// round runs one anti-entropy round on every node, twice, so that pulls in
+// both directions happen.
+func (cl *cluster) round() {
+	for i := 0; i < 2; i++ {
+		for _, n := range cl.nodes {
+			if !cl.cut[n.addr] {
+				n.eng.Round(context.Background())
+			}
+		}
+	}
+}
+
+// check that every node holds exactly the records of the keys it is a
+// home replica for, with the expected record.
+func (cl *cluster) check(t *testing.T, want map[string]kv.Record) {
+	t.Helper()
+	for _, n := range cl.nodes {
+		got := dump(t, n)
+		for key, rec := range want {
+			home := containsStr(cl.homes(key, int(rec.N)), n.addr)
+			g, has := got[key]
+			if home && (!has || g.Version != rec.Version || !bytes.Equal(g.Value, rec.Value) || g.Tombstone != rec.Tombstone) {
+				t.Fatalf("%s: %s = %+v (has %v), want %+v", n.addr, key, g.Version, has, rec.Version)
+			}
+			if !home && has {
+				t.Fatalf("%s holds %s but is not a home replica", n.addr, key)
+			}
+		}
+	}
+}
+
+func TestRepairsMissingAndStale(t *testing.T) {
+	cl := newCluster(t, 4, Options{})
+	want := map[string]kv.Record{}
+	for i := 0; i < 500; i++ {
+		key := fmt.Sprintf("key-%d", i)
+		homes := cl.homes(key, 3)
+		rec := val(i, 10)
+		switch i % 4 {
+		case 0: // everywhere
+			cl.write(t, key, rec)
+		case 1: // missing on one home
+			cl.write(t, key, rec, homes[0], homes[2])
+		case 2: // only one home has it
+			cl.write(t, key, rec, homes[1])
+		case 3: // one home has an older version
+			cl.write(t, key, val(i, 5))
+			cl.write(t, key, rec, homes[2])
+		}
+		want[key] = rec
+	}
+	// A key written with N=1 stays on its one server.
+	one := kv.Record{Version: kv.Version{Wall: 3}, N: 1, Value: []byte("alone")}
+	cl.write(t, "solo", one)
+	want["solo"] = one
+	// A record that belongs to its server alone (N=0) is never copied.
+	cl.nodes[0].db.Apply([]byte("local"), kv.Record{Version: kv.Version{Wall: 3}, Value: []byte("mine")})
+	cl.round()
+	cl.check(t, want)
+	if _, has := dump(t, cl.nodes[1])["local"]; has {
+		t.Fatal("a local-only record was copied")
+	}
+	// Every tree now agrees.
+	for _, n := range cl.nodes {
+		n.eng.buildTrees(context.Background())
+	}
+	for _, a := range cl.nodes {
+		for _, b := range cl.nodes {
+			if a == b {
+				continue
+			}
+			pa, pb := a.eng.peerIndex(b.addr), b.eng.peerIndex(a.addr)
+			if a.eng.trees.tree(pa, 10).Root() != b.eng.trees.tree(pb, 10).Root() {
+				t.Fatalf("trees of %s and %s still differ", a.addr, b.addr)
+			}
+		}
+	}
+	st := cl.nodes[0].eng.Stats()
+	for peer, s := range st {
+		if s.LastCompleted.IsZero() || s.Rounds == 0 {
+			t.Fatalf("no completed session with %s: %+v", peer, s)
+		}
+	}
+}
+
+func TestWipedServerRegainsEverything(t *testing.T) {
+	cl := newCluster(t, 3, Options{})
+	want := map[string]kv.Record{}
+	// Values large enough that the pull takes several pages.
+	big := bytes.Repeat([]byte("x"), 64<<10)
+	for i := 0; i < 200; i++ {
+		key := fmt.Sprintf("key-%03d", i)
+		rec := kv.Record{Version: kv.Version{Wall: 10}, N: 3, Value: append([]byte(key), big...)}
+		cl.write(t, key, rec, cl.nodes[1].addr, cl.nodes[2].addr) // node 0 has nothing
+		want[key] = rec
+	}
+	n, err := cl.nodes[0].eng.SyncPeer(context.Background(), cl.nodes[1].addr)
+	if err != nil || n != 200 {
+		t.Fatalf("pulled %d records: %v", n, err)
+	}
+	cl.check(t, want)
+	if st := cl.nodes[1].eng.Stats()[cl.nodes[0].addr]; st.KeysSent != 200 {
+		t.Fatalf("responder counted %d keys sent", st.KeysSent)
+	}
+}
+
+func TestDescendsOnlyIntoDifferences(t *testing.T) {
+	cl := newCluster(t, 2, Options{})
+	for i := 0; i < 2000; i++ {
+		cl.write(t, fmt.Sprintf("k%d", i), kv.Record{Version: kv.Version{Wall: 1}, N: 2, Value: []byte("v")})
+	}
+	cl.write(t, "changed", kv.Record{Version: kv.Version{Wall: 2}, N: 2, Value: []byte("new")}, cl.nodes[1].addr)
+	before := cl.net.Calls(cl.nodes[1].addr)
+	if n, err := cl.nodes[0].eng.SyncPeer(context.Background(), cl.nodes[1].addr); err != nil || n != 1 {
+		t.Fatalf("pulled %d: %v", n, err)
+	}
+	// One tree request per level (11) and one diff request.
+	if calls := cl.net.Calls(cl.nodes[1].addr) - before; calls != 12 {
+		t.Fatalf("%d requests", calls)
+	}
+}
+
+func TestTombstonePurge(t *testing.T) {
+	cl := newCluster(t, 3, Options{TombstoneGrace: time.Minute})
+	wall := uint64(cl.clock.now().UnixMilli())
+	tomb := kv.Record{Version: kv.Version{Wall: wall}, Tombstone: true, N: 3}
+	cl.write(t, "gone", tomb) // on all three
+	old := kv.Record{Version: kv.Version{Wall: wall - 1000}, N: 3, Value: []byte("old")}
+	cl.write(t, "stale", old)
+	cl.write(t, "stale", kv.Record{Version: kv.Version{Wall: wall}, Tombstone: true, N: 3}, cl.nodes[0].addr, cl.nodes[1].addr)
+	// Node 2 misses the deletion of "stale" and is cut off.
+	cl.setCut(cl.nodes[2].addr, true)
+	cl.clock.add(2 * time.Second)
+	cl.round()
+	cl.clock.add(2 * time.Minute) // past the grace period
+	cl.round()
+	if _, has := dump(t, cl.nodes[0])["gone"]; has {
+		// node 2 has never been compared since: "gone" must stay.
+	} else {
+		t.Fatal("tombstone dropped although a replica was never compared after it")
+	}
+	if _, has := dump(t, cl.nodes[0])["stale"]; !has {
+		t.Fatal("tombstone of stale dropped while a replica still has the old value")
+	}
+	// Node 2 returns: it pulls the tombstone of "stale"; once every pair
+	// has compared equal, both tombstones go everywhere.
+	cl.setCut(cl.nodes[2].addr, false)
+	cl.clock.add(2 * time.Second)
+	cl.nodes[2].eng.Round(context.Background())
+	if r := dump(t, cl.nodes[2])["stale"]; !r.Tombstone {
+		t.Fatalf("node 2 did not get the deletion: %+v", r)
+	}
+	cl.clock.add(2 * time.Second)
+	cl.round()
+	for _, n := range cl.nodes {
+		d := dump(t, n)
+		if len(d) != 0 {
+			t.Fatalf("%s still holds %d records after purge", n.addr, len(d))
+		}
+	}
+	// And nothing comes back.
+	cl.round()
+	for _, n := range cl.nodes {
+		if len(dump(t, n)) != 0 {
+			t.Fatalf("%s: a purged key came back", n.addr)
+		}
+	}
+}
+
+func TestNotAPeer(t *testing.T) {
+	cl := newCluster(t, 2, Options{})
+	if _, err := cl.nodes[0].eng.SyncPeer(context.Background(), "10.0.0.1:1"); err == nil {
+		t.Fatal("sync with a stranger")
+	}
+}
+
+func TestLimiter(t *testing.T) {
+	c := &clock{t: time.Unix(0, 0)}
+	l := newLimiter(1<<20, c.now) // 1 MiB/s, burst 256 KiB
+	if took, d := l.reserve(100 << 10); took != 100<<10 || d != 0 {
+		t.Fatalf("within burst: %d %v", took, d)
+	}
+	took, d := l.reserve(1 << 20)
+	if took != 256<<10 {
+		t.Fatalf("took %d, want one burst", took)
+	}
+	// 156 KiB were left; 100 KiB more are owed at 1 MiB/s.
+	if want := 100 * time.Second / 1024; d < want-time.Millisecond || d > want+time.Millisecond {
+		t.Fatalf("delay %v, want %v", d, want)
+	}
+	c.add(time.Second)
+	if _, d := l.reserve(1024); d != 0 {
+		t.Fatalf("after refill: %v", d)
+	}
+	if err := newLimiter(0, c.now).wait(context.Background(), 1<<30); err != nil {
+		t.Fatal("unlimited limiter waited")
+	}
+}

@@ -1,0 +1,182 @@
+// Package health is the failure detector: it tracks which peers answer.
+//
+// A peer whose request times out or whose connection fails is marked down
+// at once, so that later requests skip it instead of each paying a
+// deadline. A heartbeat pings down peers over the existing connections and
+// marks them up again when a ping is answered; a successful connect alone
+// is not proof of life. The ping is injected, and Probe runs one heartbeat
+// round, so tests drive the detector without timers.
+package health
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// PingFunc sends one liveness request to addr and returns nil if it was
+// answered.
+type PingFunc func(ctx context.Context, addr string) error
+
+// Options configure a Detector.
+type Options struct {
+	// Interval between heartbeat rounds (default 100ms).
+	Interval time.Duration
+	// Timeout of one heartbeat ping (default 200ms).
+	Timeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives one line per peer going down or coming up; nil
+	// discards.
+	Logger *slog.Logger
+	// OnUp is called (in its own goroutine) when a peer comes back up.
+	OnUp func(addr string)
+	// OnDown is called (in its own goroutine) when a peer is marked down.
+	OnDown func(addr string, cause error)
+}
+
+// Detector tracks the liveness of a fixed set of peers. It is safe for
+// concurrent use; Up is lock-free.
+type Detector struct {
+	opts  Options
+	log   *slog.Logger
+	ping  PingFunc
+	peers map[string]*peer
+	addrs []string
+}
+
+type peer struct {
+	down  atomic.Bool
+	since atomic.Int64 // unix nanoseconds of the last change
+	mu    sync.Mutex   // guards cause
+	cause string
+}
+
+// State is a peer's liveness as seen by the detector.
+type State struct {
+	Addr  string
+	Up    bool
+	Since time.Time // when it last changed (zero if never)
+	Cause string    // why it was marked down
+}
+
+// New returns a detector for the peers, all initially up.
+func New(addrs []string, ping PingFunc, opts Options) *Detector {
+	if opts.Interval <= 0 {
+		opts.Interval = 100 * time.Millisecond
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 200 * time.Millisecond
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Detector{opts: opts, log: log, ping: ping, peers: make(map[string]*peer, len(addrs))}
+	for _, a := range addrs {
+		if _, dup := d.peers[a]; !dup {
+			d.peers[a] = &peer{}
+			d.addrs = append(d.addrs, a)
+		}
+	}
+	return d
+}
+
+// Up reports whether addr is believed alive. Unknown addresses are up.
+func (d *Detector) Up(addr string) bool {
+	p := d.peers[addr]
+	return p == nil || !p.down.Load()
+}
+
+// Failed records that a request to addr failed at the transport level (a
+// timeout, a refused or lost connection): the peer is marked down.
+func (d *Detector) Failed(addr string, cause error) {
+	p := d.peers[addr]
+	if p == nil || !p.down.CompareAndSwap(false, true) {
+		return
+	}
+	p.since.Store(d.opts.Now().UnixNano())
+	msg := ""
+	if cause != nil {
+		msg = cause.Error()
+	}
+	p.mu.Lock()
+	p.cause = msg
+	p.mu.Unlock()
+	d.log.Warn("peer down", "peer", addr, "cause", msg)
+	if d.opts.OnDown != nil {
+		go d.opts.OnDown(addr, cause)
+	}
+}
+
+// Succeeded records that addr answered a request: the peer is up.
+func (d *Detector) Succeeded(addr string) {
+	p := d.peers[addr]
+	if p == nil || !p.down.Load() || !p.down.CompareAndSwap(true, false) {
+		return
+	}
+	p.since.Store(d.opts.Now().UnixNano())
+	d.log.Info("peer up", "peer", addr)
+	if d.opts.OnUp != nil {
+		go d.opts.OnUp(addr)
+	}
+}
+
+// Probe runs one heartbeat round: every down peer is pinged (in parallel)
+// and marked up if it answers.
+func (d *Detector) Probe(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, a := range d.addrs {
+		if d.Up(a) {
+			continue
+		}
+		wg.Add(1)
+		go func(a string) {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
+			defer cancel()
+			if d.ping(pctx, a) == nil {
+				d.Succeeded(a)
+			}
+		}(a)
+	}
+	wg.Wait()
+}
+
+// Run probes every Interval until ctx ends.
+func (d *Detector) Run(ctx context.Context) {
+	t := time.NewTicker(d.opts.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.Probe(ctx)
+		}
+	}
+}
+
+// States returns every peer's state, in the order given to New.
+func (d *Detector) States() []State {
+	out := make([]State, 0, len(d.addrs))
+	for _, a := range d.addrs {
+		p := d.peers[a]
+		st := State{Addr: a, Up: !p.down.Load()}
+		if ns := p.since.Load(); ns != 0 {
+			st.Since = time.Unix(0, ns)
+		}
+		p.mu.Lock()
+		if !st.Up {
+			st.Cause = p.cause
+		}
+		p.mu.Unlock()
+		out = append(out, st)
+	}
+	return out
+}

@@ -1,0 +1,110 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakePings answers pings for the addresses set alive.
+type fakePings struct {
+	mu    sync.Mutex
+	alive map[string]bool
+	calls map[string]int
+}
+
+func (f *fakePings) ping(ctx context.Context, addr string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls[addr]++
+	if f.alive[addr] {
+		return nil
+	}
+	return errors.New("no answer")
+}
+
+func TestDetector(t *testing.T) {
+	f := &fakePings{alive: map[string]bool{}, calls: map[string]int{}}
+	var ups, downs atomic.Int32
+	upc := make(chan string, 10)
+	d := New([]string{"a", "b", "c"}, f.ping, Options{
+		OnUp:   func(addr string) { ups.Add(1); upc <- addr },
+		OnDown: func(string, error) { downs.Add(1) },
+	})
+	if !d.Up("a") || !d.Up("unknown") {
+		t.Fatal("peers start up")
+	}
+	d.Failed("b", errors.New("timeout"))
+	d.Failed("b", errors.New("again")) // already down: no second event
+	if d.Up("b") || !d.Up("a") {
+		t.Fatal("b should be down, a up")
+	}
+	st := d.States()
+	if st[1].Up || st[1].Cause != "timeout" || st[1].Since.IsZero() {
+		t.Fatalf("state %+v", st[1])
+	}
+	// A round with b still silent: stays down, and up peers are not pinged.
+	d.Probe(context.Background())
+	if d.Up("b") || f.calls["a"] != 0 || f.calls["b"] != 1 {
+		t.Fatalf("after silent probe: up=%v calls=%v", d.Up("b"), f.calls)
+	}
+	f.mu.Lock()
+	f.alive["b"] = true
+	f.mu.Unlock()
+	d.Probe(context.Background())
+	if !d.Up("b") {
+		t.Fatal("b answered a ping but is still down")
+	}
+	select {
+	case addr := <-upc:
+		if addr != "b" {
+			t.Fatalf("OnUp(%s)", addr)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("OnUp not called")
+	}
+	if downs.Load() != 1 {
+		t.Fatalf("OnDown called %d times", downs.Load())
+	}
+	d.Succeeded("b") // already up: no event
+	if ups.Load() != 1 {
+		t.Fatalf("OnUp called %d times", ups.Load())
+	}
+}
+
+func TestProbeTimeout(t *testing.T) {
+	hang := func(ctx context.Context, addr string) error { <-ctx.Done(); return ctx.Err() }
+	d := New([]string{"x"}, hang, Options{Timeout: 20 * time.Millisecond})
+	d.Failed("x", nil)
+	start := time.Now()
+	d.Probe(context.Background())
+	if time.Since(start) > time.Second || d.Up("x") {
+		t.Fatal("a hanging ping must time out and leave the peer down")
+	}
+}
+
+func TestRun(t *testing.T) {
+	var n atomic.Int32
+	d := New([]string{"x"}, func(context.Context, string) error {
+		if n.Add(1) >= 3 {
+			return nil
+		}
+		return errors.New("no")
+	}, Options{Interval: 5 * time.Millisecond})
+	d.Failed("x", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !d.Up("x") {
+		if time.Now().After(deadline) {
+			t.Fatal("heartbeat never brought x back")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+}
