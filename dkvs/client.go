@@ -44,6 +44,31 @@ var (
 	ErrIO              error = errcode.IO
 )
 
+// ErrUnknownOutcome matches a write that failed after some replica may
+// have applied it: it may yet become visible (or not). A clean failure
+// (ErrNetwork without ErrUnknownOutcome) had no effect.
+var ErrUnknownOutcome = coord.ErrUnknownOutcome
+
+// Level is a named consistency level (how many of N replicas a read waits
+// for or a write needs): One, Quorum (N/2+1) or All.
+type Level = coord.Level
+
+// Consistency levels.
+const (
+	LevelDefault = coord.LevelDefault
+	One          = coord.LevelOne
+	Quorum       = coord.LevelQuorum
+	All          = coord.LevelAll
+)
+
+// ParseLevel parses ONE, QUORUM or ALL.
+func ParseLevel(s string) (Level, error) { return coord.ParseLevel(s) }
+
+// Request says how one operation is replicated: N (0 means 3), R and W
+// (0: from Level, or min(2, N)), a Level, and Linearizable for strict
+// majority quorums with linearizable reads and writes.
+type Request = coord.Req
+
 // Defaults of the DKVS command line: N=3, R=2, W=2.
 const (
 	DefaultN = 3
@@ -73,6 +98,10 @@ type Options struct {
 	// Heartbeat is the interval between pings of servers believed down
 	// (default 100ms).
 	Heartbeat time.Duration
+	// Linearizable makes every operation of the client linearizable
+	// (strict majority quorums on home replicas). A Request can also ask
+	// for it on its own.
+	Linearizable bool
 }
 
 // Client is a connection to a dkvs ring.
@@ -149,30 +178,68 @@ func (c *Client) Ring() *ring.Ring { return c.ring }
 // versions or other lower-level results.
 func (c *Client) Coordinator() *coord.Coordinator { return c.coord }
 
+// explicit checks N and R or W given as plain numbers.
+func explicit(n, q int) error {
+	if n < 1 || q < 1 {
+		return fmt.Errorf("N=%d and R or W=%d must be at least 1: %w", n, q, errcode.InvalidArg)
+	}
+	return nil
+}
+
 // Put stores value under key on the key's n home servers and returns once
 // w of them have acknowledged a durable write. The remaining replicas are
 // still written after Put returns (Close waits for them). The value is not
-// modified and may be reused once Put returns.
+// modified and may be reused once Put returns. A failure that matches
+// ErrUnknownOutcome may still have been applied.
 func (c *Client) Put(ctx context.Context, key, value []byte, n, w int) error {
-	_, err := c.coord.Put(ctx, key, value, n, w)
-	return err
+	if err := explicit(n, w); err != nil {
+		return err
+	}
+	return c.PutWith(ctx, key, value, Request{N: n, W: w})
 }
 
 // Get returns the newest value of key among the first r of its n home
 // servers to answer. ErrNotFound means the newest answer was "absent" or
 // a deletion.
 func (c *Client) Get(ctx context.Context, key []byte, n, r int) ([]byte, error) {
-	rec, err := c.coord.Get(ctx, key, n, r)
+	if err := explicit(n, r); err != nil {
+		return nil, err
+	}
+	return c.GetWith(ctx, key, Request{N: n, R: r})
+}
+
+// Delete removes key: it writes a deletion marker (tombstone) on the key's
+// n home servers, acknowledged by w of them.
+func (c *Client) Delete(ctx context.Context, key []byte, n, w int) error {
+	if err := explicit(n, w); err != nil {
+		return err
+	}
+	return c.DeleteWith(ctx, key, Request{N: n, W: w})
+}
+
+func (c *Client) req(r Request) Request {
+	r.Linearizable = r.Linearizable || c.opts.Linearizable
+	return r
+}
+
+// PutWith stores value under key as r says.
+func (c *Client) PutWith(ctx context.Context, key, value []byte, r Request) error {
+	_, err := c.coord.PutReq(ctx, key, value, c.req(r))
+	return err
+}
+
+// GetWith reads key as r says.
+func (c *Client) GetWith(ctx context.Context, key []byte, r Request) ([]byte, error) {
+	rec, err := c.coord.GetReq(ctx, key, c.req(r))
 	if err != nil {
 		return nil, err
 	}
 	return rec.Value, nil
 }
 
-// Delete removes key: it writes a deletion marker (tombstone) on the key's
-// n home servers, acknowledged by w of them.
-func (c *Client) Delete(ctx context.Context, key []byte, n, w int) error {
-	_, err := c.coord.Delete(ctx, key, n, w)
+// DeleteWith deletes key as r says.
+func (c *Client) DeleteWith(ctx context.Context, key []byte, r Request) error {
+	_, err := c.coord.DeleteReq(ctx, key, c.req(r))
 	return err
 }
 

@@ -263,6 +263,9 @@ func (s *Server) Handle(ctx context.Context, f wire.Frame) wire.Frame {
 		}
 		return ok(wire.AppendVersion(nil, s.clock.Now()))
 	case wire.OpGet:
+		if f.Flags&^wire.GetVersionOnly != 0 {
+			return fail(wire.StatusBadRequest, "unknown get flags %#x", f.Flags)
+		}
 		return s.handleGet(f)
 	case wire.OpPut:
 		return s.handlePut(f)
@@ -300,6 +303,9 @@ func (s *Server) handleGet(f wire.Frame) wire.Frame {
 	}
 	if !found {
 		return wire.Frame{Flags: uint8(wire.StatusNotFound)}
+	}
+	if f.Flags&wire.GetVersionOnly != 0 {
+		rec.Value = nil
 	}
 	return ok(wire.AppendRecord(make([]byte, 0, wire.RecordSize(rec)), rec))
 }

@@ -22,9 +22,15 @@ import (
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
+// ErrNotSent marks a failed call whose request never left this process
+// (the connection could not be opened, or was already closed): the server
+// cannot have acted on it. Callers deciding whether a write may have been
+// applied test for it with errors.Is.
+var ErrNotSent = errors.New("request not sent")
+
 // Errors returned by Call. All wrap errcode.Network.
 var (
-	ErrClosed   = fmt.Errorf("transport: client closed: %w", errcode.Network)
+	ErrClosed   = fmt.Errorf("transport: client closed: %w: %w", ErrNotSent, errcode.Network)
 	ErrConnLost = fmt.Errorf("transport: connection lost: %w", errcode.Network)
 	ErrTimeout  = fmt.Errorf("transport: deadline exceeded: %w", errcode.Network)
 )
@@ -106,7 +112,7 @@ func (c *Client) Call(ctx context.Context, addr string, req wire.Frame) (wire.Fr
 	cc.mu.Lock()
 	if cc.err != nil {
 		cc.mu.Unlock()
-		return wire.Frame{}, cc.err
+		return wire.Frame{}, fmt.Errorf("%w: %w", cc.err, ErrNotSent)
 	}
 	cc.pending[id] = ch
 	cc.mu.Unlock()
@@ -148,7 +154,7 @@ func (c *Client) conn(ctx context.Context, addr string) (*clientConn, error) {
 	}
 	nc, err := c.opts.Dial(ctx, addr)
 	if err != nil {
-		return nil, fmt.Errorf("connect %s: %v: %w", addr, err, errcode.Network)
+		return nil, fmt.Errorf("connect %s: %v: %w: %w", addr, err, ErrNotSent, errcode.Network)
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)

@@ -47,6 +47,10 @@ const (
 // RespBit marks a frame as a response.
 const RespBit = 0x80
 
+// GetVersionOnly is a get request flag: answer the record without its
+// value (a linearizable write reads versions only).
+const GetVersionOnly = 1 << 0
+
 var opNames = map[Op]string{
 	OpPing: "ping", OpGet: "get", OpPut: "put", OpScan: "scan", OpStats: "stats",
 	OpHint: "hint", OpPutBatch: "put-batch", OpAETree: "ae-tree", OpAEDiff: "ae-diff",

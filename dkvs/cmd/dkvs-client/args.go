@@ -2,10 +2,13 @@ package main
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dkvs/dkvs/dkvs"
 	"github.com/dkvs/dkvs/dkvs/cmdutil"
+	"github.com/dkvs/dkvs/dkvs/coord"
 )
 
 // quorum is the N, R and W of one command.
@@ -77,11 +80,12 @@ func quorumFlags() []cli.Flag {
 		&cli.StringFlag{Name: "n", Usage: "number of home servers of the key", EnvVars: []string{"DKVS_N"}},
 		&cli.StringFlag{Name: "r", Usage: "replies needed by a read", EnvVars: []string{"DKVS_R"}},
 		&cli.StringFlag{Name: "w", Usage: "acknowledgements needed by a write", EnvVars: []string{"DKVS_W"}},
+		&cli.StringFlag{Name: "c", Usage: "consistency: ONE, QUORUM, ALL or LINEARIZABLE", EnvVars: []string{"DKVS_CONSISTENCY"}},
 	}
 }
 
-// quorumOf reads -n, -r and -w from the command's context.
-func quorumOf(c *cli.Context) (quorum, error) {
+// counts reads -n, -r and -w (nil when not given).
+func counts(c *cli.Context) (n, r, w *int, err error) {
 	var vals [3]*int
 	for i, name := range []string{"n", "r", "w"} {
 		if !c.IsSet(name) {
@@ -89,11 +93,67 @@ func quorumOf(c *cli.Context) (quorum, error) {
 		}
 		v, err := parseCount(name, c.String(name))
 		if err != nil {
-			return quorum{}, err
+			return nil, nil, nil, err
 		}
 		vals[i] = &v
 	}
-	return resolveQuorum(vals[0], vals[1], vals[2])
+	return vals[0], vals[1], vals[2], nil
+}
+
+// quorumOf reads -n, -r and -w from the command's context.
+func quorumOf(c *cli.Context) (quorum, error) {
+	n, r, w, err := counts(c)
+	if err != nil {
+		return quorum{}, err
+	}
+	return resolveQuorum(n, r, w)
+}
+
+// requestOf turns -n, -r, -w, -c and --linearizable into a request. The
+// numbers follow cs202 (N from -n, else the largest of -r and -w, else
+// 3); -c sets R and W from N where -r and -w are not given, and the
+// numbers win when both are. LINEARIZABLE (or --linearizable) asks for
+// majority quorums: R and W default to N/2+1 and may not be lower.
+func requestOf(c *cli.Context) (dkvs.Request, error) {
+	n, r, w, err := counts(c)
+	if err != nil {
+		return dkvs.Request{}, err
+	}
+	q, err := resolveQuorum(n, r, w)
+	if err != nil {
+		return dkvs.Request{}, err
+	}
+	req := dkvs.Request{N: q.N, R: q.R, W: q.W, Linearizable: c.Bool("linearizable")}
+	if lv := c.String("c"); c.IsSet("c") {
+		switch strings.ToUpper(lv) {
+		case "LINEARIZABLE":
+			req.Linearizable = true
+		default:
+			level, err := dkvs.ParseLevel(lv)
+			if err != nil {
+				return dkvs.Request{}, cmdutil.UsageError("-c %q: want ONE, QUORUM, ALL or LINEARIZABLE", lv)
+			}
+			if r == nil {
+				req.R = level.Count(q.N)
+			}
+			if w == nil {
+				req.W = level.Count(q.N)
+			}
+		}
+	}
+	if req.Linearizable {
+		maj := coord.Majority(q.N)
+		if r == nil && req.R < maj {
+			req.R = maj
+		}
+		if w == nil && req.W < maj {
+			req.W = maj
+		}
+		if req.R < maj || req.W < maj {
+			return dkvs.Request{}, cmdutil.UsageError("linearizable needs R and W of at least a majority of N=%d (%d), got R=%d W=%d", q.N, maj, req.R, req.W)
+		}
+	}
+	return req, nil
 }
 
 // commandArgs returns the arguments after "--" and checks the rule that

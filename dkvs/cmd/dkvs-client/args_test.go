@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/urfave/cli/v2"
+
+	"github.com/dkvs/dkvs/dkvs"
 	"github.com/dkvs/dkvs/dkvs/errcode"
 )
 
@@ -212,6 +215,51 @@ func TestSubstrRange(t *testing.T) {
 		}
 		if err != nil || v[from:to] != tc.want {
 			t.Errorf("%d %d: %q %v, want %q", tc.pos, tc.length, v[from:to], err, tc.want)
+		}
+	}
+}
+
+func TestRequestOf(t *testing.T) {
+	cases := []struct {
+		args    []string
+		want    dkvs.Request
+		invalid bool
+	}{
+		{[]string{"x"}, dkvs.Request{N: 3, R: 2, W: 2}, false},
+		{[]string{"x", "-c", "ONE"}, dkvs.Request{N: 3, R: 1, W: 1}, false},
+		{[]string{"x", "-c", "quorum", "-n", "5"}, dkvs.Request{N: 5, R: 3, W: 3}, false},
+		{[]string{"x", "-c", "ALL"}, dkvs.Request{N: 3, R: 3, W: 3}, false},
+		{[]string{"x", "-c", "ALL", "-r", "1", "-n", "3"}, dkvs.Request{N: 3, R: 1, W: 3}, false}, // numbers win
+		{[]string{"x", "-c", "ALL", "-r", "1"}, dkvs.Request{N: 1, R: 1, W: 1}, false},            // -r alone sets N (cs202)
+		{[]string{"x", "-c", "ONE", "-w", "2"}, dkvs.Request{N: 2, R: 1, W: 2}, false},
+		{[]string{"x", "-c", "LINEARIZABLE"}, dkvs.Request{N: 3, R: 2, W: 2, Linearizable: true}, false},
+		{[]string{"x", "-c", "linearizable", "-n", "5"}, dkvs.Request{N: 5, R: 3, W: 3, Linearizable: true}, false},
+		{[]string{"--linearizable", "x", "-n", "4"}, dkvs.Request{N: 4, R: 3, W: 3, Linearizable: true}, false},
+		{[]string{"x", "-c", "LINEARIZABLE", "-r", "1", "-n", "3"}, dkvs.Request{}, true},
+		{[]string{"x", "-c", "SOME"}, dkvs.Request{}, true},
+		{[]string{"x", "-c", ""}, dkvs.Request{}, true},
+	}
+	for _, tc := range cases {
+		var got dkvs.Request
+		var gotErr error
+		app := &cli.App{
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "linearizable"}},
+			Commands: []*cli.Command{{Name: "x", Flags: quorumFlags(), Action: func(c *cli.Context) error {
+				got, gotErr = requestOf(c)
+				return nil
+			}}},
+		}
+		if err := app.Run(append([]string{"app"}, tc.args...)); err != nil {
+			t.Fatal(err)
+		}
+		if tc.invalid {
+			if errcode.Of(gotErr) != errcode.InvalidCommand {
+				t.Errorf("%q: %v, want ERR_INVALID_COMMAND", tc.args, gotErr)
+			}
+			continue
+		}
+		if gotErr != nil || got != tc.want {
+			t.Errorf("%q: %+v %v, want %+v", tc.args, got, gotErr, tc.want)
 		}
 	}
 }

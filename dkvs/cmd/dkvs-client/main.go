@@ -49,6 +49,9 @@ Flags of every command (after the command, before "--"):
   -n N    home servers of the key (default 3, or the largest of the R and W given)
   -r R    replies a read waits for (default min(2, N))
   -w W    acknowledgements a write waits for (default min(2, N))
+  -c C    consistency: ONE (R=W=1), QUORUM (N/2+1), ALL (N), or LINEARIZABLE
+          (strict majority quorums on home servers; reads and writes are
+          linearizable); -r and -w win over -c when both are given
 
 Global options (before the command; also from the environment):
   --servers FILE   servers file (default servers.txt)         DKVS_SERVERS
@@ -57,6 +60,7 @@ Global options (before the command; also from the environment):
   --no-sloppy      writes go to home servers only: no hints   DKVS_NO_SLOPPY
                    on fallback servers when homes are down
   --no-read-repair gets do not update stale replicas          DKVS_NO_READ_REPAIR
+  --linearizable   every operation in linearizable mode       DKVS_LINEARIZABLE
 
 On success a command prints OK (or its output) and exits 0. A failed operation
 prints FAIL; every error prints "ERROR: <message>" on standard error and exits
@@ -102,6 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			&cli.DurationFlag{Name: "timeout", Value: coord.DefaultTimeout, EnvVars: []string{"DKVS_TIMEOUT"}},
 			&cli.BoolFlag{Name: "no-sloppy", EnvVars: []string{"DKVS_NO_SLOPPY"}},
 			&cli.BoolFlag{Name: "no-read-repair", EnvVars: []string{"DKVS_NO_READ_REPAIR"}},
+			&cli.BoolFlag{Name: "linearizable", EnvVars: []string{"DKVS_LINEARIZABLE"}},
 		},
 		OnUsageError:   e.usageError,
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -185,8 +190,8 @@ func (e *env) open(c *cli.Context) (*dkvs.Client, error) {
 // withClient parses the quorum flags, opens the client, runs fn and closes
 // the client, which waits for replica writes still under way so that a
 // put reaches every live home server before the process exits.
-func (e *env) withClient(c *cli.Context, fn func(cl *dkvs.Client, q quorum) error) error {
-	q, err := quorumOf(c)
+func (e *env) withClient(c *cli.Context, fn func(cl *dkvs.Client, q dkvs.Request) error) error {
+	q, err := requestOf(c)
 	if err != nil {
 		return err
 	}
@@ -205,8 +210,8 @@ func (e *env) get(c *cli.Context, args []string) error {
 	if err := wantArgs(args, 1, 1, "key"); err != nil {
 		return err
 	}
-	return e.withClient(c, func(cl *dkvs.Client, q quorum) error {
-		v, err := cl.Get(e.ctx, []byte(args[0]), q.N, q.R)
+	return e.withClient(c, func(cl *dkvs.Client, q dkvs.Request) error {
+		v, err := cl.GetWith(e.ctx, []byte(args[0]), q)
 		if err != nil {
 			return err
 		}
@@ -232,8 +237,8 @@ func (e *env) put(c *cli.Context, args []string) error {
 	if err := wantArgs(args, 2, 2, "key value"); err != nil {
 		return err
 	}
-	return e.withClient(c, func(cl *dkvs.Client, q quorum) error {
-		if err := cl.Put(e.ctx, []byte(args[0]), []byte(args[1]), q.N, q.W); err != nil {
+	return e.withClient(c, func(cl *dkvs.Client, q dkvs.Request) error {
+		if err := cl.PutWith(e.ctx, []byte(args[0]), []byte(args[1]), q); err != nil {
 			return err
 		}
 		return e.ok(nil)
@@ -244,8 +249,8 @@ func (e *env) del(c *cli.Context, args []string) error {
 	if err := wantArgs(args, 1, 1, "key"); err != nil {
 		return err
 	}
-	return e.withClient(c, func(cl *dkvs.Client, q quorum) error {
-		if err := cl.Delete(e.ctx, []byte(args[0]), q.N, q.W); err != nil {
+	return e.withClient(c, func(cl *dkvs.Client, q dkvs.Request) error {
+		if err := cl.DeleteWith(e.ctx, []byte(args[0]), q); err != nil {
 			return err
 		}
 		return e.ok(nil)
@@ -256,16 +261,16 @@ func (e *env) cat(c *cli.Context, args []string) error {
 	if err := wantArgs(args, 2, -1, "key1 ... keyK dest"); err != nil {
 		return err
 	}
-	return e.withClient(c, func(cl *dkvs.Client, q quorum) error {
+	return e.withClient(c, func(cl *dkvs.Client, q dkvs.Request) error {
 		var joined []byte
 		for _, k := range args[:len(args)-1] {
-			v, err := cl.Get(e.ctx, []byte(k), q.N, q.R)
+			v, err := cl.GetWith(e.ctx, []byte(k), q)
 			if err != nil {
 				return err
 			}
 			joined = append(joined, v...)
 		}
-		if err := cl.Put(e.ctx, []byte(args[len(args)-1]), joined, q.N, q.W); err != nil {
+		if err := cl.PutWith(e.ctx, []byte(args[len(args)-1]), joined, q); err != nil {
 			return err
 		}
 		return e.ok(nil)
@@ -297,8 +302,8 @@ func (e *env) substr(c *cli.Context, args []string) error {
 	if err1 != nil || err2 != nil {
 		return cmdutil.UsageError("position %q and length %q must be whole numbers", args[1], args[2])
 	}
-	return e.withClient(c, func(cl *dkvs.Client, q quorum) error {
-		v, err := cl.Get(e.ctx, []byte(args[0]), q.N, q.R)
+	return e.withClient(c, func(cl *dkvs.Client, q dkvs.Request) error {
+		v, err := cl.GetWith(e.ctx, []byte(args[0]), q)
 		if err != nil {
 			return err
 		}
@@ -306,7 +311,7 @@ func (e *env) substr(c *cli.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := cl.Put(e.ctx, []byte(args[3]), v[from:to], q.N, q.W); err != nil {
+		if err := cl.PutWith(e.ctx, []byte(args[3]), v[from:to], q); err != nil {
 			return err
 		}
 		return e.ok(nil)
@@ -317,12 +322,12 @@ func (e *env) find(c *cli.Context, args []string) error {
 	if err := wantArgs(args, 2, 2, "haystack_key needle_key"); err != nil {
 		return err
 	}
-	return e.withClient(c, func(cl *dkvs.Client, q quorum) error {
-		hay, err := cl.Get(e.ctx, []byte(args[0]), q.N, q.R)
+	return e.withClient(c, func(cl *dkvs.Client, q dkvs.Request) error {
+		hay, err := cl.GetWith(e.ctx, []byte(args[0]), q)
 		if err != nil {
 			return err
 		}
-		needle, err := cl.Get(e.ctx, []byte(args[1]), q.N, q.R)
+		needle, err := cl.GetWith(e.ctx, []byte(args[1]), q)
 		if err != nil {
 			return err
 		}

@@ -18,7 +18,7 @@ import (
 
 // Errors returned by Call, wrapping errcode.Network like the TCP client's.
 var (
-	ErrRefused = fmt.Errorf("memtransport: connection refused: %w", errcode.Network)
+	ErrRefused = fmt.Errorf("memtransport: connection refused: %w: %w", transport.ErrNotSent, errcode.Network)
 	ErrTimeout = fmt.Errorf("memtransport: deadline exceeded: %w", errcode.Network)
 )
 

@@ -1,0 +1,224 @@
+package coord
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/kv"
+	"github.com/dkvs/dkvs/dkvs/wire"
+)
+
+// Get reads key from its n home replicas and returns the newest record
+// among the first r replies (n, r >= 1). A key that is absent or deleted
+// in the newest reply is errcode.NotFound; fewer than r replies is a
+// QuorumError. Once every replica answered, those that answered with an
+// older version (or not found) are sent the newest one (read repair), off
+// the caller's path.
+func (c *Coordinator) Get(ctx context.Context, key []byte, n, r int) (kv.Record, error) {
+	if err := explicit(n, r, "R"); err != nil {
+		return kv.Record{}, err
+	}
+	return c.GetReq(ctx, key, Req{N: n, R: r})
+}
+
+// GetReq reads key as req says. In linearizable mode, when the replies
+// differ, the newest record is written back to a majority of the home
+// replicas before GetReq returns it.
+func (c *Coordinator) GetReq(ctx context.Context, key []byte, req Req) (kv.Record, error) {
+	if err := c.checkKey(key); err != nil {
+		return kv.Record{}, err
+	}
+	n, r, err := c.resolve(req, true)
+	if err != nil {
+		return kv.Record{}, err
+	}
+	g := &getOp{c: c, ctx: ctx, key: key, r: r, lin: req.Linearizable, homes: c.ring.Preference(key, n)}
+	type result struct {
+		rec kv.Record
+		err error
+	}
+	res := make(chan result, 1)
+	c.background(func() {
+		g.run(func(rec kv.Record, err error) { res <- result{rec, err} })
+	})
+	select {
+	case out := <-res:
+		return out.rec, out.err
+	case <-ctx.Done():
+		return kv.Record{}, fmt.Errorf("get: %v: %w", ctx.Err(), errcode.Network)
+	}
+}
+
+type getOp struct {
+	c     *Coordinator
+	ctx   context.Context
+	key   []byte
+	r     int
+	lin   bool
+	homes []int
+}
+
+// answered is a replica's answer: its record (zero version: not found).
+type answered struct {
+	server int
+	rec    kv.Record
+}
+
+func (g *getOp) run(decide func(kv.Record, error)) {
+	c := g.c
+	replies := make(chan reply, len(g.homes))
+	req := wire.Frame{Kind: uint8(wire.OpGet), Body: wire.GetRequest{Key: g.key}.Append(nil)}
+	up := 0
+	for _, h := range g.homes {
+		if c.up(h) {
+			up++
+		}
+	}
+	probeAll := up < g.r // the detector may be wrong: try every home rather than fail
+	inflight := 0
+	var fails []ReplicaError
+	for _, h := range g.homes {
+		if probeAll || c.up(h) {
+			inflight++
+			c.send(g.ctx, h, -1, req, replies)
+		} else {
+			fails = append(fails, ReplicaError{c.addrs[h], errPeerDown})
+		}
+	}
+	var newest kv.Record
+	var answers []answered
+	decided := false
+	for ; inflight > 0; inflight-- {
+		rp := <-replies
+		if rp.err == nil && rp.f.Status() == wire.StatusOK {
+			rec, err := wire.DecodeRecord(rp.f.Body)
+			if err != nil {
+				rp.err = fmt.Errorf("bad reply: %v: %w", err, errcode.Network)
+			} else {
+				answers = append(answers, answered{rp.server, rec})
+				if rec.Version.Newer(newest.Version) {
+					newest = rec
+				}
+			}
+		} else if rp.err == nil {
+			answers = append(answers, answered{server: rp.server}) // not found
+		}
+		if rp.err != nil {
+			fails = append(fails, ReplicaError{c.addrs[rp.server], rp.err})
+			if !decided && len(fails) > len(g.homes)-g.r {
+				decided = true
+				decide(kv.Record{}, newQuorumError("get", g.r, len(answers), len(g.homes), fails, false))
+			}
+			continue
+		}
+		if !decided && len(answers) >= g.r {
+			decided = true
+			if g.lin && !agree(answers) {
+				// The answers differ: the newest may be on a minority
+				// only. Make a majority hold it before anyone is told.
+				if err := c.writeBack(g.ctx, g.key, newest, answers, g.homes); err != nil {
+					decide(kv.Record{}, fmt.Errorf("get: writing back the newest version: %w", err))
+					continue
+				}
+				answers = answers[:0] // the write-back repaired them
+			}
+			c.answer(g.key, newest, decide)
+		}
+	}
+	if !decided { // unreachable: every reply is an answer or a failure
+		decide(kv.Record{}, newQuorumError("get", g.r, len(answers), len(g.homes), fails, false))
+	}
+	if !c.opts.DisableReadRepair {
+		c.readRepair(g.ctx, g.key, newest, answers)
+	}
+}
+
+// answer reports the newest record of a read.
+func (c *Coordinator) answer(key []byte, newest kv.Record, decide func(kv.Record, error)) {
+	if !newest.Version.IsZero() {
+		c.clock.Observe(newest.Version)
+	}
+	if newest.Live() {
+		decide(newest, nil)
+	} else {
+		decide(kv.Record{}, fmt.Errorf("get %q: %w", truncate(key), errcode.NotFound))
+	}
+}
+
+// agree reports whether every answer carries the same version.
+func agree(answers []answered) bool {
+	for _, a := range answers[1:] {
+		if a.rec.Version != answers[0].rec.Version {
+			return false
+		}
+	}
+	return true
+}
+
+// writeBack stores newest on the home replicas that did not answer with it
+// until a majority of homes holds it (counting those that answered with
+// it).
+func (c *Coordinator) writeBack(ctx context.Context, key []byte, newest kv.Record, answers []answered, homes []int) error {
+	holds := map[int]bool{}
+	for _, a := range answers {
+		if a.rec.Version == newest.Version {
+			holds[a.server] = true
+		}
+	}
+	need := Majority(len(homes))
+	have := len(holds)
+	body := wire.PutRequest{Key: key, Record: newest}
+	put := wire.Frame{Kind: uint8(wire.OpPut), Body: body.Append(make([]byte, 0, body.Size()))}
+	replies := make(chan reply, len(homes))
+	inflight := 0
+	for _, h := range homes {
+		if !holds[h] {
+			inflight++
+			c.send(ctx, h, -1, put, replies)
+		}
+	}
+	var fails []ReplicaError
+	for ; inflight > 0 && have < need; inflight-- {
+		r := <-replies
+		if r.err != nil {
+			fails = append(fails, ReplicaError{c.addrs[r.server], r.err})
+			continue
+		}
+		have++
+	}
+	if have < need {
+		return newQuorumError("write back", need, have, len(homes), fails, false)
+	}
+	return nil
+}
+
+// readRepair sends newest to every replica that answered with an older
+// version or not found.
+func (c *Coordinator) readRepair(ctx context.Context, key []byte, newest kv.Record, answers []answered) {
+	if newest.Version.IsZero() {
+		return
+	}
+	var stale []int
+	for _, a := range answers {
+		if newest.Version.Newer(a.rec.Version) {
+			stale = append(stale, a.server)
+		}
+	}
+	if len(stale) == 0 {
+		return
+	}
+	body := wire.PutRequest{Key: key, Record: newest}
+	put := wire.Frame{Kind: uint8(wire.OpPut), Body: body.Append(make([]byte, 0, body.Size()))}
+	repairs := make(chan reply, len(stale))
+	for _, s := range stale {
+		c.send(ctx, s, -1, put, repairs)
+	}
+	for range stale {
+		if r := <-repairs; r.err != nil {
+			c.log.Debug("read repair failed", "peer", c.addrs[r.server], "err", r.err)
+		} else {
+			c.repairs.Add(1)
+		}
+	}
+}

@@ -1,0 +1,276 @@
+package coord
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/kv"
+	"github.com/dkvs/dkvs/dkvs/wire"
+)
+
+// Put stores value under key on the key's n home replicas and returns once
+// w of them acknowledged a durable write (n, w >= 1). The others still
+// complete in the background. It returns the version written.
+func (c *Coordinator) Put(ctx context.Context, key, value []byte, n, w int) (kv.Version, error) {
+	if err := explicit(n, w, "W"); err != nil {
+		return kv.Version{}, err
+	}
+	return c.PutReq(ctx, key, value, Req{N: n, W: w})
+}
+
+// Delete writes a tombstone for key on its n home replicas, acknowledged
+// by w of them.
+func (c *Coordinator) Delete(ctx context.Context, key []byte, n, w int) (kv.Version, error) {
+	if err := explicit(n, w, "W"); err != nil {
+		return kv.Version{}, err
+	}
+	return c.DeleteReq(ctx, key, Req{N: n, W: w})
+}
+
+// explicit checks N and R or W given as plain numbers: both at least 1.
+func explicit(n, q int, name string) error {
+	if n < 1 || q < 1 {
+		return fmt.Errorf("N=%d %s=%d: both must be at least 1: %w", n, name, q, errcode.InvalidArg)
+	}
+	return nil
+}
+
+// PutReq stores value under key as req says.
+func (c *Coordinator) PutReq(ctx context.Context, key, value []byte, req Req) (kv.Version, error) {
+	if len(value) > c.opts.MaxValueSize {
+		return kv.Version{}, fmt.Errorf("value of %d bytes is above the limit of %d: %w", len(value), c.opts.MaxValueSize, errcode.InvalidArg)
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	return c.write(ctx, "put", key, kv.Record{Value: value}, req)
+}
+
+// DeleteReq deletes key as req says (a tombstone goes the put path).
+func (c *Coordinator) DeleteReq(ctx context.Context, key []byte, req Req) (kv.Version, error) {
+	return c.write(ctx, "delete", key, kv.Record{Tombstone: true}, req)
+}
+
+func (c *Coordinator) write(ctx context.Context, op string, key []byte, rec kv.Record, req Req) (kv.Version, error) {
+	if err := c.checkKey(key); err != nil {
+		return kv.Version{}, err
+	}
+	n, w, err := c.resolve(req, false)
+	if err != nil {
+		return kv.Version{}, err
+	}
+	wo := &writeOp{c: c, ctx: ctx, op: op, key: key, rec: rec, n: n, w: w, lin: req.Linearizable}
+	walk := c.ring.Walk(key)
+	wo.homes = walk[:n]
+	if !c.opts.DisableSloppyQuorum && !req.Linearizable {
+		wo.fallbacks = walk[n:]
+	}
+	type result struct {
+		v   kv.Version
+		err error
+	}
+	res := make(chan result, 1)
+	c.background(func() {
+		v, err := wo.run()
+		res <- result{v, err}
+	})
+	select {
+	case r := <-res:
+		return r.v, r.err
+	case <-ctx.Done():
+		// The write goes on in the background: it may or may not land.
+		return kv.Version{}, fmt.Errorf("%s: %v: %w", op, ctx.Err(), ErrUnknownOutcome)
+	}
+}
+
+// writeOp is one put or delete. In the default mode it sends the record to
+// the home replicas and replaces each home replica that is down or fails
+// by the next fallback server, which keeps the record as a hint for it. In
+// linearizable mode it first reads the highest version from a majority of
+// the home replicas and writes a strictly higher one to home replicas
+// only. It reports once W acknowledgements arrived or can no longer
+// arrive, and runs until every request it sent has been answered.
+type writeOp struct {
+	c         *Coordinator
+	ctx       context.Context
+	op        string
+	key       []byte
+	rec       kv.Record
+	n, w      int
+	lin       bool
+	homes     []int
+	fallbacks []int // in ring order; empty without sloppy quorum
+	nextFB    int
+	put       wire.Frame
+	replies   chan reply
+	inflight  int
+	acks      int
+	maybe     bool // some request may have been applied
+	fails     []ReplicaError
+}
+
+func (wo *writeOp) sendHome(s int) {
+	wo.inflight++
+	wo.c.send(wo.ctx, s, -1, wo.put, wo.replies)
+}
+
+// sendFallback sends the record to the next fallback that is up, as a
+// hint for home. It reports whether one was found.
+func (wo *writeOp) sendFallback(home int) bool {
+	for wo.nextFB < len(wo.fallbacks) {
+		f := wo.fallbacks[wo.nextFB]
+		wo.nextFB++
+		if !wo.c.up(f) {
+			continue
+		}
+		hint := wire.HintRequest{Target: wo.c.addrs[home], Key: wo.key, Record: wo.rec}
+		wo.inflight++
+		wo.c.send(wo.ctx, f, home, wire.Frame{Kind: uint8(wire.OpHint), Body: hint.Append(nil)}, wo.replies)
+		return true
+	}
+	return false
+}
+
+func (wo *writeOp) fail(server int, err error) {
+	wo.fails = append(wo.fails, ReplicaError{wo.c.addrs[server], err})
+}
+
+// targets returns the home replicas to send to: those believed up, or all
+// of them when too few are (the detector may be wrong).
+func (wo *writeOp) targets(need int) (send, skipped []int) {
+	for _, h := range wo.homes {
+		if wo.c.up(h) {
+			send = append(send, h)
+		} else {
+			skipped = append(skipped, h)
+		}
+	}
+	if len(send) < need && len(wo.fallbacks) == 0 {
+		return wo.homes, nil
+	}
+	return send, skipped
+}
+
+func (wo *writeOp) run() (kv.Version, error) {
+	c := wo.c
+	if wo.lin {
+		v, err := c.highestVersion(wo.ctx, wo.key, wo.homes, Majority(len(wo.homes)))
+		if err != nil {
+			return kv.Version{}, fmt.Errorf("%s: reading versions: %w", wo.op, err)
+		}
+		wo.rec.Version = c.clock.After(v) // strictly higher than any version a majority holds
+	} else {
+		wo.rec.Version = c.clock.Now()
+	}
+	wo.rec.N = uint8(wo.n)
+	body := wire.PutRequest{Key: wo.key, Record: wo.rec}
+	wo.put = wire.Frame{Kind: uint8(wire.OpPut), Body: body.Append(make([]byte, 0, body.Size()))}
+	wo.replies = make(chan reply, len(wo.homes)+len(wo.fallbacks))
+
+	send, skipped := wo.targets(wo.w)
+	for _, h := range send {
+		wo.sendHome(h)
+	}
+	var unplaced []int
+	for _, h := range skipped {
+		wo.fail(h, errPeerDown)
+		if !wo.sendFallback(h) {
+			unplaced = append(unplaced, h)
+		}
+	}
+	// Fallbacks ran out: rather than fail for want of targets, try the
+	// homes the detector believes down.
+	if wo.inflight < wo.w {
+		for _, h := range unplaced {
+			wo.sendHome(h)
+		}
+	}
+	for wo.inflight > 0 {
+		r := <-wo.replies
+		wo.inflight--
+		if r.mayHaveApplied() {
+			wo.maybe = true
+		}
+		if r.err == nil {
+			if cur, err := wire.DecodeVersion(r.f.Body); err == nil && r.hintFor < 0 {
+				c.clock.Observe(cur)
+			}
+			if wo.acks++; wo.acks >= wo.w {
+				// Report at once; the replies still due are collected in
+				// the background, counted before this returns so that
+				// Wait cannot miss them.
+				c.bg.add(1)
+				go wo.drain()
+				return wo.rec.Version, nil
+			}
+			continue
+		}
+		wo.fail(r.server, r.err)
+		if r.netErr {
+			home := r.server
+			if r.hintFor >= 0 {
+				home = r.hintFor
+			}
+			wo.sendFallback(home)
+		}
+	}
+	return kv.Version{}, newQuorumError(wo.op, wo.w, wo.acks, len(wo.homes), wo.fails, wo.maybe)
+}
+
+// drain collects the replies still due after the operation was decided,
+// sending hints for home replicas that fail meanwhile, so that every live
+// replica gets the write before Wait returns.
+func (wo *writeOp) drain() {
+	defer wo.c.bg.done()
+	for wo.inflight > 0 {
+		r := <-wo.replies
+		wo.inflight--
+		if r.err != nil && r.netErr {
+			home := r.server
+			if r.hintFor >= 0 {
+				home = r.hintFor
+			}
+			wo.sendFallback(home)
+		}
+	}
+}
+
+// highestVersion asks the home replicas for the version they hold of key
+// and returns the highest among the first need answers (a replica with no
+// record answers the zero version).
+func (c *Coordinator) highestVersion(ctx context.Context, key []byte, homes []int, need int) (kv.Version, error) {
+	replies := make(chan reply, len(homes))
+	req := wire.Frame{Kind: uint8(wire.OpGet), Flags: wire.GetVersionOnly, Body: wire.GetRequest{Key: key}.Append(nil)}
+	inflight := 0
+	var fails []ReplicaError
+	for _, h := range homes {
+		inflight++
+		c.send(ctx, h, -1, req, replies)
+	}
+	var highest kv.Version
+	got := 0
+	for ; inflight > 0; inflight-- {
+		rp := <-replies
+		if rp.err == nil && rp.f.Status() == wire.StatusOK {
+			if rec, err := wire.DecodeRecord(rp.f.Body); err != nil {
+				rp.err = fmt.Errorf("bad reply: %v: %w", err, errcode.Network)
+			} else if rec.Version.Newer(highest) {
+				highest = rec.Version
+			}
+		}
+		if rp.err != nil {
+			fails = append(fails, ReplicaError{c.addrs[rp.server], rp.err})
+			// The reply channel holds one reply per request: the requests
+			// still out finish without anyone waiting for them.
+			if len(fails) > len(homes)-need {
+				return kv.Version{}, newQuorumError("read versions", need, got, len(homes), fails, false)
+			}
+			continue
+		}
+		if got++; got >= need {
+			return highest, nil
+		}
+	}
+	return kv.Version{}, newQuorumError("read versions", need, got, len(homes), fails, false)
+}
