@@ -16,7 +16,7 @@
 package main
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../include
+#cgo CFLAGS: -I${SRCDIR}/../include -Wall -Wextra
 #include <stdint.h>
 #include <stdlib.h>
 

@@ -204,6 +204,24 @@ func TestCHeaderCompiles(t *testing.T) {
 	}
 }
 
+// TestCLibSourceWarnings compiles the library's own C (cgo/dkvs.c, with
+// the export header cgo generates) as strict C11 with every warning an
+// error; the library build itself only shows warnings, so that another
+// compiler's view of cgo's generated code cannot break it.
+func TestCLibSourceWarnings(t *testing.T) {
+	obj := t.TempDir()
+	cmd := exec.Command("go", "tool", "cgo", "-objdir", obj, "main.go")
+	cmd.Dir = filepath.Join(repoRoot(), "cgo")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go tool cgo: %v\n%s", err, out)
+	}
+	args := []string{"-std=c11", "-pedantic", "-Wall", "-Wextra", "-Werror", "-fsyntax-only",
+		"-I", filepath.Join(repoRoot(), "include"), "-I", obj, filepath.Join(repoRoot(), "cgo", "dkvs.c")}
+	if out, err := exec.Command("gcc", args...).CombinedOutput(); err != nil {
+		t.Fatalf("gcc %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
 // TestCLibDependencies checks that libdkvs.so links the client side only.
 func TestCLibDependencies(t *testing.T) {
 	cmd := exec.Command("go", "list", "-deps", "./cgo")
@@ -276,6 +294,7 @@ func TestCThreadsServerKilled(t *testing.T) {
 	const threads, pairs, gate = 8, 2000, 1500
 	prog := compileC(t, cTest("threads.c"))
 	r := harness.NewRing(t, 1, 2, 3)
+	r.Args = []string{"--memory"}
 	r.StartAll()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -295,30 +314,12 @@ func TestCThreadsServerKilled(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lines := make(chan string, 1024)
-	var output strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	lr := newLineReader(stdout)
 	// Wait (with a deadline) for the threads to be running.
-	deadline := time.After(90 * time.Second)
-	running := false
-	for !running {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				cmd.Wait()
-				t.Fatalf("threads program ended before RUNNING:\n%s\n%s", output.String(), stderr.String())
-			}
-			output.WriteString(line + "\n")
-			running = line == "RUNNING"
-		case <-deadline:
-			t.Fatalf("no RUNNING after 90s:\n%s", output.String())
-		}
+	if line, _ := lr.next(90 * time.Second); line != "RUNNING" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("want RUNNING first, got %q\n%s", lr.all.String(), stderr.String())
 	}
 	start := time.Now()
 	r.Kill(1)
@@ -326,15 +327,18 @@ func TestCThreadsServerKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("server %s killed %v after RUNNING", r.Addr(1), time.Since(start).Round(time.Millisecond))
-	for line := range lines {
-		output.WriteString(line + "\n")
+	for {
+		if _, ok := lr.next(3 * time.Minute); !ok {
+			break
+		}
 	}
 	err = cmd.Wait()
-	t.Logf("threads output:\n%s", output.String())
+	output := lr.all.String()
+	t.Logf("threads output:\n%s", output)
 	if err != nil {
 		t.Fatalf("threads program: %v\n%s", err, stderr.String())
 	}
-	m := regexp.MustCompile(`(?m)^DONE ops=(\d+) errors=(\d+) after_kill=(\d+)$`).FindStringSubmatch(output.String())
+	m := regexp.MustCompile(`(?m)^DONE ops=(\d+) errors=(\d+) after_kill=(\d+)$`).FindStringSubmatch(output)
 	if m == nil {
 		t.Fatal("no DONE line")
 	}
@@ -365,6 +369,89 @@ func TestCThreadsServerKilled(t *testing.T) {
 				t.Fatalf("thread %d key %d: %q, %v; want %q", th, k, got, err, want)
 			}
 		}
+	}
+}
+
+// lineReader delivers the lines a program prints, for waits with a
+// deadline.
+type lineReader struct {
+	lines chan string
+	all   strings.Builder
+}
+
+func newLineReader(r io.Reader) *lineReader {
+	lr := &lineReader{lines: make(chan string, 1024)}
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lr.lines <- sc.Text()
+		}
+		close(lr.lines)
+	}()
+	return lr
+}
+
+// next returns the next line, or false at the end of the output or when d
+// has passed.
+func (lr *lineReader) next(d time.Duration) (string, bool) {
+	select {
+	case line, ok := <-lr.lines:
+		if ok {
+			lr.all.WriteString(line + "\n")
+		}
+		return line, ok
+	case <-time.After(d):
+		return "", false
+	}
+}
+
+// TestCCloseWaitsForReplicas checks that dkvs_close returns only once the
+// replica writes still under way are done: with a server stopped, a put
+// (N=3, W=2) succeeds, and the close waits until the server is resumed
+// and has stored the value.
+func TestCCloseWaitsForReplicas(t *testing.T) {
+	prog := compileC(t, cTest("close_waits.c"))
+	r := harness.NewRing(t, 1, 1, 1)
+	r.Args = []string{"--memory"}
+	r.StartAll()
+	r.Stop(0)
+	resumed := false
+	defer func() {
+		if !resumed {
+			r.Cont(0)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, prog, r.ServersFile())
+	cmd.Dir = r.Dir
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	lr := newLineReader(stdout)
+	if line, _ := lr.next(20 * time.Second); line != "PUT-DONE" {
+		t.Fatalf("want PUT-DONE, got %q", lr.all.String())
+	}
+	// The stopped server has the third write for 30 s: the close must not
+	// come back in the next second.
+	if line, ok := lr.next(time.Second); ok || line != "" {
+		t.Fatalf("dkvs_close returned while a replica write was under way: %q", lr.all.String())
+	}
+	r.Cont(0)
+	resumed = true
+	if line, _ := lr.next(20 * time.Second); line != "CLOSED ok" {
+		t.Fatalf("want CLOSED ok after the server resumed, got %q", lr.all.String())
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("close_waits: %v\n%s", err, lr.all.String())
+	}
+	if got := serverDump(t, r, 0)["close-key"]; got != "close-value" {
+		t.Fatalf("the resumed server holds %q", got)
 	}
 }
 
