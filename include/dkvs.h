@@ -46,7 +46,8 @@
  *   default, see dkvs_open_timeout), so no call blocks for longer than
  *   about that (plus 1 ms per 64 KiB of value).
  * - fork: the library runs the Go runtime; a child process created by
- *   fork() must not use a handle of its parent.
+ *   fork() must not use a handle of its parent, and the library cannot be
+ *   unloaded with dlclose().
  *
  * Versioning: this header is stable. Functions are only added (with a
  * MINOR version step); existing signatures, error values and semantics do
