@@ -5,16 +5,21 @@ GO       ?= go
 DONE     := done
 GOFLAGS  ?=
 # Packages with concurrency run under the race detector in `make test`.
-RACE_PKGS := ./dkvs/transport/... ./dkvs/coord/... ./dkvs/storage/... ./dkvs/server/... ./dkvs
+RACE_PKGS := ./dkvs/transport/... ./dkvs/coord/... ./dkvs/storage/... ./dkvs/server/... ./dkvs ./cgo
 FUZZTIME ?= 3s
+# The C library and the thin C client. CC is make's default (cc) unless set.
+C_WARN   := -std=c11 -Wall -Wextra -Werror
+C_OPT    ?= -O2
 
 GO_SOURCES := $(shell find dkvs -name '*.go' -not -name '*_test.go') go.mod go.sum
+CGO_SOURCES := $(filter-out %_test.go,$(wildcard cgo/*.go)) $(wildcard cgo/*.c) include/dkvs.h
+LIB := $(DONE)/libdkvs.so
 
-.PHONY: all build test unit e2e fuzz vet ring stop-ring clean bench-go
+.PHONY: all build test unit e2e fuzz vet ring stop-ring clean bench-go bench-c
 
 all: build
 
-build: $(DONE)/dkvs-server $(DONE)/dkvs-client $(DONE)/dkvs-dump-ring
+build: $(DONE)/dkvs-server $(DONE)/dkvs-client $(DONE)/dkvs-dump-ring $(LIB) $(DONE)/dkvs-thin $(DONE)/libdkvs.pc
 
 $(DONE)/dkvs-server: $(GO_SOURCES)
 	$(GO) build $(GOFLAGS) -o $@ ./dkvs/cmd/dkvs-server
@@ -26,6 +31,32 @@ $(DONE)/dkvs-client: $(GO_SOURCES)
 $(DONE)/dkvs-dump-ring: $(DONE)/dkvs-client
 	ln -sf dkvs-client $@
 
+# libdkvs.so: the Go client behind include/dkvs.h (cgo/). The header that
+# cgo generates is removed: C programs include the hand-written one.
+$(LIB): $(GO_SOURCES) $(CGO_SOURCES)
+	CGO_ENABLED=1 $(GO) build $(GOFLAGS) -buildmode=c-shared -o $@ ./cgo
+	rm -f $(DONE)/libdkvs.h
+
+# The thin C client finds libdkvs.so beside itself ($$ORIGIN).
+$(DONE)/dkvs-thin: $(DONE)/dkvs-thin.c include/dkvs.h $(LIB)
+	$(CC) $(C_WARN) $(C_OPT) -Iinclude -o $@ $< -L$(DONE) -ldkvs -Wl,-rpath,'$$ORIGIN'
+
+# pkg-config file for this checkout: PKG_CONFIG_PATH=done pkg-config --cflags --libs libdkvs
+$(DONE)/libdkvs.pc: include/dkvs.h Makefile
+	@v=$$(sed -n 's/^#define DKVS_VERSION "\(.*\)"$$/\1/p' include/dkvs.h); \
+	test -n "$$v" || { echo "no DKVS_VERSION in include/dkvs.h" >&2; exit 1; }; \
+	printf '%s\n' \
+	  'prefix=$(CURDIR)' \
+	  'includedir=$${prefix}/include' \
+	  'libdir=$${prefix}/$(DONE)' \
+	  '' \
+	  'Name: libdkvs' \
+	  'Description: C client of dkvs, a Dynamo-style replicated key-value store' \
+	  "Version: $$v" \
+	  'Cflags: -I$${includedir}' \
+	  'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -ldkvs' > $@
+	@echo "wrote $@"
+
 test: build vet unit fuzz e2e
 
 vet:
@@ -33,7 +64,7 @@ vet:
 	$(GO) vet ./...
 
 unit:
-	$(GO) test -count=1 ./dkvs/...
+	$(GO) test -count=1 ./dkvs/... ./cgo
 	$(GO) test -count=1 -race $(RACE_PKGS)
 
 # Every fuzz target runs briefly; go test -fuzz takes one target at a time.
@@ -53,6 +84,11 @@ e2e: build
 # Go benchmarks of the client against three real servers.
 bench-go: build
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./tests/
+
+# One dkvs_get through the C ABI against the same call from Go, on a
+# one-server ring (N=R=1).
+bench-c: build
+	$(GO) test -run '^$$' -bench CABIGet -benchtime 100000x ./tests/
 
 ring: build
 	$(DONE)/start-ring.sh start servers.txt

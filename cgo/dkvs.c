@@ -1,0 +1,109 @@
+/*
+ * The public functions of libdkvs.so, those of include/dkvs.h. Including
+ * the header here makes the compiler check each definition against it.
+ * They do what needs no Go (static strings, free, strlen of C strings) and
+ * pass everything else to the Go functions of main.go (dkvsgo_*), which
+ * check the arguments and run the Go client.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dkvs.h"
+#include "_cgo_export.h"
+
+/* Internal to the library: malloc that may return NULL (see main.go). */
+__attribute__((visibility("hidden"))) void *dkvsgo_alloc(size_t n)
+{
+    return malloc(n);
+}
+
+const char *dkvs_version(void)
+{
+    return DKVS_VERSION;
+}
+
+const char *dkvs_strerror(int code)
+{
+    switch (code) {
+    case DKVS_ERR_NONE: return "";
+    case DKVS_ERR_IO: return "I/O Error";
+    case DKVS_ERR_RUNTIME: return "Runtime error";
+    case DKVS_ERR_OUT_OF_MEMORY: return "(re|m|c)alloc failed";
+    case DKVS_ERR_NETWORK: return "Network error";
+    case DKVS_ERR_INVALID_CONFIG: return "Invalid config";
+    case DKVS_ERR_INVALID_COMMAND: return "Invalid command";
+    case DKVS_ERR_INVALID_ARGUMENT: return "Invalid argument (internal error)";
+    case DKVS_ERR_ADDRESS: return "Invalid address";
+    case DKVS_ERR_NOT_FOUND: return "Not found";
+    case DKVS_ERR_THREADING: return "Threading error";
+    }
+    return "Unknown error";
+}
+
+int dkvs_open(const char *servers_file, dkvs_t **out)
+{
+    return dkvs_open_timeout(servers_file, 0, out);
+}
+
+int dkvs_open_timeout(const char *servers_file, int64_t timeout_ns, dkvs_t **out)
+{
+    uintptr_t id = 0;
+    int rc = dkvsgo_open((char *)servers_file, timeout_ns, out ? &id : NULL);
+    if (out)
+        *out = rc == DKVS_ERR_NONE ? (dkvs_t *)id : NULL;
+    return rc;
+}
+
+int dkvs_close(dkvs_t *h)
+{
+    return dkvsgo_close((uintptr_t)h);
+}
+
+int dkvs_put(dkvs_t *h, const char *key, const char *value, int n, int w)
+{
+    if (key == NULL || value == NULL)
+        return DKVS_ERR_INVALID_ARGUMENT;
+    return dkvs_put_bin(h, key, strlen(key), value, strlen(value), n, w);
+}
+
+int dkvs_get(dkvs_t *h, const char *key, int n, int r, char **value)
+{
+    if (value)
+        *value = NULL;
+    if (key == NULL || value == NULL)
+        return DKVS_ERR_INVALID_ARGUMENT;
+    void *v = NULL;
+    size_t vlen = 0;
+    int rc = dkvs_get_bin(h, key, strlen(key), n, r, &v, &vlen);
+    *value = v;
+    return rc;
+}
+
+int dkvs_del(dkvs_t *h, const char *key, int n, int w)
+{
+    if (key == NULL)
+        return DKVS_ERR_INVALID_ARGUMENT;
+    return dkvs_del_bin(h, key, strlen(key), n, w);
+}
+
+int dkvs_put_bin(dkvs_t *h, const void *key, size_t klen,
+                 const void *value, size_t vlen, int n, int w)
+{
+    return dkvsgo_put((uintptr_t)h, (void *)key, klen, (void *)value, vlen, n, w);
+}
+
+int dkvs_get_bin(dkvs_t *h, const void *key, size_t klen, int n, int r,
+                 void **value, size_t *vlen)
+{
+    return dkvsgo_get((uintptr_t)h, (void *)key, klen, n, r, value, vlen);
+}
+
+int dkvs_del_bin(dkvs_t *h, const void *key, size_t klen, int n, int w)
+{
+    return dkvsgo_del((uintptr_t)h, (void *)key, klen, n, w);
+}
+
+void dkvs_free(void *p)
+{
+    free(p);
+}

@@ -1,0 +1,235 @@
+/*
+ * dkvs.h - C interface of dkvs, a Dynamo-style replicated key-value store.
+ *
+ * Link with libdkvs.so (-ldkvs). The library is the Go client of dkvs built
+ * as a shared object: it reads servers.txt, places each key on the SHA-1
+ * ring and runs every operation against the key's N home servers in
+ * parallel, exactly like dkvs-client and the Go package.
+ *
+ *     #include <dkvs.h>
+ *
+ *     dkvs_t *h;
+ *     int rc = dkvs_open("servers.txt", &h);
+ *     if (rc != DKVS_ERR_NONE) { fprintf(stderr, "%s\n", dkvs_strerror(rc)); ... }
+ *     rc = dkvs_put(h, "greeting", "hello", 3, 2);       // N=3, W=2
+ *     char *v;
+ *     rc = dkvs_get(h, "greeting", 3, 2, &v);            // N=3, R=2
+ *     if (rc == DKVS_ERR_NONE) { puts(v); dkvs_free(v); }
+ *     dkvs_close(h);
+ *
+ * Conventions of every function below:
+ *
+ * - Return value: an error code of enum dkvs_error (DKVS_ERR_NONE, 0, on
+ *   success). The values are those of the DKVS error table (cs202); a
+ *   process that exits with 256 + code gives the shell the exit status of
+ *   dkvs-client.
+ * - Threads: every function may be called from any number of threads at
+ *   once, on the same handle or on different handles. A handle keeps
+ *   pipelined connections to the servers that all threads share.
+ * - Memory: the library never keeps a pointer the caller passed in after
+ *   the call returns (keys and values are copied), and every buffer it hands
+ *   out is allocated with malloc in the library and released with
+ *   dkvs_free. Nothing returned points into the Go runtime's memory.
+ * - Misuse is reported, never fatal: a NULL or closed handle (including a
+ *   second dkvs_close), a NULL key, value or out-pointer, N/R/W below 1 or
+ *   R/W above N all return DKVS_ERR_INVALID_ARGUMENT. An unexpected failure
+ *   inside the library returns DKVS_ERR_RUNTIME instead of crashing.
+ * - Quorums: n is the number of home servers of the key (the DKVS default
+ *   is 3), w the acknowledgements a write waits for and r the replies a
+ *   read waits for (default 2 each). An n larger than the number of servers
+ *   in the ring means all of them, and r or w above that number follow n
+ *   down: n = w = 5 on a ring of three servers is n = w = 3.
+ * - Limits: keys of 1 byte to 64 KiB, values of 0 to 16 MiB (the servers'
+ *   defaults; larger gives DKVS_ERR_INVALID_ARGUMENT before anything is
+ *   sent).
+ * - Deadlines: each request to one server has a deadline (500 ms by
+ *   default, see dkvs_open_timeout), so no call blocks for longer than
+ *   about that (plus 1 ms per 64 KiB of value).
+ * - fork: the library runs the Go runtime; a child process created by
+ *   fork() must not use a handle of its parent, and the library cannot be
+ *   unloaded with dlclose().
+ *
+ * Versioning: this header is stable. Functions are only added (with a
+ * MINOR version step); existing signatures, error values and semantics do
+ * not change within a MAJOR version.
+ */
+#ifndef DKVS_H
+#define DKVS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Version of this header; dkvs_version() gives the library's. */
+#define DKVS_VERSION_MAJOR 1
+#define DKVS_VERSION_MINOR 0
+#define DKVS_VERSION_PATCH 0
+#define DKVS_VERSION "1.0.0"
+
+/* The defaults of the DKVS command line. */
+#define DKVS_DEFAULT_N 3
+#define DKVS_DEFAULT_R 2
+#define DKVS_DEFAULT_W 2
+
+/*
+ * Error codes, equal to the ERR_* values of the DKVS error table.
+ * dkvs_strerror gives the message of each.
+ */
+typedef enum dkvs_error {
+    DKVS_ERR_NONE = 0,               /* success */
+    DKVS_ERR_IO = -127,              /* servers file missing or unreadable; storage failure on a server */
+    DKVS_ERR_RUNTIME = -126,         /* unexpected failure inside the library */
+    DKVS_ERR_OUT_OF_MEMORY = -125,   /* malloc failed */
+    DKVS_ERR_NETWORK = -124,         /* fewer than R (or W) servers answered in time */
+    DKVS_ERR_INVALID_CONFIG = -123,  /* bad servers file */
+    DKVS_ERR_INVALID_COMMAND = -122, /* bad command line (command-line tools only) */
+    DKVS_ERR_INVALID_ARGUMENT = -121, /* bad argument: see "Misuse" above; key or value too large */
+    DKVS_ERR_ADDRESS = -120,         /* an IP in the servers file is not dotted IPv4 */
+    DKVS_ERR_NOT_FOUND = -119,       /* the key is absent or deleted */
+    DKVS_ERR_THREADING = -118        /* threading error (kept for compatibility) */
+} dkvs_error_t;
+
+/* A connection to a ring: opaque, created by dkvs_open, ended by dkvs_close. */
+typedef struct dkvs dkvs_t;
+
+/*
+ * dkvs_version returns the library's version, "MAJOR.MINOR.PATCH" (the
+ * DKVS_VERSION its header had when it was built). The string is static:
+ * never free it. Thread-safe.
+ */
+const char *dkvs_version(void);
+
+/*
+ * dkvs_strerror returns the message of an error code, as in the DKVS error
+ * table: "" for DKVS_ERR_NONE, "Not found" for DKVS_ERR_NOT_FOUND, and so
+ * on; "Unknown error" for a value that is not a code. The string is static:
+ * never free it. Thread-safe.
+ */
+const char *dkvs_strerror(int code);
+
+/*
+ * dkvs_open reads a servers file (NULL or "" means servers.txt in the
+ * current directory) and stores a new handle for that ring in *out. No
+ * connection is made until the first operation, so a ring that is down is
+ * only noticed then.
+ *
+ * Ownership: the caller owns the handle and releases it with dkvs_close.
+ * On failure *out is set to NULL (when out is not NULL).
+ *
+ * Errors: DKVS_ERR_IO (file missing or unreadable), DKVS_ERR_INVALID_CONFIG
+ * (malformed line, bad port or count, empty file, server listed twice),
+ * DKVS_ERR_ADDRESS (an IP that is not dotted IPv4),
+ * DKVS_ERR_INVALID_ARGUMENT (out is NULL). Thread-safe.
+ */
+int dkvs_open(const char *servers_file, dkvs_t **out);
+
+/*
+ * dkvs_open_timeout is dkvs_open with the deadline of one request to one
+ * server, in nanoseconds (0 means the default, 500 ms; the --timeout of
+ * dkvs-client). A negative timeout_ns returns DKVS_ERR_INVALID_ARGUMENT.
+ * Otherwise as dkvs_open. Thread-safe.
+ */
+int dkvs_open_timeout(const char *servers_file, int64_t timeout_ns, dkvs_t **out);
+
+/*
+ * dkvs_close ends a handle. It first waits for calls on the handle still
+ * running in other threads to return, then for replica writes still under
+ * way (a put returns after W acknowledgements; the other N - W replicas are
+ * still being written, each bounded by its deadline), so that a put reaches
+ * every live home server before the program goes on or exits. Then it
+ * closes the connections. The handle is invalid afterwards: using it again,
+ * or closing it a second time, returns DKVS_ERR_INVALID_ARGUMENT.
+ *
+ * Errors: DKVS_ERR_INVALID_ARGUMENT (NULL, unknown or already closed
+ * handle). Thread-safe; calls made on the handle after dkvs_close started
+ * return DKVS_ERR_INVALID_ARGUMENT.
+ */
+int dkvs_close(dkvs_t *h);
+
+/*
+ * dkvs_put stores the NUL-terminated value under the NUL-terminated key on
+ * the key's n home servers and returns once w of them have acknowledged a
+ * durable write (the others are still written in the background;
+ * dkvs_close waits for them). The value may be empty (""). key and value
+ * are copied: the caller keeps ownership and may reuse them at once.
+ *
+ * Errors: DKVS_ERR_INVALID_ARGUMENT (bad handle, NULL or empty key, NULL
+ * value, n or w below 1, w above n, key or value above the limits, or a
+ * server refused the request), DKVS_ERR_NETWORK (fewer than w servers
+ * acknowledged in time), DKVS_ERR_IO (a server failed to store it).
+ * Thread-safe.
+ */
+int dkvs_put(dkvs_t *h, const char *key, const char *value, int n, int w);
+
+/*
+ * dkvs_get reads the NUL-terminated key from its n home servers and
+ * returns the newest value among the first r of them to answer. On
+ * success *value receives a NUL-terminated copy of the value, allocated by
+ * the library: the caller owns it and releases it with dkvs_free. On
+ * failure *value is set to NULL. A value that itself holds NUL bytes is
+ * returned whole, but reads as cut at its first NUL through this call: use
+ * dkvs_get_bin for binary values.
+ *
+ * Errors: DKVS_ERR_NOT_FOUND (the newest answer is "absent" or a deletion),
+ * DKVS_ERR_NETWORK (fewer than r servers answered in time),
+ * DKVS_ERR_INVALID_ARGUMENT (bad handle, NULL or empty key, NULL value
+ * pointer, n or r below 1, r above n, key above the limit),
+ * DKVS_ERR_OUT_OF_MEMORY. Thread-safe.
+ */
+int dkvs_get(dkvs_t *h, const char *key, int n, int r, char **value);
+
+/*
+ * dkvs_del deletes the NUL-terminated key: it writes a deletion marker on
+ * the key's n home servers and returns once w of them have acknowledged it.
+ * Deleting a key that does not exist succeeds.
+ *
+ * Errors: as dkvs_put (without the value). Thread-safe.
+ */
+int dkvs_del(dkvs_t *h, const char *key, int n, int w);
+
+/*
+ * dkvs_put_bin is dkvs_put for arbitrary bytes: klen bytes at key (NUL
+ * bytes allowed; klen must be at least 1) and vlen bytes at value. value
+ * may be NULL only when vlen is 0 (an empty value). Both are copied.
+ *
+ * Errors: as dkvs_put. Thread-safe.
+ */
+int dkvs_put_bin(dkvs_t *h, const void *key, size_t klen,
+                 const void *value, size_t vlen, int n, int w);
+
+/*
+ * dkvs_get_bin is dkvs_get for arbitrary bytes: the key is klen bytes at
+ * key. On success *value receives a copy of the whole value, allocated by
+ * the library and followed by one extra NUL byte that is not counted, and
+ * *vlen its length in bytes (an empty value gives a non-NULL *value and
+ * *vlen = 0). The caller owns *value and releases it with dkvs_free. On
+ * failure *value is set to NULL and *vlen to 0.
+ *
+ * Errors: as dkvs_get; value or vlen NULL is DKVS_ERR_INVALID_ARGUMENT.
+ * Thread-safe.
+ */
+int dkvs_get_bin(dkvs_t *h, const void *key, size_t klen, int n, int r,
+                 void **value, size_t *vlen);
+
+/*
+ * dkvs_del_bin is dkvs_del for a key of klen arbitrary bytes.
+ *
+ * Errors: as dkvs_del. Thread-safe.
+ */
+int dkvs_del_bin(dkvs_t *h, const void *key, size_t klen, int n, int w);
+
+/*
+ * dkvs_free releases a buffer returned by dkvs_get or dkvs_get_bin. NULL is
+ * allowed and does nothing. Use it, not free(), for everything the library
+ * hands out. Thread-safe.
+ */
+void dkvs_free(void *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DKVS_H */
