@@ -66,6 +66,7 @@ const (
 	KindGet
 )
 
+// String names the kind: dump, put or get.
 func (k Kind) String() string {
 	switch k {
 	case KindDump:

@@ -298,6 +298,28 @@ func TestRawChunkedMix(t *testing.T) {
 	}
 }
 
+func TestListenAndServe(t *testing.T) {
+	s := New(newFake(), Options{})
+	done := make(chan error, 1)
+	go func() { done <- s.ListenAndServe("127.0.0.1:0") }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	addr, err := s.Addr(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := dialRaw(t, addr.String())
+	rc.send("PING\r\n")
+	rc.expect("+PONG\r\n")
+	s.Close()
+	if err := <-done; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("ListenAndServe = %v", err)
+	}
+	if err := New(newFake(), Options{}).ListenAndServe("256.0.0.1:1"); err == nil {
+		t.Fatal("ListenAndServe on a bad address succeeded")
+	}
+}
+
 func TestCloseAndShutdown(t *testing.T) {
 	t.Run("close", func(t *testing.T) {
 		f := newFake()

@@ -113,13 +113,13 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	ln       net.Listener
-	conns    map[*conn]struct{}
-	closing  bool
-	nextID   int64
-	wg       sync.WaitGroup // connection goroutines
-	serveErr chan struct{}  // closed when Serve has a listener
+	mu      sync.Mutex
+	ln      net.Listener
+	conns   map[*conn]struct{}
+	closing bool
+	nextID  int64
+	wg      sync.WaitGroup // connection goroutines
+	serving chan struct{}  // closed when Serve has a listener
 }
 
 // New returns a server that runs commands through b.
@@ -127,15 +127,15 @@ func New(b Backend, opts Options) *Server {
 	o := opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		backend:  b,
-		opts:     o,
-		log:      o.Logger,
-		started:  time.Now(),
-		cursors:  newCursorTable(o.MaxCursors, o.CursorTTL, time.Now),
-		ctx:      ctx,
-		cancel:   cancel,
-		conns:    make(map[*conn]struct{}),
-		serveErr: make(chan struct{}),
+		backend: b,
+		opts:    o,
+		log:     o.Logger,
+		started: time.Now(),
+		cursors: newCursorTable(o.MaxCursors, o.CursorTTL, time.Now),
+		ctx:     ctx,
+		cancel:  cancel,
+		conns:   make(map[*conn]struct{}),
+		serving: make(chan struct{}),
 	}
 	s.commands = s.newCommandTable()
 	return s
@@ -155,7 +155,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		return errors.New("resp: Serve called twice")
 	}
 	s.ln = ln
-	close(s.serveErr)
+	close(s.serving)
 	s.mu.Unlock()
 	defer ln.Close()
 
@@ -203,11 +203,21 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
+// ListenAndServe listens on the TCP address addr (e.g. "127.0.0.1:6379",
+// or ":0" for any free port; Addr tells which) and serves it like Serve.
+func (s *Server) ListenAndServe(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("resp: listen on %s: %w", addr, err)
+	}
+	return s.Serve(ln)
+}
+
 // Addr returns the address Serve listens on, waiting for Serve to start
 // or ctx to end.
 func (s *Server) Addr(ctx context.Context) (net.Addr, error) {
 	select {
-	case <-s.serveErr:
+	case <-s.serving:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("resp: waiting for Serve: %w", ctx.Err())
 	}

@@ -61,7 +61,7 @@ func (s *Server) newCommandTable() map[string]*command {
 			doc: cmdDoc{"Determines whether one or more keys exist.", "1.0.0", "generic", "O(N) where N is the number of keys", []argDoc{multi(key("key"))}}},
 		{name: "mget", arity: -2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: -1, step: 1,
 			acl: []string{"@read", "@string", "@fast"}, prepare: s.prepareMGet,
-			doc: cmdDoc{"Atomically returns the string values of one or more keys (not atomic in dkvs).", "1.0.0", "string", "O(N) where N is the number of keys", []argDoc{multi(key("key"))}}},
+			doc: cmdDoc{"Returns the string values of one or more keys (read one by one, not atomically, in dkvs).", "1.0.0", "string", "O(N) where N is the number of keys", []argDoc{multi(key("key"))}}},
 		{name: "mset", arity: -3, flags: []string{"write", "denyoom"}, firstKey: 1, lastKey: -1, step: 2,
 			acl: []string{"@write", "@string", "@slow"}, prepare: s.prepareMSet,
 			doc: cmdDoc{"Sets the string values of one or more keys (not atomic in dkvs).", "1.0.1", "string", "O(N) where N is the number of keys", []argDoc{multi(block("data", key("key"), str("value")))}}},
