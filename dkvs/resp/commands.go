@@ -1,0 +1,806 @@
+package resp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/tidwall/redcon"
+)
+
+// redisVersion is the Redis version the server reports in HELLO and INFO:
+// the protocol level it mimics, for clients that check it.
+const redisVersion = "7.0.0"
+
+// command describes one command: how it is checked, how it runs and what
+// COMMAND and COMMAND DOCS say about it.
+type command struct {
+	name  string
+	arity int // as Redis: N means exactly N arguments with the name, -N at least N
+	flags []string
+	// firstKey, lastKey and step locate the keys among the arguments.
+	firstKey, lastKey, step int
+	acl                     []string
+	doc                     cmdDoc
+
+	// Exactly one of local and prepare is set. local runs in the reader
+	// goroutine, in order with the other local commands (connection
+	// state, constant replies); it returns the reply and whether to close
+	// the connection after it.
+	local func(c *conn, args [][]byte) (out []byte, quit bool)
+	// prepare checks the arguments and returns the job to run.
+	prepare func(c *conn, args [][]byte) job
+}
+
+// job is a command ready to run against the backend. If run is nil, out
+// is the reply (an argument error found by prepare).
+type job struct {
+	reads, writes [][]byte
+	readsAll      bool
+	run           func(ctx context.Context) []byte
+	out           []byte
+}
+
+func replyJob(out []byte) job      { return job{out: out} }
+func errJob(msg string) job        { return job{out: redcon.AppendError(nil, msg)} }
+func errOut(msg string) []byte     { return redcon.AppendError(nil, msg) }
+func okOut() []byte                { return redcon.AppendOK(nil) }
+func (s *Server) b() Backend       { return s.backend }
+func wrongArgs(name string) string { return "ERR wrong number of arguments for '" + name + "' command" }
+func syntaxErr() string            { return "ERR syntax error" }
+func notInteger() string           { return "ERR value is not an integer or out of range" }
+func lower(b []byte) string        { return strings.ToLower(string(b)) }
+func unknownSub(cmd, sub string) string {
+	return fmt.Sprintf("ERR unknown subcommand '%.128s'. Try %s HELP.", sub, strings.ToUpper(cmd))
+}
+
+// lookup finds the command of args and checks its arity; it returns the
+// error reply text otherwise.
+func (s *Server) lookup(args [][]byte) (*command, string) {
+	cmd := s.commands[lower(args[0])]
+	if cmd == nil {
+		return nil, unknownCommand(args)
+	}
+	if (cmd.arity > 0 && len(args) != cmd.arity) || (cmd.arity < 0 && len(args) < -cmd.arity) {
+		return nil, wrongArgs(cmd.name)
+	}
+	return cmd, ""
+}
+
+// unknownCommand builds Redis's message, quoting at most about 128 bytes
+// of arguments.
+func unknownCommand(args [][]byte) string {
+	var sb strings.Builder
+	for _, a := range args[1:] {
+		if sb.Len() >= 128 {
+			break
+		}
+		fmt.Fprintf(&sb, "'%.*s' ", 128-sb.Len(), a)
+	}
+	return fmt.Sprintf("ERR unknown command '%.128s', with args beginning with: %s", args[0], sb.String())
+}
+
+// backendError turns a backend error into a reply. NotFound never gets
+// here: commands turn it into a nil or a zero.
+func backendError(err error) []byte {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return errOut("ERR timeout: " + err.Error())
+	case errors.Is(err, context.Canceled):
+		return errOut("ERR cancelled: " + err.Error())
+	case errors.Is(err, errcode.InvalidArg):
+		return errOut("ERR invalid argument: " + err.Error())
+	default:
+		return errOut("ERR " + err.Error())
+	}
+}
+
+func isNotFound(err error) bool { return errors.Is(err, errcode.NotFound) }
+
+func (s *Server) checkKey(key []byte) string {
+	if len(key) > s.opts.MaxKeySize {
+		return fmt.Sprintf("ERR key too large: %d bytes, the limit is %d", len(key), s.opts.MaxKeySize)
+	}
+	return ""
+}
+
+func (s *Server) checkWriteKey(key []byte) string {
+	if len(key) == 0 {
+		return "ERR empty key: dkvs keys are at least one byte long"
+	}
+	return s.checkKey(key)
+}
+
+func (s *Server) checkValue(v []byte) string {
+	if len(v) > s.opts.MaxValueSize {
+		return fmt.Sprintf("ERR value too large: %d bytes, the limit is %d", len(v), s.opts.MaxValueSize)
+	}
+	return ""
+}
+
+// parallelism bounds the backend calls one multi-key command makes at once.
+const parallelism = 32
+
+// forEach calls fn(i) for i in [0, n) with up to parallelism calls at
+// once, and returns the first error.
+func forEach(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+	if n == 1 {
+		return fn(ctx, 0)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	sem := make(chan struct{}, parallelism)
+	for i := 0; i < n; i++ {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := fn(ctx, i); err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+					cancel()
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return firstErr
+}
+
+// uniqueKeys returns the distinct keys of keys, in first-seen order.
+func uniqueKeys(keys [][]byte) [][]byte {
+	seen := make(map[string]bool, len(keys))
+	out := make([][]byte, 0, len(keys))
+	for _, k := range keys {
+		if !seen[string(k)] {
+			seen[string(k)] = true
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// --- key-value commands ---
+
+func (s *Server) prepareGet(c *conn, args [][]byte) job {
+	key := args[1]
+	if e := s.checkKey(key); e != "" {
+		return errJob(e)
+	}
+	if len(key) == 0 {
+		return replyJob(redcon.AppendNull(nil)) // cannot exist
+	}
+	return job{reads: [][]byte{key}, run: func(ctx context.Context) []byte {
+		v, err := s.b().Get(ctx, key)
+		switch {
+		case isNotFound(err):
+			return redcon.AppendNull(nil)
+		case err != nil:
+			return backendError(err)
+		}
+		return redcon.AppendBulk(nil, v)
+	}}
+}
+
+func (s *Server) prepareSet(c *conn, args [][]byte) job {
+	key, value := args[1], args[2]
+	// Check every option's syntax first, as Redis does, then refuse the
+	// first one: each needs something dkvs does not have.
+	var refused string
+	for i := 3; i < len(args); i++ {
+		opt := strings.ToUpper(string(args[i]))
+		var why string
+		switch opt {
+		case "EX", "PX", "EXAT", "PXAT":
+			if i+1 >= len(args) {
+				return errJob(syntaxErr())
+			}
+			if _, err := strconv.ParseInt(string(args[i+1]), 10, 64); err != nil {
+				return errJob(notInteger())
+			}
+			i++
+			why = "dkvs keys do not expire"
+		case "KEEPTTL":
+			why = "dkvs keys do not expire"
+		case "NX", "XX":
+			why = "dkvs has no atomic compare-and-set"
+		case "GET":
+			why = "dkvs has no atomic get-and-set"
+		default:
+			return errJob(syntaxErr())
+		}
+		if refused == "" {
+			refused = fmt.Sprintf("ERR SET option %s is not supported: %s", opt, why)
+		}
+	}
+	if refused != "" {
+		return errJob(refused)
+	}
+	if e := s.checkWriteKey(key); e != "" {
+		return errJob(e)
+	}
+	if e := s.checkValue(value); e != "" {
+		return errJob(e)
+	}
+	return job{writes: [][]byte{key}, run: func(ctx context.Context) []byte {
+		if err := s.b().Put(ctx, key, value); err != nil {
+			return backendError(err)
+		}
+		return okOut()
+	}}
+}
+
+// prepareDel deletes each key and counts those that existed. The count is
+// not atomic with the deletion: each key is read, then deleted, and a
+// write by another client in between may be deleted without being
+// counted (or counted and rewritten). dkvs has no atomic read-and-delete.
+func (s *Server) prepareDel(c *conn, args [][]byte) job {
+	var keys [][]byte
+	for _, k := range uniqueKeys(args[1:]) {
+		if e := s.checkKey(k); e != "" {
+			return errJob(e)
+		}
+		if len(k) > 0 { // an empty key cannot exist: nothing to delete
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return replyJob(redcon.AppendInt(nil, 0))
+	}
+	return job{writes: keys, run: func(ctx context.Context) []byte {
+		var mu sync.Mutex
+		existed := 0
+		err := forEach(ctx, len(keys), func(ctx context.Context, i int) error {
+			_, err := s.b().Get(ctx, keys[i])
+			if err != nil && !isNotFound(err) {
+				return err
+			}
+			found := err == nil
+			// Delete even when the read found nothing: a quorum read can
+			// miss a replica that still holds the key.
+			if err := s.b().Delete(ctx, keys[i]); err != nil {
+				return err
+			}
+			if found {
+				mu.Lock()
+				existed++
+				mu.Unlock()
+			}
+			return nil
+		})
+		if err != nil {
+			return backendError(err)
+		}
+		return redcon.AppendInt(nil, int64(existed))
+	}}
+}
+
+// getMany reads keys (distinct) concurrently; a missing key is nil.
+func (s *Server) getMany(ctx context.Context, keys [][]byte) (map[string][]byte, error) {
+	var mu sync.Mutex
+	vals := make(map[string][]byte, len(keys))
+	err := forEach(ctx, len(keys), func(ctx context.Context, i int) error {
+		v, err := s.b().Get(ctx, keys[i])
+		if isNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			v = []byte{}
+		}
+		mu.Lock()
+		vals[string(keys[i])] = v
+		mu.Unlock()
+		return nil
+	})
+	return vals, err
+}
+
+// readKeys checks the keys of EXISTS and MGET and returns the
+// distinct non-empty ones (empty keys cannot exist).
+func (s *Server) readKeys(args [][]byte) ([][]byte, string) {
+	var keys [][]byte
+	for _, k := range uniqueKeys(args) {
+		if e := s.checkKey(k); e != "" {
+			return nil, e
+		}
+		if len(k) > 0 {
+			keys = append(keys, k)
+		}
+	}
+	return keys, ""
+}
+
+// prepareExists counts the keys that exist; a key named twice counts
+// twice, as in Redis.
+func (s *Server) prepareExists(c *conn, args [][]byte) job {
+	named := args[1:]
+	keys, e := s.readKeys(named)
+	if e != "" {
+		return errJob(e)
+	}
+	return job{reads: keys, run: func(ctx context.Context) []byte {
+		vals, err := s.getMany(ctx, keys)
+		if err != nil {
+			return backendError(err)
+		}
+		n := 0
+		for _, k := range named {
+			if _, ok := vals[string(k)]; ok {
+				n++
+			}
+		}
+		return redcon.AppendInt(nil, int64(n))
+	}}
+}
+
+// prepareMGet fails as a whole if any read fails: answering nil for a key
+// that could not be read would claim it does not exist.
+func (s *Server) prepareMGet(c *conn, args [][]byte) job {
+	named := args[1:]
+	keys, e := s.readKeys(named)
+	if e != "" {
+		return errJob(e)
+	}
+	return job{reads: keys, run: func(ctx context.Context) []byte {
+		vals, err := s.getMany(ctx, keys)
+		if err != nil {
+			return backendError(err)
+		}
+		out := redcon.AppendArray(nil, len(named))
+		for _, k := range named {
+			if v, ok := vals[string(k)]; ok {
+				out = redcon.AppendBulk(out, v)
+			} else {
+				out = redcon.AppendNull(out)
+			}
+		}
+		return out
+	}}
+}
+
+// prepareMSet writes the pairs concurrently. It is not atomic: if one
+// write fails, the reply is that error and the others may have been
+// written. A key named twice gets its last value, as in Redis.
+func (s *Server) prepareMSet(c *conn, args [][]byte) job {
+	if len(args)%2 != 1 {
+		return errJob(wrongArgs("mset"))
+	}
+	last := make(map[string]int)
+	var keys [][]byte
+	for i := 1; i < len(args); i += 2 {
+		if e := s.checkWriteKey(args[i]); e != "" {
+			return errJob(e)
+		}
+		if e := s.checkValue(args[i+1]); e != "" {
+			return errJob(e)
+		}
+		if _, ok := last[string(args[i])]; !ok {
+			keys = append(keys, args[i])
+		}
+		last[string(args[i])] = i + 1
+	}
+	return job{writes: keys, run: func(ctx context.Context) []byte {
+		err := forEach(ctx, len(keys), func(ctx context.Context, i int) error {
+			return s.b().Put(ctx, keys[i], args[last[string(keys[i])]])
+		})
+		if err != nil {
+			return backendError(err)
+		}
+		return okOut()
+	}}
+}
+
+// --- keyspace commands ---
+
+// maxScanCount caps SCAN's COUNT: it is a hint in Redis too, and one page
+// must stay a reasonable reply.
+const maxScanCount = 100000
+
+func (s *Server) prepareScan(c *conn, args [][]byte) job {
+	cur, err := strconv.ParseUint(string(args[1]), 10, 64)
+	if err != nil {
+		return errJob("ERR invalid cursor")
+	}
+	var start []byte
+	if cur != 0 {
+		var ok bool
+		start, ok = s.cursors.get(cur)
+		if !ok {
+			return errJob(fmt.Sprintf("ERR invalid cursor: %d is unknown or expired (cursors are kept %s)", cur, s.opts.CursorTTL))
+		}
+	}
+	count := 10
+	var pattern []byte
+	typeOK := true
+	for i := 2; i < len(args); i += 2 {
+		if i+1 >= len(args) {
+			return errJob(syntaxErr())
+		}
+		switch strings.ToUpper(string(args[i])) {
+		case "MATCH":
+			pattern = args[i+1]
+		case "COUNT":
+			n, err := strconv.ParseInt(string(args[i+1]), 10, 64)
+			if err != nil {
+				return errJob(notInteger())
+			}
+			if n < 1 {
+				return errJob(syntaxErr())
+			}
+			count = int(min(n, maxScanCount))
+		case "TYPE":
+			// Every dkvs value is a string.
+			typeOK = strings.EqualFold(string(args[i+1]), "string")
+		default:
+			return errJob(syntaxErr())
+		}
+	}
+	return job{readsAll: true, run: func(ctx context.Context) []byte {
+		var keys [][]byte
+		var next []byte
+		seen := 0
+		err := s.b().Scan(ctx, start, func(k, _ []byte) bool {
+			if seen == count {
+				next = append([]byte(nil), k...)
+				return false
+			}
+			seen++
+			if typeOK && (pattern == nil || globMatch(pattern, k)) {
+				keys = append(keys, append([]byte(nil), k...))
+			}
+			return true
+		})
+		if err != nil {
+			return backendError(err)
+		}
+		cursor := uint64(0)
+		if next != nil {
+			cursor = s.cursors.put(next)
+		}
+		out := redcon.AppendArray(nil, 2)
+		out = redcon.AppendBulkString(out, strconv.FormatUint(cursor, 10))
+		out = redcon.AppendArray(out, len(keys))
+		for _, k := range keys {
+			out = redcon.AppendBulk(out, k)
+		}
+		return out
+	}}
+}
+
+func (s *Server) prepareKeys(c *conn, args [][]byte) job {
+	pattern := args[1]
+	return job{readsAll: true, run: func(ctx context.Context) []byte {
+		var keys [][]byte
+		err := s.b().Scan(ctx, nil, func(k, _ []byte) bool {
+			if globMatch(pattern, k) {
+				keys = append(keys, append([]byte(nil), k...))
+			}
+			return ctx.Err() == nil
+		})
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			return backendError(err)
+		}
+		out := redcon.AppendArray(nil, len(keys))
+		for _, k := range keys {
+			out = redcon.AppendBulk(out, k)
+		}
+		return out
+	}}
+}
+
+func (s *Server) prepareDBSize(c *conn, args [][]byte) job {
+	return job{readsAll: true, run: func(ctx context.Context) []byte {
+		info, err := s.b().Info(ctx)
+		if err != nil {
+			return backendError(err)
+		}
+		return redcon.AppendInt(nil, info.Keys)
+	}}
+}
+
+// infoSections lists INFO's sections in order; "default", "all" and
+// "everything" (or no argument) mean all of them.
+var infoSections = []string{"server", "clients", "ring", "keyspace"}
+
+func (s *Server) prepareInfo(c *conn, args [][]byte) job {
+	want := map[string]bool{}
+	for _, a := range args[1:] {
+		switch sec := lower(a); sec {
+		case "default", "all", "everything":
+			for _, n := range infoSections {
+				want[n] = true
+			}
+		default:
+			want[sec] = true
+		}
+	}
+	if len(args) == 1 {
+		for _, n := range infoSections {
+			want[n] = true
+		}
+	}
+	return job{run: func(ctx context.Context) []byte {
+		info, err := s.b().Info(ctx)
+		if err != nil {
+			return backendError(err)
+		}
+		return redcon.AppendBulkString(nil, s.infoText(info, want))
+	}}
+}
+
+func (s *Server) infoText(info Info, want map[string]bool) string {
+	var b strings.Builder
+	line := func(k string, v any) { fmt.Fprintf(&b, "%s:%v\r\n", k, v) }
+	section := func(name string) bool {
+		if !want[strings.ToLower(name)] {
+			return false
+		}
+		if b.Len() > 0 {
+			b.WriteString("\r\n")
+		}
+		b.WriteString("# " + name + "\r\n")
+		return true
+	}
+	if section("Server") {
+		started := info.Started
+		if started.IsZero() {
+			started = s.started
+		}
+		up := time.Since(started)
+		line("redis_version", redisVersion)
+		line("dkvs_version", info.Version)
+		line("redis_mode", "standalone")
+		line("os", runtime.GOOS+" "+runtime.GOARCH)
+		line("arch_bits", strconv.IntSize)
+		line("go_version", runtime.Version())
+		line("process_id", os.Getpid())
+		line("server_address", info.Addr)
+		if addr := s.listenAddr(); addr != "" {
+			line("resp_address", addr)
+			if i := strings.LastIndexByte(addr, ':'); i >= 0 {
+				line("tcp_port", addr[i+1:])
+			}
+		}
+		line("uptime_in_seconds", int64(up.Seconds()))
+		line("uptime_in_days", int64(up.Hours()/24))
+	}
+	if section("Clients") {
+		line("connected_clients", s.connCount())
+	}
+	if section("Ring") {
+		line("ring_servers", len(info.Servers))
+		for i, srv := range info.Servers {
+			line("ring_server"+strconv.Itoa(i), srv)
+		}
+		line("replicas_n", info.N)
+		line("write_quorum_w", info.W)
+		line("read_quorum_r", info.R)
+	}
+	if section("Keyspace") {
+		if info.Keys > 0 {
+			line("db0", fmt.Sprintf("keys=%d,expires=0,avg_ttl=0", info.Keys))
+		}
+	}
+	return b.String()
+}
+
+// --- connection and server commands (local) ---
+
+func localPing(c *conn, args [][]byte) ([]byte, bool) {
+	switch len(args) {
+	case 1:
+		return redcon.AppendString(nil, "PONG"), false
+	case 2:
+		return redcon.AppendBulk(nil, args[1]), false
+	}
+	return errOut(wrongArgs("ping")), false
+}
+
+func localEcho(c *conn, args [][]byte) ([]byte, bool) {
+	return redcon.AppendBulk(nil, args[1]), false
+}
+
+func localQuit(c *conn, args [][]byte) ([]byte, bool) {
+	return okOut(), true
+}
+
+func localSelect(c *conn, args [][]byte) ([]byte, bool) {
+	n, err := strconv.ParseInt(string(args[1]), 10, 64)
+	switch {
+	case err != nil:
+		return errOut(notInteger()), false
+	case n != 0:
+		return errOut("ERR DB index is out of range"), false
+	}
+	return okOut(), false
+}
+
+// localAuth: dkvs has no authentication. The two-argument form (user,
+// password) succeeds like Redis's passwordless default user; the
+// one-argument form gets Redis's answer when no password is configured.
+func localAuth(c *conn, args [][]byte) ([]byte, bool) {
+	switch len(args) {
+	case 2:
+		return errOut("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"), false
+	case 3:
+		return okOut(), false
+	}
+	return errOut(syntaxErr()), false
+}
+
+// validClientName applies Redis's rule: printable ASCII without spaces.
+func validClientName(name []byte) bool {
+	for _, ch := range name {
+		if ch < '!' || ch > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *conn) setName(name []byte) {
+	c.mu.Lock()
+	c.name = string(name)
+	c.mu.Unlock()
+}
+
+func localClient(c *conn, args [][]byte) ([]byte, bool) {
+	sub := lower(args[1])
+	switch sub {
+	case "setname":
+		if len(args) != 3 {
+			return errOut(wrongArgs("client|setname")), false
+		}
+		if !validClientName(args[2]) {
+			return errOut("ERR Client names cannot contain spaces, newlines or special characters."), false
+		}
+		c.setName(args[2])
+		return okOut(), false
+	case "getname":
+		c.mu.Lock()
+		name := c.name
+		c.mu.Unlock()
+		if name == "" {
+			return redcon.AppendNull(nil), false
+		}
+		return redcon.AppendBulkString(nil, name), false
+	case "id":
+		return redcon.AppendInt(nil, c.id), false
+	case "info":
+		return redcon.AppendBulkString(nil, c.clientInfo()), false
+	case "list":
+		return redcon.AppendBulkString(nil, c.srv.clientList()), false
+	case "setinfo", "no-evict", "no-touch":
+		// Harmless: library identity (go-redis sends it on connect) and
+		// eviction hints dkvs has no use for.
+		if len(args) < 3 {
+			return errOut(wrongArgs("client|" + sub)), false
+		}
+		return okOut(), false
+	}
+	return errOut(unknownSub("client", string(args[1]))), false
+}
+
+func (s *Server) clientList() string {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	var b strings.Builder
+	for _, c := range conns {
+		b.WriteString(c.clientInfo())
+	}
+	return b.String()
+}
+
+// localHello answers HELLO [protover [AUTH user pass] [SETNAME name]].
+// Only RESP2 is spoken: HELLO 3 gets the NOPROTO error, after which
+// clients (go-redis, redis-py) carry on in RESP2.
+func localHello(c *conn, args [][]byte) ([]byte, bool) {
+	if len(args) >= 2 {
+		ver, err := strconv.ParseInt(string(args[1]), 10, 64)
+		if err != nil {
+			return errOut("ERR Protocol version is not an integer or out of range"), false
+		}
+		if ver != 2 {
+			return errOut("NOPROTO unsupported protocol version"), false
+		}
+	}
+	var name []byte
+	for i := 2; i < len(args); i++ {
+		switch opt := strings.ToUpper(string(args[i])); {
+		case opt == "AUTH" && i+2 < len(args):
+			i += 2 // no authentication in dkvs: any credentials are accepted
+		case opt == "SETNAME" && i+1 < len(args):
+			name = args[i+1]
+			if !validClientName(name) {
+				return errOut("ERR Client names cannot contain spaces, newlines or special characters."), false
+			}
+			i++
+		default:
+			return errOut(fmt.Sprintf("ERR Syntax error in HELLO option '%.128s'", args[i])), false
+		}
+	}
+	if name != nil {
+		c.setName(name)
+	}
+	out := redcon.AppendArray(nil, 14)
+	out = redcon.AppendBulkString(out, "server")
+	out = redcon.AppendBulkString(out, "redis")
+	out = redcon.AppendBulkString(out, "version")
+	out = redcon.AppendBulkString(out, redisVersion)
+	out = redcon.AppendBulkString(out, "proto")
+	out = redcon.AppendInt(out, 2)
+	out = redcon.AppendBulkString(out, "id")
+	out = redcon.AppendInt(out, c.id)
+	out = redcon.AppendBulkString(out, "mode")
+	out = redcon.AppendBulkString(out, "standalone")
+	out = redcon.AppendBulkString(out, "role")
+	out = redcon.AppendBulkString(out, "master")
+	out = redcon.AppendBulkString(out, "modules")
+	out = redcon.AppendArray(out, 0)
+	return out, false
+}
+
+// configParams are the parameters CONFIG GET knows: what redis-benchmark
+// and monitoring tools ask for at startup.
+var configParams = [][2]string{
+	{"appendonly", "no"},
+	{"databases", "1"},
+	{"save", ""},
+}
+
+func localConfig(c *conn, args [][]byte) ([]byte, bool) {
+	if sub := lower(args[1]); sub != "get" {
+		return errOut(unknownSub("config", string(args[1]))), false
+	}
+	if len(args) < 3 {
+		return errOut(wrongArgs("config|get")), false
+	}
+	var out []byte
+	n := 0
+	for _, p := range configParams {
+		for _, pat := range args[2:] {
+			if globMatch(bytes.ToLower(pat), []byte(p[0])) {
+				out = redcon.AppendBulkString(out, p[0])
+				out = redcon.AppendBulkString(out, p[1])
+				n++
+				break
+			}
+		}
+	}
+	return append(redcon.AppendArray(nil, 2*n), out...), false
+}
