@@ -104,7 +104,8 @@ func New(cfg Config) (*Server, error) {
 		clock = kv.NewClock(coord.RandomWriterID(), nil)
 	}
 	s := &Server{cfg: cfg, log: log, db: db, clock: clock, ring: ring.New(cfg.Servers), started: time.Now()}
-	s.peers = transport.NewClient(transport.ClientOptions{PoolSize: 1})
+	ip, _, _ := net.SplitHostPort(cfg.Addr)
+	s.peers = transport.NewClient(transport.ClientOptions{PoolSize: 1, SourceIP: ip})
 	var others []string
 	for _, sv := range cfg.Servers {
 		if sv.Addr() != cfg.Addr {

@@ -16,6 +16,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/dkvs/dkvs/dkvs/errcode"
@@ -46,6 +47,10 @@ type ClientOptions struct {
 	WriteTimeout time.Duration
 	// Dial opens a connection; nil uses net.Dialer with TCP_NODELAY.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// SourceIP, if set and an address of this host, is the local address
+	// of outgoing connections (a server dials its peers from its ring
+	// address, so they and anything between can tell who is calling).
+	SourceIP string
 }
 
 // Client sends requests to servers. It is safe for concurrent use.
@@ -68,9 +73,16 @@ func NewClient(opts ClientOptions) *Client {
 		opts.WriteTimeout = 5 * time.Second
 	}
 	if opts.Dial == nil {
-		var d net.Dialer
+		var d, plain net.Dialer
+		if ip := net.ParseIP(opts.SourceIP); ip != nil {
+			d.LocalAddr = &net.TCPAddr{IP: ip}
+		}
 		opts.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
-			return d.DialContext(ctx, "tcp", addr)
+			nc, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil && d.LocalAddr != nil && errors.Is(err, syscall.EADDRNOTAVAIL) {
+				return plain.DialContext(ctx, "tcp", addr) // not an address of this host
+			}
+			return nc, err
 		}
 	}
 	return &Client{opts: opts, peers: make(map[string]*peer)}

@@ -38,6 +38,9 @@ Options (each also read from the environment variable shown):
   --servers FILE         servers file (default servers.txt)       DKVS_SERVERS
   --data-dir DIR         data directory (default ./dkvs-data-IP-PORT)
                                                                    DKVS_DATA_DIR
+  --listen IP:PORT       address to bind, when it is not IP PORT (the
+                         server's address in servers.txt), e.g. behind a
+                         proxy or NAT                             DKVS_LISTEN
   --memory               keep data in memory only                 DKVS_MEMORY
   --no-sync              acknowledge writes before fsync          DKVS_NO_SYNC
   --max-key-size N       largest key in bytes (default 65536)     DKVS_MAX_KEY_SIZE
@@ -84,6 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "servers", Value: config.DefaultFile, EnvVars: []string{"DKVS_SERVERS"}},
 			&cli.StringFlag{Name: "data-dir", EnvVars: []string{"DKVS_DATA_DIR"}},
+			&cli.StringFlag{Name: "listen", EnvVars: []string{"DKVS_LISTEN"}},
 			&cli.BoolFlag{Name: "memory", EnvVars: []string{"DKVS_MEMORY"}},
 			&cli.BoolFlag{Name: "no-sync", EnvVars: []string{"DKVS_NO_SYNC"}},
 			&cli.IntFlag{Name: "max-key-size", Value: 64 << 10, EnvVars: []string{"DKVS_MAX_KEY_SIZE"}},
@@ -167,11 +171,25 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 	if dir == "" {
 		dir = fmt.Sprintf("dkvs-data-%s-%d", ip, port)
 	}
+	listen := addr
+	if l := c.String("listen"); l != "" {
+		host, port, err := net.SplitHostPort(l)
+		if err != nil {
+			return cmdutil.UsageError("--listen %q: want IP:PORT", l)
+		}
+		if _, err := config.ParseIP(host); err != nil {
+			return err
+		}
+		if _, err := config.ParsePort(port); err != nil {
+			return cmdutil.UsageError("--listen %q: bad port", l)
+		}
+		listen = l
+	}
 	// Listen before opening storage so that a port in use fails fast
 	// without touching another server's data.
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %v: %w", addr, err, errcode.Network)
+		return fmt.Errorf("listen on %s: %v: %w", listen, err, errcode.Network)
 	}
 	defer ln.Close()
 	srv, err := server.New(server.Config{
@@ -205,7 +223,7 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		}
 	}
 	st := srv.Stats()
-	log.Info("dkvs-server started", "addr", addr, "engine", st.Engine, "data_dir", dirOrMemory(dir, c.Bool("memory")),
+	log.Info("dkvs-server started", "addr", addr, "listen", listen, "engine", st.Engine, "data_dir", dirOrMemory(dir, c.Bool("memory")),
 		"synced_writes", st.Synced, "keys", st.LiveKeys, "servers", len(servers),
 		"max_key_size", c.Int("max-key-size"), "max_value_size", c.Int("max-value-size"),
 		"hinted_handoff", !c.Bool("no-handoff"), "anti_entropy", !c.Bool("no-anti-entropy"),
