@@ -15,7 +15,7 @@ GO_SOURCES := $(shell find dkvs -name '*.go' -not -name '*_test.go') go.mod go.s
 CGO_SOURCES := $(filter-out %_test.go,$(wildcard cgo/*.go)) $(wildcard cgo/*.c) include/dkvs.h
 LIB := $(DONE)/libdkvs.so
 
-.PHONY: all build test unit e2e fuzz vet ring stop-ring clean bench-go bench-c
+.PHONY: all build test unit e2e fuzz vet ring stop-ring clean bench-go soak bench-c
 
 all: build
 
@@ -78,8 +78,14 @@ fuzz:
 	  done; \
 	done
 
+# The black-box packages run one at a time (-p 1): they start many server
+# processes and should not compete for the CPUs with each other.
 e2e: build
-	$(GO) test -count=1 -timeout 15m ./tests/...
+	$(GO) test -count=1 -p 1 -timeout 20m ./tests/...
+
+# Ten minutes of faults against the linearizable mode.
+soak: build
+	DKVS_LIN_DURATION=10m $(GO) test -count=1 -v -run 'TestLinearizableUnderFaults' -timeout 60m ./tests/lin/
 
 # Go benchmarks of the client against three real servers.
 bench-go: build

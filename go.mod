@@ -3,6 +3,7 @@ module github.com/dkvs/dkvs
 go 1.26.8
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/cockroachdb/pebble/v2 v2.1.7
 	github.com/klauspost/compress v1.20.3
 	github.com/minio/sha256-simd v1.0.1

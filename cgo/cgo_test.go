@@ -6,6 +6,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/dkvs/dkvs/dkvs"
 	"github.com/dkvs/dkvs/dkvs/errcode"
 )
 
@@ -16,11 +17,11 @@ type fakeClient struct {
 	closes     atomic.Int32
 }
 
-func (f *fakeClient) Put(context.Context, []byte, []byte, int, int) error { return nil }
-func (f *fakeClient) Get(context.Context, []byte, int, int) ([]byte, error) {
+func (f *fakeClient) PutWith(context.Context, []byte, []byte, dkvs.Request) error { return nil }
+func (f *fakeClient) GetWith(context.Context, []byte, dkvs.Request) ([]byte, error) {
 	return nil, errcode.NotFound
 }
-func (f *fakeClient) Delete(context.Context, []byte, int, int) error { return nil }
+func (f *fakeClient) DeleteWith(context.Context, []byte, dkvs.Request) error { return nil }
 func (f *fakeClient) Close() error {
 	f.closes.Add(1)
 	f.closedLate.Store(f.callDone.Load())

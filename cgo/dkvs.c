@@ -36,6 +36,7 @@ const char *dkvs_strerror(int code)
     case DKVS_ERR_ADDRESS: return "Invalid address";
     case DKVS_ERR_NOT_FOUND: return "Not found";
     case DKVS_ERR_THREADING: return "Threading error";
+    case DKVS_ERR_UNKNOWN_OUTCOME: return "Outcome unknown";
     }
     return "Unknown error";
 }
@@ -101,6 +102,40 @@ int dkvs_get_bin(dkvs_t *h, const void *key, size_t klen, int n, int r,
 int dkvs_del_bin(dkvs_t *h, const void *key, size_t klen, int n, int w)
 {
     return dkvsgo_del((uintptr_t)h, (void *)key, klen, n, w);
+}
+
+int dkvs_put_req(dkvs_t *h, const void *key, size_t klen,
+                 const void *value, size_t vlen, const dkvs_request_t *req)
+{
+    dkvs_request_t def = {0, 0, 0, 0, 0};
+    if (!req)
+        req = &def;
+    return dkvsgo_put_req((uintptr_t)h, (void *)key, klen, (void *)value, vlen,
+                          req->n, req->r, req->w, req->level, req->linearizable);
+}
+
+int dkvs_get_req(dkvs_t *h, const void *key, size_t klen,
+                 const dkvs_request_t *req, void **value, size_t *vlen)
+{
+    dkvs_request_t def = {0, 0, 0, 0, 0};
+    if (!req)
+        req = &def;
+    return dkvsgo_get_req((uintptr_t)h, (void *)key, klen,
+                          req->n, req->r, req->w, req->level, req->linearizable, value, vlen);
+}
+
+int dkvs_del_req(dkvs_t *h, const void *key, size_t klen, const dkvs_request_t *req)
+{
+    dkvs_request_t def = {0, 0, 0, 0, 0};
+    if (!req)
+        req = &def;
+    return dkvsgo_del_req((uintptr_t)h, (void *)key, klen,
+                          req->n, req->r, req->w, req->level, req->linearizable);
+}
+
+int dkvs_set_linearizable(dkvs_t *h, int on)
+{
+    return dkvsgo_set_linearizable((uintptr_t)h, on);
 }
 
 void dkvs_free(void *p)

@@ -28,6 +28,7 @@ import "C"
 
 import (
 	"context"
+	"errors"
 	"math"
 	"time"
 	"unsafe"
@@ -35,6 +36,43 @@ import (
 	"github.com/dkvs/dkvs/dkvs"
 	"github.com/dkvs/dkvs/dkvs/errcode"
 )
+
+// unknownOutcome is DKVS_ERR_UNKNOWN_OUTCOME of dkvs.h: a write that may
+// have been applied although it failed. It is not in the DKVS table, so
+// errcode has no name for it.
+const unknownOutcome errcode.Code = -100
+
+// codeOf returns the C error code of err.
+func codeOf(err error) errcode.Code {
+	if errors.Is(err, dkvs.ErrUnknownOutcome) {
+		return unknownOutcome
+	}
+	return errcode.Of(err)
+}
+
+// request builds the request of an explicit n and r or w: both at least
+// 1, as the plain C functions document.
+func request(e *entry, n, q C.int, read bool) (dkvs.Request, bool) {
+	if n < 1 || q < 1 {
+		return dkvs.Request{}, false
+	}
+	r := dkvs.Request{N: int(n), Linearizable: e.lin.Load()}
+	if read {
+		r.R = int(q)
+	} else {
+		r.W = int(q)
+	}
+	return r, true
+}
+
+// requestOf checks a dkvs_request_t and turns it into a request.
+func requestOf(e *entry, n, r, w, level, lin C.int) (dkvs.Request, bool) {
+	if n < 0 || r < 0 || w < 0 || n > 1<<16 || level < 0 || level > C.int(dkvs.All) {
+		return dkvs.Request{}, false
+	}
+	return dkvs.Request{N: int(n), R: int(r), W: int(w), Level: dkvs.Level(level),
+		Linearizable: lin != 0 || e.lin.Load()}, true
+}
 
 // handles holds every open handle of the process: the global state that
 // C's integer handles require (see table).
@@ -125,7 +163,11 @@ func dkvsgo_put(h C.uintptr_t, key unsafe.Pointer, klen C.size_t, value unsafe.P
 			return errcode.InvalidArg
 		}
 		defer e.release()
-		return errcode.Of(e.c.Put(context.Background(), k, v, int(n), int(w)))
+		req, ok := request(e, n, w, false)
+		if !ok {
+			return errcode.InvalidArg
+		}
+		return codeOf(e.c.PutWith(context.Background(), k, v, req))
 	}))
 }
 
@@ -153,20 +195,30 @@ func dkvsgo_get(h C.uintptr_t, key unsafe.Pointer, klen C.size_t, n, r C.int, va
 			return errcode.InvalidArg
 		}
 		defer e.release()
-		v, err := e.c.Get(context.Background(), k, int(n), int(r))
-		if err != nil {
-			return errcode.Of(err)
+		req, ok := request(e, n, r, true)
+		if !ok {
+			return errcode.InvalidArg
 		}
-		// One extra NUL byte, so that the value reads as a C string.
-		p := C.dkvsgo_alloc(C.size_t(len(v)) + 1)
-		if p == nil {
-			return errcode.OutOfMemory
-		}
-		buf := unsafe.Slice((*byte)(p), len(v)+1)
-		buf[copy(buf, v)] = 0
-		*value, *vlen = p, C.size_t(len(v))
-		return errcode.None
+		return get(e, k, req, value, vlen)
 	}))
+}
+
+// get runs a read and hands its value to C: on success *value is a
+// malloc'ed copy of the value plus a NUL byte, and *vlen its length.
+func get(e *entry, k []byte, req dkvs.Request, value *unsafe.Pointer, vlen *C.size_t) errcode.Code {
+	v, err := e.c.GetWith(context.Background(), k, req)
+	if err != nil {
+		return codeOf(err)
+	}
+	// One extra NUL byte, so that the value reads as a C string.
+	p := C.dkvsgo_alloc(C.size_t(len(v)) + 1)
+	if p == nil {
+		return errcode.OutOfMemory
+	}
+	buf := unsafe.Slice((*byte)(p), len(v)+1)
+	buf[copy(buf, v)] = 0
+	*value, *vlen = p, C.size_t(len(v))
+	return errcode.None
 }
 
 // dkvsgo_del backs dkvs_del and dkvs_del_bin.
@@ -183,6 +235,104 @@ func dkvsgo_del(h C.uintptr_t, key unsafe.Pointer, klen C.size_t, n, w C.int) C.
 			return errcode.InvalidArg
 		}
 		defer e.release()
-		return errcode.Of(e.c.Delete(context.Background(), k, int(n), int(w)))
+		req, ok := request(e, n, w, false)
+		if !ok {
+			return errcode.InvalidArg
+		}
+		return codeOf(e.c.DeleteWith(context.Background(), k, req))
+	}))
+}
+
+// dkvsgo_put_req backs dkvs_put_req.
+//
+//export dkvsgo_put_req
+func dkvsgo_put_req(h C.uintptr_t, key unsafe.Pointer, klen C.size_t, value unsafe.Pointer, vlen C.size_t, n, r, w, level, lin C.int) C.int {
+	return C.int(run(func() errcode.Code {
+		k, ok := goBytes(key, klen, false)
+		if !ok {
+			return errcode.InvalidArg
+		}
+		v, ok := goBytes(value, vlen, true)
+		if !ok {
+			return errcode.InvalidArg
+		}
+		e, ok := handles.acquire(uintptr(h))
+		if !ok {
+			return errcode.InvalidArg
+		}
+		defer e.release()
+		req, ok := requestOf(e, n, r, w, level, lin)
+		if !ok {
+			return errcode.InvalidArg
+		}
+		return codeOf(e.c.PutWith(context.Background(), k, v, req))
+	}))
+}
+
+// dkvsgo_get_req backs dkvs_get_req.
+//
+//export dkvsgo_get_req
+func dkvsgo_get_req(h C.uintptr_t, key unsafe.Pointer, klen C.size_t, n, r, w, level, lin C.int, value *unsafe.Pointer, vlen *C.size_t) C.int {
+	return C.int(run(func() errcode.Code {
+		if value != nil {
+			*value = nil
+		}
+		if vlen != nil {
+			*vlen = 0
+		}
+		if value == nil || vlen == nil {
+			return errcode.InvalidArg
+		}
+		k, ok := goBytes(key, klen, false)
+		if !ok {
+			return errcode.InvalidArg
+		}
+		e, ok := handles.acquire(uintptr(h))
+		if !ok {
+			return errcode.InvalidArg
+		}
+		defer e.release()
+		req, ok := requestOf(e, n, r, w, level, lin)
+		if !ok {
+			return errcode.InvalidArg
+		}
+		return get(e, k, req, value, vlen)
+	}))
+}
+
+// dkvsgo_del_req backs dkvs_del_req.
+//
+//export dkvsgo_del_req
+func dkvsgo_del_req(h C.uintptr_t, key unsafe.Pointer, klen C.size_t, n, r, w, level, lin C.int) C.int {
+	return C.int(run(func() errcode.Code {
+		k, ok := goBytes(key, klen, false)
+		if !ok {
+			return errcode.InvalidArg
+		}
+		e, ok := handles.acquire(uintptr(h))
+		if !ok {
+			return errcode.InvalidArg
+		}
+		defer e.release()
+		req, ok := requestOf(e, n, r, w, level, lin)
+		if !ok {
+			return errcode.InvalidArg
+		}
+		return codeOf(e.c.DeleteWith(context.Background(), k, req))
+	}))
+}
+
+// dkvsgo_set_linearizable backs dkvs_set_linearizable.
+//
+//export dkvsgo_set_linearizable
+func dkvsgo_set_linearizable(h C.uintptr_t, on C.int) C.int {
+	return C.int(run(func() errcode.Code {
+		e, ok := handles.acquire(uintptr(h))
+		if !ok {
+			return errcode.InvalidArg
+		}
+		defer e.release()
+		e.lin.Store(on != 0)
+		return errcode.None
 	}))
 }

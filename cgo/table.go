@@ -3,21 +3,26 @@ package main
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+
+	"github.com/dkvs/dkvs/dkvs"
 )
 
 // client is what a handle holds: the operations of *dkvs.Client that the
 // C functions use (an interface so that the table can be tested without a
 // ring).
 type client interface {
-	Put(ctx context.Context, key, value []byte, n, w int) error
-	Get(ctx context.Context, key []byte, n, r int) ([]byte, error)
-	Delete(ctx context.Context, key []byte, n, w int) error
+	PutWith(ctx context.Context, key, value []byte, r dkvs.Request) error
+	GetWith(ctx context.Context, key []byte, r dkvs.Request) ([]byte, error)
+	DeleteWith(ctx context.Context, key []byte, r dkvs.Request) error
 	Close() error
 }
 
 // entry is one open handle.
 type entry struct {
 	c client
+	// lin is the handle's default linearizable mode (dkvs_set_linearizable).
+	lin atomic.Bool
 	// calls counts the C calls running on the handle, so that close can
 	// wait for them before closing the client under their feet.
 	calls sync.WaitGroup

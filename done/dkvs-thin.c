@@ -2,7 +2,7 @@
  * dkvs-thin: get, put and del on a dkvs ring from the shell, through
  * libdkvs.so.
  *
- *     dkvs-thin [--servers FILE] [--timeout D] <command> [-r R] [-w W] [-n N] -- <arguments>
+ *     dkvs-thin [--servers FILE] [--timeout D] [--linearizable] <command> [-r R] [-w W] [-n N] [-c C] -- <arguments>
  *
  * It keeps the command line, outputs and exit codes of dkvs-client for
  * these commands (cs202.md sections 3 and 4): flags are parsed the way Go's
@@ -10,7 +10,9 @@
  * ends the flags; "-h" and "--help" print the usage), the same rules give
  * N, R and W, the same environment variables apply (DKVS_SERVERS,
  * DKVS_TIMEOUT, DKVS_N, DKVS_R, DKVS_W) and the errors are checked in the
- * same order. It prints "OK", "OK <value>" or "FAIL"; every error prints
+ * same order; -c LEVEL and --linearizable (DKVS_CONSISTENCY,
+ * DKVS_LINEARIZABLE) set the consistency as they do for dkvs-client. It
+ * prints "OK", "OK <value>" or "FAIL"; every error prints
  * "ERROR: <message>" on standard error and the usage on standard output,
  * and exits with 256 + code.
  *
@@ -44,11 +46,14 @@ static const char usage_text[] =
     "  -n N    home servers of the key (default 3, or the largest of the R and W given)\n"
     "  -r R    replies a read waits for (default min(2, N))\n"
     "  -w W    acknowledgements a write waits for (default min(2, N))\n"
+    "  -c C    consistency: ONE (R=W=1), QUORUM (N/2+1), ALL (N), or LINEARIZABLE\n"
+    "          (strict majority quorums on home servers); -r and -w win over -c\n"
     "\n"
     "Global options (before the command; also from the environment):\n"
     "  --servers FILE   servers file (default servers.txt)         DKVS_SERVERS\n"
     "  --timeout D      deadline of one request to one server      DKVS_TIMEOUT\n"
     "                   (default 500ms)\n"
+    "  --linearizable   every operation in linearizable mode       DKVS_LINEARIZABLE\n"
     "\n"
     "On success a command prints OK (or its output) and exits 0. A failed operation\n"
     "prints FAIL; every error prints \"ERROR: <message>\" on standard error and exits\n"
@@ -210,12 +215,27 @@ static int parse_duration(const char *s, int64_t *out)
     return 0;
 }
 
-/* A flag of Go's flag package that takes a value (all of ours do). */
+/* A flag of Go's flag package. */
 struct flag {
     const char *name;
     const char *value; /* NULL: not given */
     int is_duration;   /* the value must parse as a duration */
+    int is_bool;       /* takes no value unless written -name=value */
 };
+
+/* parse_bool parses a value as Go's strconv.ParseBool; -1 if invalid. */
+static int parse_bool(const char *s)
+{
+    static const char *yes[] = {"1", "t", "T", "TRUE", "true", "True"};
+    static const char *no[] = {"0", "f", "F", "FALSE", "false", "False"};
+    for (size_t i = 0; i < 6; i++) {
+        if (strcmp(s, yes[i]) == 0)
+            return 1;
+        if (strcmp(s, no[i]) == 0)
+            return 0;
+    }
+    return -1;
+}
 
 enum { PARSE_OK, PARSE_HELP, PARSE_ERROR };
 
@@ -262,6 +282,8 @@ static int parse_flags(int argc, char **argv, int *i, struct flag *flags, size_t
         const char *value;
         if (eq) {
             value = eq + 1;
+        } else if (f->is_bool) {
+            value = "true";
         } else if (*i < argc) {
             value = argv[(*i)++];
         } else {
@@ -271,6 +293,10 @@ static int parse_flags(int argc, char **argv, int *i, struct flag *flags, size_t
         int64_t ns;
         if (f->is_duration && parse_duration(value, &ns) != 0) {
             usage_error(e, "invalid value \"%s\" for flag -%s: parse error", value, f->name);
+            return PARSE_ERROR;
+        }
+        if (f->is_bool && parse_bool(value) < 0) {
+            usage_error(e, "invalid boolean value \"%s\" for -%s: parse error", value, f->name);
             return PARSE_ERROR;
         }
         f->value = value;
@@ -296,7 +322,57 @@ static int parse_count(const char *flag, const char *s, int *out, struct error *
 
 struct quorum {
     int n, r, w;
+    int linearizable;
 };
+
+/* ieq compares ASCII strings ignoring case. */
+static int ieq(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++) {
+        char x = *a >= 'a' && *a <= 'z' ? *a - 32 : *a;
+        char y = *b >= 'a' && *b <= 'z' ? *b - 32 : *b;
+        if (x != y)
+            return 0;
+    }
+    return *a == *b;
+}
+
+/* apply_level applies -c and the linearizable mode to a resolved quorum,
+ * as dkvs-client does: a level sets R and W from N where -r and -w were
+ * not given; LINEARIZABLE makes R and W at least a majority of N, and
+ * refuses an R or W given below it. */
+static int apply_level(const struct flag *fc, int r_given, int w_given, struct quorum *q,
+                       struct error *e)
+{
+    if (fc->value) {
+        int count = 0;
+        if (ieq(fc->value, "LINEARIZABLE"))
+            q->linearizable = 1;
+        else if (ieq(fc->value, "ONE"))
+            count = 1;
+        else if (ieq(fc->value, "QUORUM"))
+            count = q->n / 2 + 1;
+        else if (ieq(fc->value, "ALL"))
+            count = q->n;
+        else
+            return usage_error(e, "-c \"%s\": want ONE, QUORUM, ALL or LINEARIZABLE", fc->value);
+        if (count > 0 && !r_given)
+            q->r = count;
+        if (count > 0 && !w_given)
+            q->w = count;
+    }
+    if (q->linearizable) {
+        int maj = q->n / 2 + 1;
+        if (!r_given && q->r < maj)
+            q->r = maj;
+        if (!w_given && q->w < maj)
+            q->w = maj;
+        if (q->r < maj || q->w < maj)
+            return usage_error(e, "linearizable needs R and W of at least a majority of N=%d (%d), got R=%d W=%d",
+                               q->n, maj, q->r, q->w);
+    }
+    return 0;
+}
 
 /* resolve_quorum applies cs202.md section 3 to the flags given (NULL: not
  * given): N defaults to the largest of the R and W given, or 3; an R or W
@@ -344,8 +420,8 @@ static int print_ok(const void *value, size_t vlen, int with_value, struct error
 int main(int argc, char **argv)
 {
     struct error e = {0, ""};
-    struct flag global[] = {{"servers", NULL, 0}, {"timeout", NULL, 1}};
-    struct flag *servers = &global[0], *timeout = &global[1];
+    struct flag global[] = {{"servers", NULL, 0, 0}, {"timeout", NULL, 1, 0}, {"linearizable", NULL, 0, 1}};
+    struct flag *servers = &global[0], *timeout = &global[1], *linearizable = &global[2];
     int i = 1;
 
     /* The environment gives the defaults; the command line overrides it. */
@@ -360,8 +436,17 @@ int main(int argc, char **argv)
         }
         timeout->value = env_timeout;
     }
+    const char *env_lin = getenv("DKVS_LINEARIZABLE");
+    if (env_lin && env_lin[0] != '\0') {
+        if (parse_bool(env_lin) < 0) {
+            usage_error(&e, "could not parse \"%s\" as bool value from environment variable "
+                            "\"DKVS_LINEARIZABLE\" for flag linearizable", env_lin);
+            return report(&e);
+        }
+        linearizable->value = env_lin;
+    }
 
-    switch (parse_flags(argc, argv, &i, global, 2, &e)) {
+    switch (parse_flags(argc, argv, &i, global, 3, &e)) {
     case PARSE_HELP:
         fputs(usage_text, stdout);
         return 0;
@@ -386,12 +471,13 @@ int main(int argc, char **argv)
     }
 
     struct flag qflags[] = {
-        {"n", getenv("DKVS_N"), 0},
-        {"r", getenv("DKVS_R"), 0},
-        {"w", getenv("DKVS_W"), 0},
+        {"n", getenv("DKVS_N"), 0, 0},
+        {"r", getenv("DKVS_R"), 0, 0},
+        {"w", getenv("DKVS_W"), 0, 0},
+        {"c", getenv("DKVS_CONSISTENCY"), 0, 0},
     };
     int first = i;
-    switch (parse_flags(argc, argv, &i, qflags, 3, &e)) {
+    switch (parse_flags(argc, argv, &i, qflags, 4, &e)) {
     case PARSE_HELP:
         fputs(usage_text, stdout);
         return 0;
@@ -416,9 +502,13 @@ int main(int argc, char **argv)
         return report(&e);
     }
 
-    struct quorum q = {0, 0, 0};
+    struct quorum q = {0, 0, 0, 0};
     if (resolve_quorum(&qflags[0], &qflags[1], &qflags[2], &q, &e))
         return report(&e);
+    q.linearizable = linearizable->value && parse_bool(linearizable->value) == 1;
+    if (apply_level(&qflags[3], qflags[1].value != NULL, qflags[2].value != NULL, &q, &e))
+        return report(&e);
+    dkvs_request_t req = {q.n, q.r, q.w, DKVS_LEVEL_DEFAULT, q.linearizable};
 
     int64_t timeout_ns = DEFAULT_TIMEOUT_NS;
     if (timeout->value)
@@ -440,7 +530,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "get") == 0) {
         void *value = NULL;
         size_t vlen = 0;
-        rc = dkvs_get_bin(h, key, strlen(key), q.n, q.r, &value, &vlen);
+        rc = dkvs_get_req(h, key, strlen(key), &req, &value, &vlen);
         if (rc == DKVS_ERR_NONE) {
             rc = print_ok(value, vlen, 1, &e);
             dkvs_free(value);
@@ -448,13 +538,13 @@ int main(int argc, char **argv)
             set_error(&e, rc, "get \"%s\"", key);
         }
     } else if (strcmp(cmd, "put") == 0) {
-        rc = dkvs_put(h, key, args[1], q.n, q.w);
+        rc = dkvs_put_req(h, key, strlen(key), args[1], strlen(args[1]), &req);
         if (rc == DKVS_ERR_NONE)
             rc = print_ok(NULL, 0, 0, &e);
         else
             set_error(&e, rc, "put \"%s\"", key);
     } else {
-        rc = dkvs_del(h, key, q.n, q.w);
+        rc = dkvs_del_req(h, key, strlen(key), &req);
         if (rc == DKVS_ERR_NONE)
             rc = print_ok(NULL, 0, 0, &e);
         else
@@ -464,6 +554,11 @@ int main(int argc, char **argv)
      * every live home server before the process exits. */
     dkvs_close(h);
     if (rc != DKVS_ERR_NONE) {
+        if (rc == DKVS_ERR_UNKNOWN_OUTCOME) {
+            /* dkvs-client exits ERR_NETWORK and says the outcome is unknown. */
+            e.code = DKVS_ERR_NETWORK;
+            strncat(e.detail, ": outcome unknown", sizeof e.detail - strlen(e.detail) - 1);
+        }
         fputs("FAIL\n", stdout);
         return report(&e);
     }

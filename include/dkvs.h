@@ -65,9 +65,9 @@ extern "C" {
 
 /* Version of this header; dkvs_version() gives the library's. */
 #define DKVS_VERSION_MAJOR 1
-#define DKVS_VERSION_MINOR 0
+#define DKVS_VERSION_MINOR 1
 #define DKVS_VERSION_PATCH 0
-#define DKVS_VERSION "1.0.0"
+#define DKVS_VERSION "1.1.0"
 
 /* The defaults of the DKVS command line. */
 #define DKVS_DEFAULT_N 3
@@ -89,8 +89,55 @@ typedef enum dkvs_error {
     DKVS_ERR_INVALID_ARGUMENT = -121, /* bad argument: see "Misuse" above; key or value too large */
     DKVS_ERR_ADDRESS = -120,         /* an IP in the servers file is not dotted IPv4 */
     DKVS_ERR_NOT_FOUND = -119,       /* the key is absent or deleted */
-    DKVS_ERR_THREADING = -118        /* threading error (kept for compatibility) */
+    DKVS_ERR_THREADING = -118,       /* threading error (kept for compatibility) */
+    /*
+     * A write (put or delete) failed after some server may have applied
+     * it: one acknowledged it but fewer than w did, or a request was sent
+     * and not answered in time. The write may yet become visible, or not.
+     * Distinct from DKVS_ERR_NETWORK, which means nothing was applied.
+     * Not part of the DKVS table: the command-line tools exit with
+     * DKVS_ERR_NETWORK (132) in this case. Since 1.1.
+     */
+    DKVS_ERR_UNKNOWN_OUTCOME = -100
 } dkvs_error_t;
+
+/*
+ * Consistency levels: how many of a key's n servers a read waits for (r)
+ * or a write needs (w). Since 1.1.
+ */
+typedef enum dkvs_level {
+    DKVS_LEVEL_DEFAULT = 0, /* r and w as given, else min(2, n) */
+    DKVS_LEVEL_ONE = 1,     /* 1 */
+    DKVS_LEVEL_QUORUM = 2,  /* n / 2 + 1 */
+    DKVS_LEVEL_ALL = 3      /* n */
+} dkvs_level_t;
+
+/*
+ * How one operation is replicated (the dkvs_*_req functions). Zero every
+ * field (or pass NULL) for the defaults: n = 3, r = w = 2. Since 1.1.
+ *
+ * - n: home servers of the key; 0 means 3; above the number of servers
+ *   means all of them (r and w follow it down).
+ * - r, w: replies a read waits for, acknowledgements a write needs; 0
+ *   means from level; a non-zero value wins over level.
+ * - level: enum dkvs_level.
+ * - linearizable: non-zero asks for the linearizable mode: strict quorums
+ *   of a majority (n / 2 + 1) of the key's home servers, no fallback
+ *   servers; a read that sees differing versions writes the newest back to
+ *   a majority before it returns; a write first reads the highest version
+ *   from a majority and writes a strictly higher one. r and w default to
+ *   the majority and may not be lower (DKVS_ERR_INVALID_ARGUMENT). An
+ *   operation that cannot reach a majority fails with DKVS_ERR_NETWORK (a
+ *   write possibly applied: DKVS_ERR_UNKNOWN_OUTCOME); it never answers
+ *   from a minority.
+ */
+typedef struct dkvs_request {
+    int n;
+    int r;
+    int w;
+    int level;
+    int linearizable;
+} dkvs_request_t;
 
 /* A connection to a ring: opaque, created by dkvs_open, ended by dkvs_close. */
 typedef struct dkvs dkvs_t;
@@ -159,7 +206,9 @@ int dkvs_close(dkvs_t *h);
  * Errors: DKVS_ERR_INVALID_ARGUMENT (bad handle, NULL or empty key, NULL
  * value, n or w below 1, w above n, key or value above the limits, or a
  * server refused the request), DKVS_ERR_NETWORK (fewer than w servers
- * acknowledged in time), DKVS_ERR_IO (a server failed to store it).
+ * acknowledged in time, and none can have applied it),
+ * DKVS_ERR_UNKNOWN_OUTCOME (fewer than w acknowledged, but some server may
+ * have applied it), DKVS_ERR_IO (a server failed to store it).
  * Thread-safe.
  */
 int dkvs_put(dkvs_t *h, const char *key, const char *value, int n, int w);
@@ -222,7 +271,50 @@ int dkvs_get_bin(dkvs_t *h, const void *key, size_t klen, int n, int r,
 int dkvs_del_bin(dkvs_t *h, const void *key, size_t klen, int n, int w);
 
 /*
- * dkvs_free releases a buffer returned by dkvs_get or dkvs_get_bin. NULL is
+ * dkvs_put_req is dkvs_put_bin with the replication given by req (NULL:
+ * the defaults), e.g. a consistency level or the linearizable mode. The
+ * handle's default (dkvs_set_linearizable) applies too.
+ *
+ * Errors: as dkvs_put; DKVS_ERR_INVALID_ARGUMENT also for a level that is
+ * not one of enum dkvs_level, a negative n, r or w, or a linearizable
+ * request with r or w below a majority. Thread-safe. Since 1.1.
+ */
+int dkvs_put_req(dkvs_t *h, const void *key, size_t klen,
+                 const void *value, size_t vlen, const dkvs_request_t *req);
+
+/*
+ * dkvs_get_req is dkvs_get_bin with the replication given by req (NULL:
+ * the defaults). Ownership of *value as dkvs_get_bin.
+ *
+ * Errors: as dkvs_get_bin, and as dkvs_put_req for req. Thread-safe.
+ * Since 1.1.
+ */
+int dkvs_get_req(dkvs_t *h, const void *key, size_t klen,
+                 const dkvs_request_t *req, void **value, size_t *vlen);
+
+/*
+ * dkvs_del_req is dkvs_del_bin with the replication given by req (NULL:
+ * the defaults).
+ *
+ * Errors: as dkvs_put_req. Thread-safe. Since 1.1.
+ */
+int dkvs_del_req(dkvs_t *h, const void *key, size_t klen, const dkvs_request_t *req);
+
+/*
+ * dkvs_set_linearizable makes every later operation on the handle
+ * linearizable (on non-zero), from any function, as if each request asked
+ * for it; 0 turns the default off again (requests may still ask for it).
+ * With it on, dkvs_put(h, key, value, 3, 1) fails with
+ * DKVS_ERR_INVALID_ARGUMENT: w = 1 is below a majority of 3.
+ *
+ * Errors: DKVS_ERR_INVALID_ARGUMENT (bad handle). Thread-safe: operations
+ * running in other threads use the setting they started with. Since 1.1.
+ */
+int dkvs_set_linearizable(dkvs_t *h, int on);
+
+/*
+ * dkvs_free releases a buffer returned by dkvs_get, dkvs_get_bin or
+ * dkvs_get_req. NULL is
  * allowed and does nothing. Use it, not free(), for everything the library
  * hands out. Thread-safe.
  */

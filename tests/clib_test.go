@@ -556,3 +556,52 @@ func TestCReadmeExample(t *testing.T) {
 		t.Errorf("without servers.txt: %s", res)
 	}
 }
+
+// TestCModes runs tests/c/modes.c: consistency levels, the linearizable
+// mode (per request and as the handle's default) and unknown write
+// outcomes, killing servers when the program asks.
+func TestCModes(t *testing.T) {
+	prog := compileC(t, cTest("modes.c"))
+	r := harness.NewRing(t, 1, 2, 3)
+	r.Args = []string{"--memory"}
+	r.StartAll()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, prog, r.ServersFile())
+	cmd.Dir = r.Dir
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lr := newLineReader(stdout)
+	for {
+		line, ok := lr.next(time.Minute)
+		if !ok {
+			break
+		}
+		switch line {
+		case "KILL-ONE":
+			r.Kill(2)
+			io.WriteString(stdin, "done\n")
+		case "KILL-ALL":
+			r.Kill(0)
+			r.Kill(1)
+			io.WriteString(stdin, "done\n")
+		}
+	}
+	err = cmd.Wait()
+	out := lr.all.String()
+	t.Logf("%s", strings.TrimSpace(out))
+	if err != nil || strings.Contains(out, "not ok") || !regexp.MustCompile(`(?m)^PASS \d+ checks$`).MatchString(out) {
+		t.Fatalf("C test failed: %v\n%s\n%s", err, out, stderr.String())
+	}
+}

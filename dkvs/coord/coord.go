@@ -81,7 +81,8 @@ type Coordinator struct {
 	log   *slog.Logger
 	bg    tracker // work still running after its operation returned
 
-	repairs atomic.Int64 // read repairs sent and acknowledged
+	repairs   atomic.Int64 // read repairs sent and acknowledged
+	writeBack atomic.Int64 // linearizable reads that wrote the newest version back
 }
 
 // New returns a coordinator for the ring, sending through tr.
@@ -129,6 +130,10 @@ func (c *Coordinator) Clock() *kv.Clock { return c.clock }
 
 // ReadRepairs returns how many read repairs were sent and acknowledged.
 func (c *Coordinator) ReadRepairs() int64 { return c.repairs.Load() }
+
+// WriteBacks returns how many linearizable reads saw differing versions
+// and wrote the newest back to a majority.
+func (c *Coordinator) WriteBacks() int64 { return c.writeBack.Load() }
 
 // Wait blocks until no work started by earlier operations is running
 // (every replica request is bounded by its deadline) or ctx ends. A

@@ -117,7 +117,8 @@ func (g *getOp) run(decide func(kv.Record, error)) {
 			if g.lin && !agree(answers) {
 				// The answers differ: the newest may be on a minority
 				// only. Make a majority hold it before anyone is told.
-				if err := c.writeBack(g.ctx, g.key, newest, answers, g.homes); err != nil {
+				c.writeBack.Add(1)
+				if err := c.writeBackNewest(g.ctx, g.key, newest, answers, g.homes); err != nil {
 					decide(kv.Record{}, fmt.Errorf("get: writing back the newest version: %w", err))
 					continue
 				}
@@ -156,10 +157,10 @@ func agree(answers []answered) bool {
 	return true
 }
 
-// writeBack stores newest on the home replicas that did not answer with it
+// writeBackNewest stores newest on the home replicas that did not answer with it
 // until a majority of homes holds it (counting those that answered with
 // it).
-func (c *Coordinator) writeBack(ctx context.Context, key []byte, newest kv.Record, answers []answered, homes []int) error {
+func (c *Coordinator) writeBackNewest(ctx context.Context, key []byte, newest kv.Record, answers []answered, homes []int) error {
 	holds := map[int]bool{}
 	for _, a := range answers {
 		if a.rec.Version == newest.Version {

@@ -82,6 +82,9 @@ type Ring struct {
 	Args []string
 	// ServerArgs are extra options for one server, by index.
 	ServerArgs map[int][]string
+	// Listen is the address a server binds (--listen) when it differs from
+	// its address in servers.txt (a proxy sits there), by index.
+	Listen map[int]string
 
 	mu    sync.Mutex
 	procs map[int]*proc
@@ -110,7 +113,7 @@ func NewRing(t testing.TB, counts ...int) *Ring {
 // NewRingOf prepares a ring of the given servers.
 func NewRingOf(t testing.TB, servers []config.Server) *Ring {
 	t.Helper()
-	r := &Ring{t: t, Dir: t.TempDir(), Servers: servers, procs: map[int]*proc{}, logs: map[int]*lockedWriter{}, ServerArgs: map[int][]string{}}
+	r := &Ring{t: t, Dir: t.TempDir(), Servers: servers, procs: map[int]*proc{}, logs: map[int]*lockedWriter{}, ServerArgs: map[int][]string{}, Listen: map[int]string{}}
 	r.WriteServers(servers)
 	t.Cleanup(r.KillAll)
 	return r
@@ -154,11 +157,18 @@ func (r *Ring) TryStart(i int, pairs ...string) error {
 		return fmt.Errorf("server %s already running", s.Addr())
 	}
 	// Another process on the port would answer our pings in its place.
-	if nc, err := net.DialTimeout("tcp", s.Addr(), time.Second); err == nil {
+	bind := s.Addr()
+	if l := r.Listen[i]; l != "" {
+		bind = l
+	}
+	if nc, err := net.DialTimeout("tcp", bind, time.Second); err == nil {
 		nc.Close()
-		return fmt.Errorf("port of %s is taken by another process", s.Addr())
+		return fmt.Errorf("port of %s (%s) is taken by another process", s.Addr(), bind)
 	}
 	args := append([]string{"--servers", r.ServersFile(), "--data-dir", r.DataDir(i)}, r.Args...)
+	if l := r.Listen[i]; l != "" {
+		args = append(args, "--listen", l)
+	}
 	args = append(args, r.ServerArgs[i]...)
 	args = append(args, s.IP, strconv.Itoa(int(s.Port)))
 	args = append(args, pairs...)
@@ -240,8 +250,27 @@ func (r *Ring) Kill(i int) {
 	r.wait(i, 10*time.Second)
 }
 
-// Stop pauses server i (SIGSTOP).
-func (r *Ring) Stop(i int) { r.Signal(i, syscall.SIGSTOP) }
+// Stop pauses server i (SIGSTOP) and returns once the kernel reports the
+// process stopped: the signal is asynchronous, and a server not yet
+// stopped would still answer.
+func (r *Ring) Stop(i int) {
+	r.t.Helper()
+	r.Signal(i, syscall.SIGSTOP)
+	r.mu.Lock()
+	pid := r.procs[i].cmd.Process.Pid
+	r.mu.Unlock()
+	stat := fmt.Sprintf("/proc/%d/stat", pid)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		b, err := os.ReadFile(stat)
+		// The state is the field after the parenthesised command name.
+		if j := bytes.LastIndexByte(b, ')'); err == nil && j >= 0 && j+2 < len(b) && (b[j+2] == 'T' || b[j+2] == 't') {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("server %s not stopped 5s after SIGSTOP", r.Addr(i))
+		}
+	}
+}
 
 // Cont resumes server i (SIGCONT).
 func (r *Ring) Cont(i int) { r.Signal(i, syscall.SIGCONT) }
