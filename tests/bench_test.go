@@ -3,8 +3,11 @@ package tests
 import (
 	"fmt"
 	"runtime"
+	"sort"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dkvs/dkvs/dkvs"
 	"github.com/dkvs/dkvs/tests/harness"
@@ -51,25 +54,48 @@ func benchRing(b *testing.B, keys int, serverArgs ...string) (*dkvs.Client, [][]
 	return c, ks
 }
 
+// runOp runs op on b.N keys from the given number of goroutines and
+// reports the 50th and 99th percentile latencies besides ns/op.
 func runOp(b *testing.B, goroutines int, op func(k []byte) error, keys [][]byte) {
+	var mu sync.Mutex
+	var all []time.Duration
+	record := func(lat []time.Duration) {
+		mu.Lock()
+		all = append(all, lat...)
+		mu.Unlock()
+	}
 	if goroutines == 1 {
+		lat := make([]time.Duration, 0, b.N)
 		for i := 0; i < b.N; i++ {
+			start := time.Now()
 			if err := op(keys[i%len(keys)]); err != nil {
 				b.Fatal(err)
 			}
+			lat = append(lat, time.Since(start))
 		}
+		record(lat)
+	} else {
+		var n atomic.Int64
+		b.SetParallelism((goroutines + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+		b.RunParallel(func(pb *testing.PB) {
+			var lat []time.Duration
+			defer func() { record(lat) }()
+			for pb.Next() {
+				start := time.Now()
+				if err := op(keys[n.Add(1)%int64(len(keys))]); err != nil {
+					b.Error(err)
+					return
+				}
+				lat = append(lat, time.Since(start))
+			}
+		})
+	}
+	if len(all) == 0 {
 		return
 	}
-	var n atomic.Int64
-	b.SetParallelism((goroutines + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if err := op(keys[n.Add(1)%int64(len(keys))]); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
 }
 
 // BenchmarkClient measures put and get through the Go client against
@@ -118,5 +144,34 @@ func BenchmarkAntiEntropyCost(b *testing.B) {
 			b.ResetTimer()
 			runOp(b, 64, op, keys)
 		})
+	}
+}
+
+// BenchmarkLinearizable compares the linearizable mode with QUORUM at N=3
+// on three servers: gets and puts of 100 bytes over 1000 keys, from one
+// goroutine and from 64.
+//
+//	go test -run '^$' -bench Linearizable -benchtime 5s ./tests/
+func BenchmarkLinearizable(b *testing.B) {
+	c, keys := benchRing(b, 1000)
+	value := make([]byte, 100)
+	for _, mode := range []struct {
+		name string
+		req  dkvs.Request
+	}{
+		{"quorum", dkvs.Request{N: 3, Level: dkvs.Quorum}},
+		{"linearizable", dkvs.Request{N: 3, Linearizable: true}},
+	} {
+		ops := map[string]func(k []byte) error{
+			"put": func(k []byte) error { return c.PutWith(bg, k, value, mode.req) },
+			"get": func(k []byte) error { _, err := c.GetWith(bg, k, mode.req); return err },
+		}
+		for _, name := range []string{"get", "put"} {
+			for _, g := range []int{1, 64} {
+				b.Run(fmt.Sprintf("%s/%s/goroutines=%d", mode.name, name, g), func(b *testing.B) {
+					runOp(b, g, ops[name], keys)
+				})
+			}
+		}
 	}
 }
