@@ -237,11 +237,7 @@ func (e *Engine) Round(ctx context.Context) {
 	e.mu.Lock()
 	e.rounds++
 	e.mu.Unlock()
-	level := slog.LevelDebug
-	if received > 0 || purged > 0 || failed > 0 {
-		level = slog.LevelInfo
-	}
-	e.log.Log(ctx, level, "anti-entropy round", "peers_synced", synced, "peers_failed", failed,
+	e.log.Info("anti-entropy round", "peers_synced", synced, "peers_failed", failed,
 		"keys_received", received, "tombstones_purged", purged, "took", e.opts.Now().Sub(start).Round(time.Millisecond))
 }
 

@@ -10,6 +10,7 @@ package health
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,13 @@ type Options struct {
 	OnUp func(addr string)
 	// OnDown is called (in its own goroutine) when a peer is marked down.
 	OnDown func(addr string, cause error)
+	// ProbeUp, if positive, is the interval of pings to peers believed up,
+	// so that a peer that died is noticed even when nothing else is sent
+	// to it. Such a peer is marked down after ProbeFailures pings in a row
+	// went unanswered (default 2), not one: a single ping late under load
+	// should not make it flap.
+	ProbeUp       time.Duration
+	ProbeFailures int
 }
 
 // Detector tracks the liveness of a fixed set of peers. It is safe for
@@ -48,10 +56,11 @@ type Detector struct {
 }
 
 type peer struct {
-	down  atomic.Bool
-	since atomic.Int64 // unix nanoseconds of the last change
-	mu    sync.Mutex   // guards cause
-	cause string
+	down   atomic.Bool
+	since  atomic.Int64 // unix nanoseconds of the last change
+	missed atomic.Int32 // pings in a row unanswered while believed up
+	mu     sync.Mutex   // guards cause
+	cause  string
 }
 
 // State is a peer's liveness as seen by the detector.
@@ -72,6 +81,9 @@ func New(addrs []string, ping PingFunc, opts Options) *Detector {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.ProbeFailures <= 0 {
+		opts.ProbeFailures = 2
 	}
 	log := opts.Logger
 	if log == nil {
@@ -148,16 +160,53 @@ func (d *Detector) Probe(ctx context.Context) {
 	wg.Wait()
 }
 
-// Run probes every Interval until ctx ends.
+// ProbeUp runs one round of pings of the peers believed up (see
+// Options.ProbeUp).
+func (d *Detector) ProbeUp(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, a := range d.addrs {
+		if !d.Up(a) {
+			continue
+		}
+		wg.Add(1)
+		go func(a string) {
+			defer wg.Done()
+			pctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
+			defer cancel()
+			p := d.peers[a]
+			err := d.ping(pctx, a)
+			if err == nil {
+				p.missed.Store(0)
+				return
+			}
+			if ctx.Err() == nil && int(p.missed.Add(1)) >= d.opts.ProbeFailures {
+				p.missed.Store(0)
+				d.Failed(a, fmt.Errorf("%d pings unanswered: %w", d.opts.ProbeFailures, err))
+			}
+		}(a)
+	}
+	wg.Wait()
+}
+
+// Run probes the peers believed down every Interval, and those believed
+// up every ProbeUp if set, until ctx ends.
 func (d *Detector) Run(ctx context.Context) {
 	t := time.NewTicker(d.opts.Interval)
 	defer t.Stop()
+	var up <-chan time.Time
+	if d.opts.ProbeUp > 0 {
+		tu := time.NewTicker(d.opts.ProbeUp)
+		defer tu.Stop()
+		up = tu.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			d.Probe(ctx)
+		case <-up:
+			go d.ProbeUp(ctx)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -107,4 +108,31 @@ func TestRun(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+func TestProbeUp(t *testing.T) {
+	f := &fakePings{alive: map[string]bool{"a": true}, calls: map[string]int{}}
+	d := New([]string{"a", "b"}, f.ping, Options{ProbeFailures: 2})
+	d.ProbeUp(context.Background())
+	if !d.Up("a") || !d.Up("b") {
+		t.Fatal("one missed ping marked b down")
+	}
+	f.mu.Lock()
+	f.alive["b"] = true
+	f.mu.Unlock()
+	d.ProbeUp(context.Background()) // b answers: its count starts over
+	f.mu.Lock()
+	f.alive["b"] = false
+	f.mu.Unlock()
+	d.ProbeUp(context.Background())
+	if !d.Up("b") {
+		t.Fatal("misses not in a row marked b down")
+	}
+	d.ProbeUp(context.Background())
+	if d.Up("b") || !d.Up("a") {
+		t.Fatal("two missed pings in a row did not mark b down")
+	}
+	if st := d.States()[1]; !strings.Contains(st.Cause, "2 pings unanswered") {
+		t.Fatalf("cause %q", st.Cause)
+	}
 }

@@ -115,6 +115,7 @@ func New(cfg Config) (*Server, error) {
 	s.health = health.New(others, s.ping, health.Options{
 		Interval: cfg.Heartbeat,
 		Timeout:  cfg.PeerTimeout,
+		ProbeUp:  time.Second,
 		Logger:   log,
 		OnUp: func(addr string) {
 			if s.handoff != nil {

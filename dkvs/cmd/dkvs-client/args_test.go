@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -73,7 +74,7 @@ func runCLI(t *testing.T, dir string, args ...string) (stdout, stderr string, co
 	}
 	defer os.Chdir(wd)
 	var out, errb bytes.Buffer
-	code = run(context.Background(), append([]string{"dkvs-client"}, args...), &out, &errb)
+	code = run(context.Background(), append([]string{"dkvs-client"}, args...), strings.NewReader(""), &out, &errb)
 	return out.String(), errb.String(), code
 }
 
@@ -260,6 +261,35 @@ func TestRequestOf(t *testing.T) {
 		}
 		if gotErr != nil || got != tc.want {
 			t.Errorf("%q: %+v %v, want %+v", tc.args, got, gotErr, tc.want)
+		}
+	}
+}
+
+func TestSplitWords(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []string
+		bad  bool
+	}{
+		{"", nil, false},
+		{"   ", nil, false},
+		{"get k", []string{"get", "k"}, false},
+		{"  put  k   v ", []string{"put", "k", "v"}, false},
+		{`put k "hello world"`, []string{"put", "k", "hello world"}, false},
+		{`put k 'it''s'`, []string{"put", "k", "its"}, false},
+		{`put k 'a "b" c'`, []string{"put", "k", `a "b" c`}, false},
+		{`put k "a \"q\" \\ \n\t"`, []string{"put", "k", "a \"q\" \\ \n\t"}, false},
+		{`put k ""`, []string{"put", "k", ""}, false},
+		{`put k a\ b`, []string{"put", "k", "a b"}, false},
+		{`put "k"ey v`, []string{"put", "key", "v"}, false},
+		{"put\tk\tv", []string{"put", "k", "v"}, false},
+		{`put k "open`, nil, true},
+		{`put k 'open`, nil, true},
+	}
+	for _, tc := range cases {
+		got, err := splitWords(tc.in)
+		if tc.bad != (err != nil) || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q: %q %v, want %q", tc.in, got, err, tc.want)
 		}
 	}
 }

@@ -38,23 +38,27 @@ func (e *env) dump(c *cli.Context, args []string) error {
 	if err := wantArgs(args, 0, 0, "no arguments"); err != nil {
 		return err
 	}
-	cl, err := e.open(c)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	w := bufio.NewWriterSize(e.stdout, 64<<10)
-	defer w.Flush()
-	if addr := c.String("server"); addr != "" {
+	addr := c.String("server")
+	if addr != "" {
 		if err := checkAddr(addr); err != nil {
 			return err
 		}
-		if err := dumpServer(e, w, cl, addr); err != nil {
+	}
+	return e.withSession(c, func(s *session) error { return s.dump(addr) })
+}
+
+// dump prints every live pair of the ring ("key --> value"), or what the
+// server at addr stores when addr is not empty.
+func (s *session) dump(addr string) error {
+	w := bufio.NewWriterSize(s.e.stdout, 64<<10)
+	defer w.Flush()
+	if addr != "" {
+		if err := dumpServer(s.e, w, s.cl, addr); err != nil {
 			return failed{err}
 		}
 		return nil
 	}
-	if err := cl.Dump(e.ctx, func(key, value []byte) error { return writePair(w, key, value) }); err != nil {
+	if err := s.cl.Dump(s.e.ctx, func(key, value []byte) error { return writePair(w, key, value) }); err != nil {
 		return failed{err}
 	}
 	return nil
@@ -78,15 +82,8 @@ func checkAddr(addr string) error {
 
 // dumpRing prints the ring's nodes and then what each server stores, in
 // the format of cs202.md section 7.
-func (e *env) dumpRing(c *cli.Context, args []string) error {
-	if err := wantArgs(args, 0, 0, "no arguments"); err != nil {
-		return err
-	}
-	cl, err := e.open(c)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
+func (s *session) dumpRing() error {
+	e, cl := s.e, s.cl
 	w := bufio.NewWriterSize(e.stdout, 64<<10)
 	defer w.Flush()
 	r := cl.Ring()

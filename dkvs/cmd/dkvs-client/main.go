@@ -8,7 +8,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -16,7 +15,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/urfave/cli/v2"
 
@@ -24,7 +22,6 @@ import (
 	"github.com/dkvs/dkvs/dkvs/cmdutil"
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/coord"
-	"github.com/dkvs/dkvs/dkvs/errcode"
 )
 
 const usage = `Usage: dkvs-client [global options] <command> [-r R] [-w W] [-n N] -- <arguments>
@@ -43,6 +40,7 @@ Commands:
   dump-ring                       print the ring's nodes and what each server stores
   status                          print every server: up or down, keys, hints held,
                                   last anti-entropy with each peer (exit 132 if one is down)
+  shell                           an interactive console on one client ("help" inside)
   help                            print this text
 
 Flags of every command (after the command, before "--"):
@@ -74,12 +72,13 @@ func main() {
 	if filepath.Base(args[0]) == "dkvs-dump-ring" {
 		args = append([]string{"dkvs-client", "dump-ring"}, args[1:]...)
 	}
-	os.Exit(run(context.Background(), args, os.Stdout, os.Stderr))
+	os.Exit(run(context.Background(), args, os.Stdin, os.Stdout, os.Stderr))
 }
 
 // env is what a command runs with.
 type env struct {
 	ctx    context.Context
+	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 }
@@ -91,8 +90,8 @@ type failed struct{ err error }
 func (f failed) Error() string { return f.err.Error() }
 func (f failed) Unwrap() error { return f.err }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	e := &env{ctx: ctx, stdout: stdout, stderr: stderr}
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
 	app := &cli.App{
 		Name:            "dkvs-client",
 		Usage:           "read and write a dkvs ring",
@@ -117,15 +116,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return cmdutil.UsageError("unknown command %q", c.Args().First())
 		},
 		Commands: []*cli.Command{
-			e.command("get", e.get),
-			e.command("put", e.put),
-			e.command("del", e.del),
-			e.command("cat", e.cat),
-			e.command("substr", e.substr),
-			e.command("find", e.find),
+			e.command("get", e.opCommand(opGet)),
+			e.command("put", e.opCommand(opPut)),
+			e.command("del", e.opCommand(opDel)),
+			e.command("cat", e.opCommand(opCat)),
+			e.command("substr", e.opCommand(opSubstr)),
+			e.command("find", e.opCommand(opFind)),
 			e.command("dump", e.dump, &cli.StringFlag{Name: "server", Usage: "IP:PORT of one server"}),
-			e.command("dump-ring", e.dumpRing),
-			e.command("status", e.status),
+			e.command("dump-ring", e.sessionCommand((*session).dumpRing)),
+			e.command("status", e.sessionCommand((*session).status)),
+			e.command("shell", e.shell),
 			e.command("help", func(*cli.Context, []string) error {
 				fmt.Fprint(stdout, usage)
 				return nil
@@ -187,10 +187,11 @@ func (e *env) open(c *cli.Context) (*dkvs.Client, error) {
 	})
 }
 
-// withClient parses the quorum flags, opens the client, runs fn and closes
-// the client, which waits for replica writes still under way so that a
-// put reaches every live home server before the process exits.
-func (e *env) withClient(c *cli.Context, fn func(cl *dkvs.Client, q dkvs.Request) error) error {
+// withSession parses the quorum flags, opens the client, runs fn on a
+// session and closes the client, which waits for replica writes still
+// under way so that a put reaches every live home server before the
+// process exits.
+func (e *env) withSession(c *cli.Context, fn func(s *session) error) error {
 	q, err := requestOf(c)
 	if err != nil {
 		return err
@@ -200,137 +201,28 @@ func (e *env) withClient(c *cli.Context, fn func(cl *dkvs.Client, q dkvs.Request
 		return err
 	}
 	defer cl.Close()
-	if err := fn(cl, q); err != nil {
-		return failed{err}
-	}
-	return nil
+	return fn(&session{e: e, cl: cl, req: q})
 }
 
-func (e *env) get(c *cli.Context, args []string) error {
-	if err := wantArgs(args, 1, 1, "key"); err != nil {
-		return err
-	}
-	return e.withClient(c, func(cl *dkvs.Client, q dkvs.Request) error {
-		v, err := cl.GetWith(e.ctx, []byte(args[0]), q)
-		if err != nil {
+// sessionCommand is a command without arguments that runs fn on a fresh
+// client.
+func (e *env) sessionCommand(fn func(s *session) error) func(c *cli.Context, args []string) error {
+	return func(c *cli.Context, args []string) error {
+		if err := wantArgs(args, 0, 0, "no arguments"); err != nil {
 			return err
 		}
-		return e.ok(v)
-	})
+		return e.withSession(c, fn)
+	}
 }
 
-func (e *env) ok(value []byte) error {
-	var b bytes.Buffer
-	b.Grow(len(value) + 4)
-	if value == nil {
-		b.WriteString("OK\n")
-	} else {
-		b.WriteString("OK ")
-		b.Write(value)
-		b.WriteByte('\n')
-	}
-	_, err := e.stdout.Write(b.Bytes())
-	return err
-}
-
-func (e *env) put(c *cli.Context, args []string) error {
-	if err := wantArgs(args, 2, 2, "key value"); err != nil {
-		return err
-	}
-	return e.withClient(c, func(cl *dkvs.Client, q dkvs.Request) error {
-		if err := cl.PutWith(e.ctx, []byte(args[0]), []byte(args[1]), q); err != nil {
+// opCommand is the command of an operation: arguments checked first (a
+// command-line error before anything is sent), then the operation on a
+// fresh client.
+func (e *env) opCommand(o *op) func(c *cli.Context, args []string) error {
+	return func(c *cli.Context, args []string) error {
+		if err := o.check(args); err != nil {
 			return err
 		}
-		return e.ok(nil)
-	})
-}
-
-func (e *env) del(c *cli.Context, args []string) error {
-	if err := wantArgs(args, 1, 1, "key"); err != nil {
-		return err
+		return e.withSession(c, func(s *session) error { return o.run(s, args) })
 	}
-	return e.withClient(c, func(cl *dkvs.Client, q dkvs.Request) error {
-		if err := cl.DeleteWith(e.ctx, []byte(args[0]), q); err != nil {
-			return err
-		}
-		return e.ok(nil)
-	})
-}
-
-func (e *env) cat(c *cli.Context, args []string) error {
-	if err := wantArgs(args, 2, -1, "key1 ... keyK dest"); err != nil {
-		return err
-	}
-	return e.withClient(c, func(cl *dkvs.Client, q dkvs.Request) error {
-		var joined []byte
-		for _, k := range args[:len(args)-1] {
-			v, err := cl.GetWith(e.ctx, []byte(k), q)
-			if err != nil {
-				return err
-			}
-			joined = append(joined, v...)
-		}
-		if err := cl.PutWith(e.ctx, []byte(args[len(args)-1]), joined, q); err != nil {
-			return err
-		}
-		return e.ok(nil)
-	})
-}
-
-// substrRange returns the byte range [start, start+length) of a value of
-// size n that substr selects, or an error for a range outside the value.
-func substrRange(n, pos, length int) (int, int, error) {
-	if length < 0 {
-		return 0, 0, errcode.Errorf(errcode.InvalidCommand, "length %d is negative", length)
-	}
-	start := pos
-	if pos < 0 {
-		start = n + pos
-	}
-	if start < 0 || start > n || length > n-start {
-		return 0, 0, errcode.Errorf(errcode.InvalidCommand, "position %d and length %d fall outside a value of %d bytes", pos, length, n)
-	}
-	return start, start + length, nil
-}
-
-func (e *env) substr(c *cli.Context, args []string) error {
-	if err := wantArgs(args, 4, 4, "key pos len dest"); err != nil {
-		return err
-	}
-	pos, err1 := strconv.Atoi(args[1])
-	length, err2 := strconv.Atoi(args[2])
-	if err1 != nil || err2 != nil {
-		return cmdutil.UsageError("position %q and length %q must be whole numbers", args[1], args[2])
-	}
-	return e.withClient(c, func(cl *dkvs.Client, q dkvs.Request) error {
-		v, err := cl.GetWith(e.ctx, []byte(args[0]), q)
-		if err != nil {
-			return err
-		}
-		from, to, err := substrRange(len(v), pos, length)
-		if err != nil {
-			return err
-		}
-		if err := cl.PutWith(e.ctx, []byte(args[3]), v[from:to], q); err != nil {
-			return err
-		}
-		return e.ok(nil)
-	})
-}
-
-func (e *env) find(c *cli.Context, args []string) error {
-	if err := wantArgs(args, 2, 2, "haystack_key needle_key"); err != nil {
-		return err
-	}
-	return e.withClient(c, func(cl *dkvs.Client, q dkvs.Request) error {
-		hay, err := cl.GetWith(e.ctx, []byte(args[0]), q)
-		if err != nil {
-			return err
-		}
-		needle, err := cl.GetWith(e.ctx, []byte(args[1]), q)
-		if err != nil {
-			return err
-		}
-		return e.ok([]byte(strconv.Itoa(bytes.Index(hay, needle))))
-	})
 }

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
@@ -17,15 +15,8 @@ import (
 // tombstones stored, hints held, and for each peer whether this server
 // sees it up, the hints it holds for it and when anti-entropy with it last
 // completed. It exits ERR_NETWORK when a server does not answer.
-func (e *env) status(c *cli.Context, args []string) error {
-	if err := wantArgs(args, 0, 0, "no arguments"); err != nil {
-		return err
-	}
-	cl, err := e.open(c)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
+func (s *session) status() error {
+	e, cl := s.e, s.cl
 	w := bufio.NewWriter(e.stdout)
 	defer w.Flush()
 	servers := cl.Servers()
@@ -36,11 +27,11 @@ func (e *env) status(c *cli.Context, args []string) error {
 		err error
 	}
 	ch := make(chan res, len(servers))
-	for i, s := range servers {
+	for i, sv := range servers {
 		go func(i int, addr string) {
 			st, err := cl.Stats(e.ctx, addr)
 			ch <- res{i, st, err}
-		}(i, s.Addr())
+		}(i, sv.Addr())
 	}
 	var down []string
 	for range servers {
@@ -53,18 +44,18 @@ func (e *env) status(c *cli.Context, args []string) error {
 	}
 	now := time.Now()
 	fmt.Fprintf(w, "%-22s %-5s %10s %10s %8s %9s\n", "SERVER", "STATE", "KEYS", "TOMBSTONES", "HINTS", "UPTIME")
-	for i, s := range servers {
+	for i, sv := range servers {
 		st := stats[i]
 		if st == nil {
-			fmt.Fprintf(w, "%-22s %-5s %10s %10s %8s %9s\n", s.Addr(), "down", "-", "-", "-", "-")
+			fmt.Fprintf(w, "%-22s %-5s %10s %10s %8s %9s\n", sv.Addr(), "down", "-", "-", "-", "-")
 			continue
 		}
-		fmt.Fprintf(w, "%-22s %-5s %10d %10d %8d %9s\n", s.Addr(), "up", st.LiveKeys, st.Tombstones, st.HintsHeld,
+		fmt.Fprintf(w, "%-22s %-5s %10d %10d %8d %9s\n", sv.Addr(), "up", st.LiveKeys, st.Tombstones, st.HintsHeld,
 			(time.Duration(st.UptimeMS) * time.Millisecond).Round(time.Second))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Anti-entropy, last completed (and the peer as each server sees it):")
-	for i, s := range servers {
+	for i, sv := range servers {
 		st := stats[i]
 		if st == nil {
 			continue
@@ -87,7 +78,7 @@ func (e *env) status(c *cli.Context, args []string) error {
 			}
 			parts = append(parts, fmt.Sprintf("%s %s (%s%s)", p.Addr, last, state, hints))
 		}
-		fmt.Fprintf(w, "  %s: %s\n", s.Addr(), strings.Join(parts, "; "))
+		fmt.Fprintf(w, "  %s: %s\n", sv.Addr(), strings.Join(parts, "; "))
 	}
 	if len(down) > 0 {
 		sort.Strings(down)
