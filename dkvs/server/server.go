@@ -43,6 +43,9 @@ type Config struct {
 	Clock *kv.Clock
 	// Logger receives the server's events; nil discards.
 	Logger *slog.Logger
+	// Observer is told of every request and connection (metrics); may be
+	// nil.
+	Observer transport.Observer
 
 	// PeerTimeout is the deadline of a ping to a peer (default 200ms).
 	PeerTimeout time.Duration
@@ -141,6 +144,7 @@ func New(cfg Config) (*Server, error) {
 		MaxFrame:     cfg.MaxKeySize + cfg.MaxValueSize + 4096,
 		FrameTimeout: cfg.FrameTimeout,
 		Logger:       log,
+		Observer:     cfg.Observer,
 	})
 	return s, nil
 }
@@ -466,6 +470,12 @@ func (s *Server) Stats() wire.Stats {
 	}
 	for _, n := range hints {
 		out.HintsHeld += n
+	}
+	if s.handoff != nil {
+		out.HintsDelivered = s.handoff.Delivered()
+	}
+	if s.ae != nil {
+		out.AERounds, out.TombstonesPurged = s.ae.Totals()
 	}
 	return out
 }

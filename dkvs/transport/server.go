@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -28,8 +29,25 @@ type HandlerFunc func(ctx context.Context, req wire.Frame) wire.Frame
 // Handle calls f.
 func (f HandlerFunc) Handle(ctx context.Context, req wire.Frame) wire.Frame { return f(ctx, req) }
 
+// Observer learns of a server's traffic, for metrics. Its methods are
+// called concurrently and must not block.
+type Observer interface {
+	// Request reports one request answered: its op, the status sent, the
+	// frame sizes in and out, and the time from reading it to queueing the
+	// answer.
+	Request(op wire.Op, status wire.Status, bytesIn, bytesOut int, d time.Duration)
+	// Conn reports a connection accepted (open) or closed.
+	Conn(open bool)
+	// Refused reports a frame refused (malformed, truncated, oversized),
+	// after which its connection is closed.
+	Refused()
+}
+
 // ServerOptions configure a Server.
 type ServerOptions struct {
+	// Observer, if set, is told of every request, connection and refused
+	// frame.
+	Observer Observer
 	// MaxFrame is the largest request frame accepted (default
 	// wire.DefaultMaxFrame). A larger one is answered with StatusTooLarge
 	// and its connection closed.
@@ -101,6 +119,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			tc.SetNoDelay(true)
 		}
 		sc := &serverConn{s: s, nc: nc, done: make(chan struct{})}
+		if o := s.opts.Observer; o != nil {
+			o.Conn(true)
+		}
 		sc.w = newFrameWriter(nc, s.opts.WriteTimeout, sc.done, func(error) { sc.close() })
 		s.mu.Lock()
 		if s.closing {
@@ -160,6 +181,9 @@ type serverConn struct {
 
 func (sc *serverConn) close() {
 	sc.once.Do(func() {
+		if o := sc.s.opts.Observer; o != nil {
+			o.Conn(false)
+		}
 		close(sc.done)
 		sc.nc.Close()
 		sc.s.mu.Lock()
@@ -202,14 +226,14 @@ func (sc *serverConn) readLoop() {
 		f, err := wire.ReadFrame(r, s.opts.MaxFrame)
 		if err != nil {
 			if errors.Is(err, wire.ErrFrameTooLarge) && f.Kind&wire.RespBit == 0 {
-				s.log.Warn("refused frame", "peer", sc.nc.RemoteAddr().String(), "err", err)
+				s.refused(sc, err)
 				sc.w.send(outFrame{kind: f.Kind | wire.RespBit, flags: uint8(wire.StatusTooLarge), id: f.ID,
 					body: wire.AppendMessage(nil, err.Error())})
 				sc.flushAndClose()
 				return
 			}
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				s.log.Warn("refused frame", "peer", sc.nc.RemoteAddr().String(), "err", err)
+				s.refused(sc, err)
 			}
 			// A clean EOF after CloseRead during Shutdown: responses still
 			// being computed are flushed by Shutdown.
@@ -222,7 +246,7 @@ func (sc *serverConn) readLoop() {
 			return
 		}
 		if f.IsResponse() {
-			s.log.Warn("refused frame", "peer", sc.nc.RemoteAddr().String(), "err", "response frame sent to a server")
+			s.refused(sc, errors.New("response frame sent to a server"))
 			sc.close()
 			return
 		}
@@ -238,8 +262,17 @@ func (sc *serverConn) readLoop() {
 	}
 }
 
+// refused logs a refused frame with the peer's address.
+func (s *Server) refused(sc *serverConn, err error) {
+	s.log.Warn("refused frame", "peer", sc.nc.RemoteAddr().String(), "err", err)
+	if o := s.opts.Observer; o != nil {
+		o.Refused()
+	}
+}
+
 func (sc *serverConn) handle(f wire.Frame) {
 	s := sc.s
+	start := time.Now()
 	defer func() {
 		s.inflightN.Add(-1)
 		s.inflight.Done()
@@ -256,10 +289,13 @@ func (sc *serverConn) handle(f wire.Frame) {
 		resp = s.h.Handle(s.ctx, f)
 	}()
 	sc.w.send(outFrame{kind: f.Kind | wire.RespBit, flags: resp.Flags, id: f.ID, body: resp.Body})
+	if o := s.opts.Observer; o != nil {
+		o.Request(f.Op(), wire.Status(resp.Flags), wire.HeaderSize+len(f.Body), wire.HeaderSize+len(resp.Body), time.Since(start))
+	}
 	if wire.Status(resp.Flags) == wire.StatusBadRequest {
 		// A malformed request means the peer does not speak the protocol
 		// (or has a bug): answer it, then hang up.
-		s.log.Warn("refused frame", "peer", sc.nc.RemoteAddr().String(), "op", f.Op().String(), "err", "bad request")
+		s.refused(sc, fmt.Errorf("bad %s request", f.Op()))
 		go sc.flushAndClose()
 	}
 }

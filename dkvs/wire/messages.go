@@ -204,6 +204,11 @@ type Stats struct {
 	UptimeMS   int64       `json:"uptime_ms"`
 	HintsHeld  int64       `json:"hints_held"`
 	Peers      []PeerStats `json:"peers,omitempty"`
+	// Totals since the server started.
+	HintsDelivered   int64 `json:"hints_delivered"`
+	ReadRepairs      int64 `json:"read_repairs"`
+	AERounds         int64 `json:"ae_rounds"`
+	TombstonesPurged int64 `json:"tombstones_purged"`
 }
 
 // PeerStats is what a server knows of one peer.

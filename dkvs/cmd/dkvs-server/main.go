@@ -24,8 +24,11 @@ import (
 	"github.com/dkvs/dkvs/dkvs/cmdutil"
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/metrics"
 	"github.com/dkvs/dkvs/dkvs/server"
 	"github.com/dkvs/dkvs/dkvs/storage"
+	"github.com/dkvs/dkvs/dkvs/transport"
+	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
 const usage = `Usage: dkvs-server [options] IP PORT [key value]...
@@ -61,6 +64,9 @@ Options (each also read from the environment variable shown):
                          33554432; 0: no limit)                   DKVS_AE_BANDWIDTH
   --tombstone-grace D    age before a deletion every replica has may be
                          dropped (default 1h)                     DKVS_TOMBSTONE_GRACE
+  --metrics IP:PORT      serve Prometheus metrics at http://IP:PORT/metrics (off
+                         by default)                              DKVS_METRICS
+  --pprof                also serve /debug/pprof/ there           DKVS_PPROF
   --log-level L          debug, info, warn or error (default info) DKVS_LOG_LEVEL
   --log-format F         text or json (default text)              DKVS_LOG_FORMAT
   --help                 print this text
@@ -101,6 +107,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			&cli.DurationFlag{Name: "ae-interval", Value: antientropy.DefaultInterval, EnvVars: []string{"DKVS_AE_INTERVAL"}},
 			&cli.Int64Flag{Name: "ae-bandwidth", Value: 32 << 20, EnvVars: []string{"DKVS_AE_BANDWIDTH"}},
 			&cli.DurationFlag{Name: "tombstone-grace", Value: antientropy.DefaultTombstoneGrace, EnvVars: []string{"DKVS_TOMBSTONE_GRACE"}},
+			&cli.StringFlag{Name: "metrics", EnvVars: []string{"DKVS_METRICS"}},
+			&cli.BoolFlag{Name: "pprof", EnvVars: []string{"DKVS_PPROF"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"DKVS_LOG_LEVEL"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"DKVS_LOG_FORMAT"}},
 		},
@@ -185,6 +193,9 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		}
 		listen = l
 	}
+	if c.Bool("pprof") && c.String("metrics") == "" {
+		return cmdutil.UsageError("--pprof is served on the --metrics address: give --metrics too")
+	}
 	// Listen before opening storage so that a port in use fails fast
 	// without touching another server's data.
 	ln, err := net.Listen("tcp", listen)
@@ -192,7 +203,26 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %v: %w", listen, err, errcode.Network)
 	}
 	defer ln.Close()
-	srv, err := server.New(server.Config{
+	var metricsLn net.Listener
+	if m := c.String("metrics"); m != "" {
+		if _, _, err := net.SplitHostPort(m); err != nil {
+			return cmdutil.UsageError("--metrics %q: want IP:PORT", m)
+		}
+		if metricsLn, err = net.Listen("tcp", m); err != nil {
+			return fmt.Errorf("listen on %s for metrics: %v: %w", m, err, errcode.Network)
+		}
+		defer metricsLn.Close()
+	}
+	// The metrics read the server's stats, and the server reports its
+	// traffic to the metrics: srv is set once it exists.
+	var srv *server.Server
+	var observer transport.Observer
+	var mx *metrics.Metrics
+	if metricsLn != nil {
+		mx = metrics.New(func() wire.Stats { return srv.Stats() })
+		observer = mx
+	}
+	srv, err = server.New(server.Config{
 		Addr:    addr,
 		Servers: servers,
 		Storage: storage.Options{
@@ -212,6 +242,7 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		AEInterval:         c.Duration("ae-interval"),
 		AEBandwidth:        c.Int64("ae-bandwidth"),
 		TombstoneGrace:     c.Duration("tombstone-grace"),
+		Observer:           observer,
 	})
 	if err != nil {
 		return err
@@ -231,8 +262,18 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		"tombstone_grace", c.Duration("tombstone-grace"))
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	metricsDone := make(chan error, 1)
+	if mx != nil {
+		go func() { metricsDone <- mx.Serve(ctx, metricsLn, c.Bool("pprof")) }()
+		log.Info("metrics served", "addr", metricsLn.Addr().String(), "pprof", c.Bool("pprof"))
+	} else {
+		metricsDone <- nil
+	}
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
+	}
+	if err := <-metricsDone; err != nil {
+		log.Warn("metrics server stopped", "err", err)
 	}
 	log.Info("dkvs-server stopped", "addr", addr)
 	return nil

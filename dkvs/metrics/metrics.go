@@ -1,0 +1,208 @@
+// Package metrics exposes a server's metrics in the Prometheus text format
+// (github.com/prometheus/client_golang), and, optionally, Go's pprof
+// profiles on the same HTTP address.
+//
+// Traffic (requests by operation and outcome, their latency, bytes in and
+// out, connections, refused frames) is counted as it happens through the
+// transport's Observer hook. Everything else (keys and bytes stored, hints
+// held and delivered, read repairs, anti-entropy per peer, peers up or
+// down) is read from the server's stats at each scrape, so the rest of the
+// server needs no instrumentation.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dkvs/dkvs/dkvs/wire"
+)
+
+// Namespace prefixes every dkvs metric.
+const Namespace = "dkvs"
+
+// Metrics holds a server's collectors. It implements transport.Observer.
+type Metrics struct {
+	reg        *prometheus.Registry
+	requests   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	bytesIn    prometheus.Counter
+	bytesOut   prometheus.Counter
+	conns      prometheus.Gauge
+	connsTotal prometheus.Counter
+	refused    prometheus.Counter
+}
+
+// New returns the metrics of a server whose stats stats returns (called at
+// each scrape).
+func New(stats func() wire.Stats) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "requests_total",
+			Help: "Requests answered, by operation and status.",
+		}, []string{"op", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "request_duration_seconds",
+			Help:    "Time from reading a request to queueing its answer, by operation.",
+			Buckets: prometheus.ExponentialBucketsRange(25e-6, 2.5, 18),
+		}, []string{"op"}),
+		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "received_bytes_total", Help: "Bytes of request frames received.",
+		}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "sent_bytes_total", Help: "Bytes of response frames sent.",
+		}),
+		conns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "connections", Help: "Connections open.",
+		}),
+		connsTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "connections_total", Help: "Connections accepted.",
+		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "refused_frames_total",
+			Help: "Frames refused (malformed, truncated, oversized); each closed its connection.",
+		}),
+	}
+	m.reg.MustRegister(
+		m.requests, m.latency, m.bytesIn, m.bytesOut, m.conns, m.connsTotal, m.refused,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&statsCollector{stats: stats},
+	)
+	return m
+}
+
+// Request counts one answered request.
+func (m *Metrics) Request(op wire.Op, status wire.Status, in, out int, d time.Duration) {
+	name := op.String()
+	m.requests.WithLabelValues(name, status.String()).Inc()
+	m.latency.WithLabelValues(name).Observe(d.Seconds())
+	m.bytesIn.Add(float64(in))
+	m.bytesOut.Add(float64(out))
+}
+
+// Conn counts a connection opened or closed.
+func (m *Metrics) Conn(open bool) {
+	if open {
+		m.conns.Inc()
+		m.connsTotal.Inc()
+	} else {
+		m.conns.Dec()
+	}
+}
+
+// Refused counts a refused frame.
+func (m *Metrics) Refused() { m.refused.Inc() }
+
+// Registry returns the registry, for tests and embedding.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves /metrics, and /debug/pprof/ when pprof is set.
+func (m *Metrics) Handler(withPprof bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
+}
+
+// Serve serves the handler on ln until ctx ends.
+func (m *Metrics) Serve(ctx context.Context, ln net.Listener, withPprof bool) error {
+	srv := &http.Server{Handler: m.Handler(withPprof), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// statsCollector turns the server's stats into metrics at each scrape.
+type statsCollector struct {
+	stats func() wire.Stats
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, labels, nil)
+}
+
+var (
+	descKeys         = desc("keys", "Keys stored, by state (live or tombstone).", "state")
+	descBytes        = desc("stored_value_bytes", "Bytes of live values stored (after compression).")
+	descHintsHeld    = desc("hints_held", "Hints held for other servers.")
+	descPeerHints    = desc("peer_hints_held", "Hints held for a peer.", "peer")
+	descHintsSent    = desc("hints_delivered_total", "Hints handed over to their home server.")
+	descRepairs      = desc("read_repairs_total", "Read repairs sent by this server's coordinator and acknowledged.")
+	descAERounds     = desc("antientropy_rounds_total", "Anti-entropy rounds completed.")
+	descAESessions   = desc("antientropy_sessions_total", "Anti-entropy sessions completed with a peer.", "peer")
+	descAEReceived   = desc("antientropy_keys_received_total", "Records pulled from a peer by anti-entropy and applied.", "peer")
+	descAESent       = desc("antientropy_keys_sent_total", "Records sent to a peer in answer to its anti-entropy pulls.", "peer")
+	descAELast       = desc("antientropy_last_completion_timestamp_seconds", "When anti-entropy with a peer last completed (Unix time; 0: never).", "peer")
+	descPeerUp       = desc("peer_up", "1 when this server's failure detector believes the peer up, 0 when down.", "peer")
+	descPurged       = desc("tombstones_purged_total", "Tombstones dropped once every replica held them.")
+	descUptime       = desc("uptime_seconds", "Time since the server started.")
+	descEngineSynced = desc("synced_writes", "1 when writes are acknowledged after fsync.")
+	allStatsDescs    = []*prometheus.Desc{descKeys, descBytes, descHintsHeld, descPeerHints, descHintsSent, descRepairs, descAERounds, descAESessions, descAEReceived, descAESent, descAELast, descPeerUp, descPurged, descUptime, descEngineSynced}
+)
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range allStatsDescs {
+		ch <- d
+	}
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	gauge(descKeys, float64(s.LiveKeys), "live")
+	gauge(descKeys, float64(s.Tombstones), "tombstone")
+	gauge(descBytes, float64(s.LiveBytes))
+	gauge(descHintsHeld, float64(s.HintsHeld))
+	counter(descHintsSent, float64(s.HintsDelivered))
+	counter(descRepairs, float64(s.ReadRepairs))
+	counter(descAERounds, float64(s.AERounds))
+	counter(descPurged, float64(s.TombstonesPurged))
+	gauge(descUptime, float64(s.UptimeMS)/1000)
+	gauge(descEngineSynced, boolFloat(s.Synced))
+	for _, p := range s.Peers {
+		gauge(descPeerUp, boolFloat(p.Up), p.Addr)
+		gauge(descPeerHints, float64(p.HintsHeld), p.Addr)
+		counter(descAESessions, float64(p.AERounds), p.Addr)
+		counter(descAEReceived, float64(p.AEKeysReceived), p.Addr)
+		counter(descAESent, float64(p.AEKeysSent), p.Addr)
+		gauge(descAELast, float64(p.AELastMS)/1000, p.Addr)
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
