@@ -360,16 +360,20 @@ func (c *Coordinator) up(server int) bool {
 	return c.opts.Health == nil || c.opts.Health.Up(c.addrs[server])
 }
 
-// send calls server with req on its own deadline and delivers the reply
-// on out. The call runs on a context detached from the caller's, so that
-// replicas not needed for the quorum still complete after the operation
-// returned (Wait waits for them).
-func (c *Coordinator) send(ctx context.Context, server, hintFor int, req wire.Frame, out chan<- reply) {
+// requestContext returns the context of a request carrying size bytes:
+// detached from ctx's cancellation, so that replicas not needed for the
+// quorum still complete after the operation returned (Wait waits for
+// them), and bounded by the request's deadline.
+func (c *Coordinator) requestContext(ctx context.Context, size int) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(context.WithoutCancel(ctx), c.deadline(ctx, size))
+}
+
+// send calls server with req on rctx, a context from requestContext that
+// the requests of one operation share, and delivers the reply on out.
+func (c *Coordinator) send(rctx context.Context, server, hintFor int, req wire.Frame, out chan<- reply) {
 	c.bg.add(1)
 	go func() {
 		defer c.bg.done()
-		rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), c.deadline(ctx, len(req.Body)))
-		defer cancel()
 		addr := c.addrs[server]
 		f, err := c.tr.Call(rctx, addr, req)
 		r := reply{server: server, hintFor: hintFor, f: f, err: err, netErr: err != nil,
@@ -391,6 +395,40 @@ func (c *Coordinator) send(ctx context.Context, server, hintFor int, req wire.Fr
 // errPeerDown is the failure recorded for a replica skipped because the
 // failure detector believes it down.
 var errPeerDown = fmt.Errorf("skipped: marked down by the failure detector: %w: %w", transport.ErrNotSent, errcode.Network)
+
+// sendAll sends req to every server on one shared deadline and returns
+// the channel of their replies. The caller may stop reading before the
+// last reply: the requests' context ends with the last of them.
+func (c *Coordinator) sendAll(ctx context.Context, servers []int, req wire.Frame) <-chan reply {
+	rctx, cancel := c.requestContext(ctx, len(req.Body))
+	raw := make(chan reply, len(servers))
+	for _, s := range servers {
+		c.send(rctx, s, -1, req, raw)
+	}
+	out := make(chan reply, len(servers))
+	c.background(func() {
+		for range servers {
+			out <- <-raw
+		}
+		cancel()
+	})
+	return out
+}
+
+// sendAlone is send on a deadline of its own, for a request sent after
+// the operation's first round (a fallback after a failure, a repair).
+func (c *Coordinator) sendAlone(ctx context.Context, server, hintFor int, req wire.Frame, out chan<- reply) {
+	rctx, cancel := c.requestContext(ctx, len(req.Body))
+	relay := make(chan reply, 1)
+	c.send(rctx, server, hintFor, req, relay)
+	c.bg.add(1)
+	go func() {
+		defer c.bg.done()
+		r := <-relay
+		cancel()
+		out <- r
+	}()
+}
 
 // background runs f as work tracked by Wait.
 func (c *Coordinator) background(f func()) {

@@ -78,10 +78,11 @@ func (g *getOp) run(decide func(kv.Record, error)) {
 	probeAll := up < g.r // the detector may be wrong: try every home rather than fail
 	inflight := 0
 	var fails []ReplicaError
+	rctx, cancel := c.requestContext(g.ctx, 0)
 	for _, h := range g.homes {
 		if probeAll || c.up(h) {
 			inflight++
-			c.send(g.ctx, h, -1, req, replies)
+			c.send(rctx, h, -1, req, replies)
 		} else {
 			fails = append(fails, ReplicaError{c.addrs[h], errPeerDown})
 		}
@@ -127,6 +128,7 @@ func (g *getOp) run(decide func(kv.Record, error)) {
 			c.answer(g.key, newest, decide)
 		}
 	}
+	cancel()
 	if !decided { // unreachable: every reply is an answer or a failure
 		decide(kv.Record{}, newQuorumError("get", g.r, len(answers), len(g.homes), fails, false))
 	}
@@ -171,14 +173,14 @@ func (c *Coordinator) writeBackNewest(ctx context.Context, key []byte, newest kv
 	have := len(holds)
 	body := wire.PutRequest{Key: key, Record: newest}
 	put := wire.Frame{Kind: uint8(wire.OpPut), Body: body.Append(make([]byte, 0, body.Size()))}
-	replies := make(chan reply, len(homes))
-	inflight := 0
+	var targets []int
 	for _, h := range homes {
 		if !holds[h] {
-			inflight++
-			c.send(ctx, h, -1, put, replies)
+			targets = append(targets, h)
 		}
 	}
+	replies := c.sendAll(ctx, targets, put)
+	inflight := len(targets)
 	var fails []ReplicaError
 	for ; inflight > 0 && have < need; inflight-- {
 		r := <-replies
@@ -211,10 +213,7 @@ func (c *Coordinator) readRepair(ctx context.Context, key []byte, newest kv.Reco
 	}
 	body := wire.PutRequest{Key: key, Record: newest}
 	put := wire.Frame{Kind: uint8(wire.OpPut), Body: body.Append(make([]byte, 0, body.Size()))}
-	repairs := make(chan reply, len(stale))
-	for _, s := range stale {
-		c.send(ctx, s, -1, put, repairs)
-	}
+	repairs := c.sendAll(ctx, stale, put)
 	for range stale {
 		if r := <-repairs; r.err != nil {
 			c.log.Debug("read repair failed", "peer", c.addrs[r.server], "err", r.err)

@@ -103,6 +103,8 @@ type writeOp struct {
 	fallbacks []int // in ring order; empty without sloppy quorum
 	nextFB    int
 	put       wire.Frame
+	rctx      context.Context // shared by the first requests to the homes
+	cancel    context.CancelFunc
 	replies   chan reply
 	inflight  int
 	acks      int
@@ -112,7 +114,7 @@ type writeOp struct {
 
 func (wo *writeOp) sendHome(s int) {
 	wo.inflight++
-	wo.c.send(wo.ctx, s, -1, wo.put, wo.replies)
+	wo.c.send(wo.rctx, s, -1, wo.put, wo.replies)
 }
 
 // sendFallback sends the record to the next fallback that is up, as a
@@ -126,7 +128,7 @@ func (wo *writeOp) sendFallback(home int) bool {
 		}
 		hint := wire.HintRequest{Target: wo.c.addrs[home], Key: wo.key, Record: wo.rec}
 		wo.inflight++
-		wo.c.send(wo.ctx, f, home, wire.Frame{Kind: uint8(wire.OpHint), Body: hint.Append(nil)}, wo.replies)
+		wo.c.sendAlone(wo.ctx, f, home, wire.Frame{Kind: uint8(wire.OpHint), Body: hint.Append(nil)}, wo.replies)
 		return true
 	}
 	return false
@@ -167,6 +169,7 @@ func (wo *writeOp) run() (kv.Version, error) {
 	body := wire.PutRequest{Key: wo.key, Record: wo.rec}
 	wo.put = wire.Frame{Kind: uint8(wire.OpPut), Body: body.Append(make([]byte, 0, body.Size()))}
 	wo.replies = make(chan reply, len(wo.homes)+len(wo.fallbacks))
+	wo.rctx, wo.cancel = c.requestContext(wo.ctx, len(wo.put.Body))
 
 	send, skipped := wo.targets(wo.w)
 	for _, h := range send {
@@ -202,7 +205,7 @@ func (wo *writeOp) run() (kv.Version, error) {
 				// Wait cannot miss them.
 				c.bg.add(1)
 				go wo.drain()
-				return wo.rec.Version, nil
+				return wo.rec.Version, nil // drain cancels rctx
 			}
 			continue
 		}
@@ -215,6 +218,7 @@ func (wo *writeOp) run() (kv.Version, error) {
 			wo.sendFallback(home)
 		}
 	}
+	wo.cancel()
 	return kv.Version{}, newQuorumError(wo.op, wo.w, wo.acks, len(wo.homes), wo.fails, wo.maybe)
 }
 
@@ -223,6 +227,7 @@ func (wo *writeOp) run() (kv.Version, error) {
 // replica gets the write before Wait returns.
 func (wo *writeOp) drain() {
 	defer wo.c.bg.done()
+	defer wo.cancel()
 	for wo.inflight > 0 {
 		r := <-wo.replies
 		wo.inflight--
@@ -240,14 +245,10 @@ func (wo *writeOp) drain() {
 // and returns the highest among the first need answers (a replica with no
 // record answers the zero version).
 func (c *Coordinator) highestVersion(ctx context.Context, key []byte, homes []int, need int) (kv.Version, error) {
-	replies := make(chan reply, len(homes))
 	req := wire.Frame{Kind: uint8(wire.OpGet), Flags: wire.GetVersionOnly, Body: wire.GetRequest{Key: key}.Append(nil)}
-	inflight := 0
+	replies := c.sendAll(ctx, homes, req)
+	inflight := len(homes)
 	var fails []ReplicaError
-	for _, h := range homes {
-		inflight++
-		c.send(ctx, h, -1, req, replies)
-	}
 	var highest kv.Version
 	got := 0
 	for ; inflight > 0; inflight-- {

@@ -145,6 +145,10 @@ func New(cfg Config) (*Server, error) {
 		FrameTimeout: cfg.FrameTimeout,
 		Logger:       log,
 		Observer:     cfg.Observer,
+		// Reads are answered from memory or the block cache in a few
+		// microseconds: not worth a goroutine. Writes wait for fsync and
+		// must run side by side to share it.
+		Inline: func(f wire.Frame) bool { return f.Op() == wire.OpGet || f.Op() == wire.OpPing },
 	})
 	return s, nil
 }

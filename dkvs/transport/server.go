@@ -58,6 +58,10 @@ type ServerOptions struct {
 	// its last (default 10s): a peer that sends part of a frame and stops
 	// has its connection closed. Idle connections are kept.
 	FrameTimeout time.Duration
+	// Inline, if set, says which requests are quick enough to be handled
+	// in the connection's read loop rather than in a goroutine of their own
+	// (saving the goroutine; later requests of that connection wait).
+	Inline func(req wire.Frame) bool
 	// Logger receives one line per refused frame; nil discards.
 	Logger *slog.Logger
 }
@@ -258,7 +262,11 @@ func (sc *serverConn) readLoop() {
 		s.inflight.Add(1)
 		s.inflightN.Add(1)
 		s.mu.Unlock()
-		go sc.handle(f)
+		if s.opts.Inline != nil && s.opts.Inline(f) {
+			sc.handle(f)
+		} else {
+			go sc.handle(f)
+		}
 	}
 }
 

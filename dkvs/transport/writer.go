@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -62,12 +63,22 @@ func (w *frameWriter) loop() {
 			// writer forever: its queue would grow without bound.
 			w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
 		}
+		yielded := false
 		for {
 			w.mu.Lock()
 			batch, w.queue = w.queue, batch[:0]
 			w.mu.Unlock()
 			if len(batch) == 0 {
-				break
+				if yielded {
+					break
+				}
+				// Before the system call, let the goroutines that are ready
+				// to run queue their frames too: under load this turns one
+				// write per frame into one write per batch; when nothing
+				// else is runnable it costs next to nothing.
+				yielded = true
+				runtime.Gosched()
+				continue
 			}
 			for i := range batch {
 				f := &batch[i]
