@@ -29,6 +29,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/health"
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/ring"
+	"github.com/dkvs/dkvs/dkvs/scan"
 	"github.com/dkvs/dkvs/dkvs/transport"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
@@ -284,24 +285,17 @@ func (c *Client) ScanServer(ctx context.Context, addr string, tombstones bool, f
 		if !page.More || len(page.Records) == 0 {
 			return nil
 		}
-		last := page.Records[len(page.Records)-1].Key
-		start = append(append(start[:0:0], last...), 0) // just after the last key
+		start = scan.After(page.Records[len(page.Records)-1].Key)
 	}
 }
 
 func (c *Client) scanPage(ctx context.Context, addr string, start []byte, tombstones bool) (wire.ScanResponse, error) {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	body := wire.ScanRequest{Start: start, Limit: 1000, MaxBytes: 1 << 20, Tombstones: tombstones}.Append(nil)
-	f, err := c.tr.Call(ctx, addr, wire.Frame{Kind: uint8(wire.OpScan), Body: body})
-	if err != nil {
-		return wire.ScanResponse{}, err
+	t := c.opts.Timeout
+	if t <= 0 {
+		t = coord.DefaultTimeout
 	}
-	if f.Status() != wire.StatusOK {
-		msg, _ := wire.DecodeMessage(f.Body)
-		return wire.ScanResponse{}, fmt.Errorf("scan %s: %s %s: %w", addr, f.Status(), msg, errcode.Network)
-	}
-	return wire.DecodeScanResponse(f.Body)
+	// A page moves more than one record: give it more room.
+	return scan.Page(ctx, c.tr, addr, start, tombstones, 10*t)
 }
 
 // Close waits for replica writes still under way (each bounded by its
