@@ -169,10 +169,12 @@ func (cu *cursor) next(ctx context.Context) error {
 
 type cursorHeap struct{ items []*cursor }
 
-func (h *cursorHeap) Len() int           { return len(h.items) }
-func (h *cursorHeap) Less(i, j int) bool { return bytes.Compare(h.items[i].key(), h.items[j].key()) < 0 }
-func (h *cursorHeap) Swap(i, j int)      { h.items[i], h.items[j] = h.items[j], h.items[i] }
-func (h *cursorHeap) Push(x any)         { h.items = append(h.items, x.(*cursor)) }
+func (h *cursorHeap) Len() int { return len(h.items) }
+func (h *cursorHeap) Less(i, j int) bool {
+	return bytes.Compare(h.items[i].key(), h.items[j].key()) < 0
+}
+func (h *cursorHeap) Swap(i, j int) { h.items[i], h.items[j] = h.items[j], h.items[i] }
+func (h *cursorHeap) Push(x any)    { h.items = append(h.items, x.(*cursor)) }
 func (h *cursorHeap) Pop() any {
 	x := h.items[len(h.items)-1]
 	h.items = h.items[:len(h.items)-1]
