@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/tests/harness"
 )
@@ -508,5 +511,61 @@ func TestRedisTools(t *testing.T) {
 	// The benchmark's key is on the ring.
 	if res := r.Client("get", "--", "key:__rand_int__"); res.Code != 0 {
 		t.Fatalf("benchmark key not on the ring: %s", res)
+	}
+}
+
+// TestRESPServerFlags checks dkvs-server's RESP options: bad values exit
+// with the documented codes, a taken port stops the server from starting,
+// and the environment sets them.
+func TestRESPServerFlags(t *testing.T) {
+	ports := harness.FreePorts(t, 2)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "servers.txt"), []byte(fmt.Sprintf("127.0.0.1 %d 1\n", ports[0])), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := harness.Bin(t, "dkvs-server")
+	self := []string{"127.0.0.1", fmt.Sprint(ports[0])}
+	cases := []struct {
+		args []string
+		code errcode.Code
+	}{
+		{[]string{"--resp", "nonsense"}, errcode.InvalidCommand},
+		{[]string{"--resp", "127.0.0.1:0"}, errcode.InvalidCommand},
+		{[]string{"--resp", "127.0.001:6379"}, errcode.Address},
+		{[]string{"--resp-n", "0"}, errcode.InvalidCommand},
+		{[]string{"--resp-n", "255"}, errcode.InvalidCommand},
+		{[]string{"--resp-n", "3", "--resp-r", "4"}, errcode.InvalidCommand},
+		{[]string{"--resp-w", "0"}, errcode.InvalidCommand},
+		{[]string{"--resp-level", "SOME"}, errcode.InvalidCommand},
+		{[]string{"--resp-linearizable", "--resp-r", "1"}, errcode.InvalidCommand},
+		{[]string{"--coord-timeout", "0s"}, errcode.InvalidCommand},
+		{[]string{"--coord-max-time", "-1s"}, errcode.InvalidCommand},
+	}
+	for _, tc := range cases {
+		res := harness.Run(t, dir, srv, append(append([]string{"--memory"}, tc.args...), self...)...)
+		if res.Code != tc.code.ExitStatus() || !strings.HasPrefix(res.Stderr, "ERROR: ") {
+			t.Errorf("%q: %s, want exit %d", tc.args, res, tc.code.ExitStatus())
+		}
+	}
+	// The RESP port is taken: the server does not start.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	res := harness.Run(t, dir, srv, append([]string{"--memory", "--resp", ln.Addr().String()}, self...)...)
+	if res.Code != errcode.Network.ExitStatus() || !strings.Contains(res.Stderr, "redis protocol") {
+		t.Errorf("RESP port taken: %s", res)
+	}
+	// From the environment: --resp-n 1 on a ring of one.
+	r := harness.NewRing(t, 1)
+	r.Args = []string{"--memory"}
+	t.Setenv("DKVS_RESP", fmt.Sprintf("127.0.0.1:%d", ports[1]))
+	t.Setenv("DKVS_RESP_N", "1")
+	r.StartAll()
+	rdb := redisClient(t, fmt.Sprintf("127.0.0.1:%d", ports[1]))
+	ctx := ctxFor(t, 30*time.Second)
+	if info, err := rdb.Info(ctx, "ring").Result(); err != nil || !strings.Contains(info, "replicas_n:1\r\nwrite_quorum_w:1\r\nread_quorum_r:1\r\n") {
+		t.Fatalf("INFO ring with DKVS_RESP_N=1: %q %v", info, err)
 	}
 }

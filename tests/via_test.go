@@ -248,3 +248,32 @@ func TestCoordBadParams(t *testing.T) {
 		t.Fatalf("server down: %v", err)
 	}
 }
+
+// TestClientVia runs dkvs-client --via in a directory without servers.txt:
+// the server it names coordinates every operation.
+func TestClientVia(t *testing.T) {
+	r := harness.NewRing(t, 1, 2, 3)
+	r.Args = []string{"--memory"}
+	r.StartAll()
+	r.WaitPeersUp()
+	dir := t.TempDir() // no servers.txt here
+	cli := func(args ...string) harness.Result {
+		t.Helper()
+		return harness.Run(t, dir, harness.Bin(t, "dkvs-client"), append([]string{"--via", r.Addr(1)}, args...)...)
+	}
+	wantOK(t, cli("put", "--", "k", "via value"), "OK")
+	wantOK(t, cli("get", "-r", "3", "--", "k"), "OK via value")
+	wantOK(t, r.Client("get", "-r", "3", "--", "k"), "OK via value")
+	wantOK(t, cli("put", "--", "k2", "tail"), "OK")
+	wantOK(t, cli("cat", "--", "k", "k2", "k3"), "OK")
+	wantOK(t, r.Client("get", "--", "k3"), "OK via valuetail")
+	wantOK(t, cli("del", "--", "k"), "OK")
+	wantFail(t, cli("get", "--", "k"), errcode.NotFound)
+	wantExit(t, cli("put", "-n", "2", "-w", "3", "--", "k", "v"), errcode.InvalidCommand)
+	wantExit(t, harness.Run(t, dir, harness.Bin(t, "dkvs-client"), "--via", "nonsense", "get", "--", "k"), errcode.InvalidCommand)
+	wantExit(t, harness.Run(t, dir, harness.Bin(t, "dkvs-client"), "--via", "127.0.001:7", "get", "--", "k"), errcode.Address)
+	// Without --via the missing servers file is still an error.
+	wantExit(t, harness.Run(t, dir, harness.Bin(t, "dkvs-client"), "get", "--", "k"), errcode.IO)
+	r.Kill(1)
+	wantFail(t, cli("get", "--", "k2"), errcode.Network)
+}

@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -61,6 +62,10 @@ Global options (before the command; also from the environment):
                    on fallback servers when homes are down
   --no-read-repair gets do not update stale replicas          DKVS_NO_READ_REPAIR
   --linearizable   every operation in linearizable mode       DKVS_LINEARIZABLE
+  --via IP:PORT    send get, put and del (and those of cat,   DKVS_VIA
+                   substr, find) to that server, which runs
+                   them on the ring: no servers file needed
+                   for them; dump and status still read it
 
 On success a command prints OK (or its output) and exits 0. A failed operation
 prints FAIL; every error prints "ERROR: <message>" on standard error and exits
@@ -107,6 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			&cli.BoolFlag{Name: "no-sloppy", EnvVars: []string{"DKVS_NO_SLOPPY"}},
 			&cli.BoolFlag{Name: "no-read-repair", EnvVars: []string{"DKVS_NO_READ_REPAIR"}},
 			&cli.BoolFlag{Name: "linearizable", EnvVars: []string{"DKVS_LINEARIZABLE"}},
+			&cli.StringFlag{Name: "via", EnvVars: []string{"DKVS_VIA"}},
 		},
 		OnUsageError:   e.usageError,
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -180,11 +186,27 @@ func (e *env) open(c *cli.Context) (*dkvs.Client, error) {
 	if t <= 0 {
 		return nil, cmdutil.UsageError("--timeout must be positive")
 	}
-	return dkvs.Open(c.String("servers"), &dkvs.Options{
+	opts := &dkvs.Options{
 		Timeout:             t,
 		DisableSloppyQuorum: c.Bool("no-sloppy"),
 		DisableReadRepair:   c.Bool("no-read-repair"),
-	})
+		Via:                 c.String("via"),
+	}
+	if opts.Via != "" {
+		if _, _, err := net.SplitHostPort(opts.Via); err != nil {
+			return nil, cmdutil.UsageError("--via %q: want IP:PORT", opts.Via)
+		}
+	}
+	servers, err := config.Load(c.String("servers"))
+	if err != nil {
+		// Through --via the ring need not be known: a missing default
+		// servers file is no error then (commands that need it say so).
+		if opts.Via == "" || c.IsSet("servers") || !errors.Is(err, errcode.IO) {
+			return nil, err
+		}
+		servers = nil
+	}
+	return dkvs.New(servers, opts)
 }
 
 // withClient parses the quorum flags, opens the client, runs fn and closes
