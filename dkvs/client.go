@@ -29,6 +29,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/health"
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/ring"
+	"github.com/dkvs/dkvs/dkvs/scan"
 	"github.com/dkvs/dkvs/dkvs/transport"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
@@ -102,6 +103,15 @@ type Options struct {
 	// (strict majority quorums on home replicas). A Request can also ask
 	// for it on its own.
 	Linearizable bool
+	// Via ("IP:PORT"), when set, routes every Put, Get and Delete through
+	// that server, which coordinates the quorum operation on the ring for
+	// the client (one more hop, no knowledge of the ring needed: New then
+	// accepts an empty list of servers). A Request with N, R, W and Level
+	// all zero then takes the server's defaults (dkvs-server --resp-n,
+	// --resp-r, --resp-w). Timeout is still the per-request deadline
+	// without a context deadline, times ten for the whole operation. Dump,
+	// ScanServer and Stats still talk to the servers directly.
+	Via string
 }
 
 // Client is a connection to a dkvs ring.
@@ -129,12 +139,16 @@ func Open(serversFile string, opts *Options) (*Client, error) {
 
 // New returns a client for the given servers.
 func New(servers []config.Server, opts *Options) (*Client, error) {
-	if len(servers) == 0 {
-		return nil, fmt.Errorf("no servers: %w", errcode.InvalidConfig)
-	}
 	var o Options
 	if opts != nil {
 		o = *opts
+	}
+	if o.Via != "" {
+		if err := checkVia(o.Via); err != nil {
+			return nil, err
+		}
+	} else if len(servers) == 0 {
+		return nil, fmt.Errorf("no servers: %w", errcode.InvalidConfig)
 	}
 	r := ring.New(servers)
 	tr := transport.NewClient(transport.ClientOptions{PoolSize: o.PoolSize})
@@ -224,12 +238,18 @@ func (c *Client) req(r Request) Request {
 
 // PutWith stores value under key as r says.
 func (c *Client) PutWith(ctx context.Context, key, value []byte, r Request) error {
+	if c.opts.Via != "" {
+		return c.viaPut(ctx, key, value, r)
+	}
 	_, err := c.coord.PutReq(ctx, key, value, c.req(r))
 	return err
 }
 
 // GetWith reads key as r says.
 func (c *Client) GetWith(ctx context.Context, key []byte, r Request) ([]byte, error) {
+	if c.opts.Via != "" {
+		return c.viaGet(ctx, key, r)
+	}
 	rec, err := c.coord.GetReq(ctx, key, c.req(r))
 	if err != nil {
 		return nil, err
@@ -239,6 +259,9 @@ func (c *Client) GetWith(ctx context.Context, key []byte, r Request) ([]byte, er
 
 // DeleteWith deletes key as r says.
 func (c *Client) DeleteWith(ctx context.Context, key []byte, r Request) error {
+	if c.opts.Via != "" {
+		return c.viaDelete(ctx, key, r)
+	}
 	_, err := c.coord.DeleteReq(ctx, key, c.req(r))
 	return err
 }
@@ -284,24 +307,17 @@ func (c *Client) ScanServer(ctx context.Context, addr string, tombstones bool, f
 		if !page.More || len(page.Records) == 0 {
 			return nil
 		}
-		last := page.Records[len(page.Records)-1].Key
-		start = append(append(start[:0:0], last...), 0) // just after the last key
+		start = scan.After(page.Records[len(page.Records)-1].Key)
 	}
 }
 
 func (c *Client) scanPage(ctx context.Context, addr string, start []byte, tombstones bool) (wire.ScanResponse, error) {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	body := wire.ScanRequest{Start: start, Limit: 1000, MaxBytes: 1 << 20, Tombstones: tombstones}.Append(nil)
-	f, err := c.tr.Call(ctx, addr, wire.Frame{Kind: uint8(wire.OpScan), Body: body})
-	if err != nil {
-		return wire.ScanResponse{}, err
+	t := c.opts.Timeout
+	if t <= 0 {
+		t = coord.DefaultTimeout
 	}
-	if f.Status() != wire.StatusOK {
-		msg, _ := wire.DecodeMessage(f.Body)
-		return wire.ScanResponse{}, fmt.Errorf("scan %s: %s %s: %w", addr, f.Status(), msg, errcode.Network)
-	}
-	return wire.DecodeScanResponse(f.Body)
+	// A page moves more than one record: give it more room.
+	return scan.Page(ctx, c.tr, addr, start, tombstones, 10*t)
 }
 
 // Close waits for replica writes still under way (each bounded by its

@@ -9,6 +9,8 @@
 # Data and logs go to $DKVS_RUN_DIR (default ./run): run/data-IP-PORT/ and
 # run/IP-PORT.log. Only lines whose IP is an address of this machine are
 # started. Extra dkvs-server options can be passed in $DKVS_SERVER_OPTS.
+# With $DKVS_RESP_OFFSET (e.g. 1000) every server also serves the Redis
+# protocol on its port plus that offset (7001 -> 8001).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -53,11 +55,15 @@ while read -r ip port count _; do
     echo "$ip:$port already running (pid $(cat "$run/$name.pid"))"
     continue
   fi
+  resp=()
+  if [ -n "${DKVS_RESP_OFFSET:-}" ]; then
+    resp=(--resp "$ip:$((port + DKVS_RESP_OFFSET))")
+  fi
   # shellcheck disable=SC2086
-  "$here/dkvs-server" --servers "$servers" --data-dir "$run/data-$name" ${DKVS_SERVER_OPTS:-} "$ip" "$port" \
+  "$here/dkvs-server" --servers "$servers" --data-dir "$run/data-$name" "${resp[@]}" ${DKVS_SERVER_OPTS:-} "$ip" "$port" \
     >>"$run/$name.log" 2>&1 &
   echo $! > "$run/$name.pid"
-  echo "started $ip:$port (COUNT $count, pid $!, log $run/$name.log)"
+  echo "started $ip:$port${resp:+ (RESP on ${resp[1]})} (COUNT $count, pid $!, log $run/$name.log)"
   started=$((started + 1))
 done < "$servers"
 

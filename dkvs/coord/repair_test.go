@@ -152,8 +152,11 @@ func TestDetectorWrongDoesNotBlock(t *testing.T) {
 	if _, err := cl.c.Get(ctx, []byte("k"), 3, 2); err != nil {
 		t.Fatalf("get with every replica wrongly down: %v", err)
 	}
-	if !d.Up(cl.home("k", 1)[0]) {
-		t.Fatal("an answer did not mark the replica up")
+	cl.c.Wait(ctx) // every reply has been seen
+	for _, h := range cl.home("k", 3) {
+		if !d.Up(h) {
+			t.Fatalf("an answer did not mark %s up", h)
+		}
 	}
 }
 
@@ -200,5 +203,32 @@ func TestReadRepairOffCallerPath(t *testing.T) {
 	cl.c.Wait(ctx)
 	if got, _ := cl.replicas[home[2]].get("k"); string(got.Value) != "v" {
 		t.Fatalf("slow stale replica not repaired: %q", got.Value)
+	}
+}
+
+// On a ring with no fallback servers (N = the number of servers), a home
+// replica believed down is given a hint held by another home replica.
+func TestHintOnHomeWithoutFallback(t *testing.T) {
+	for _, sloppy := range []bool{true, false} {
+		cl := newCluster(t, 3, Options{})
+		d := cl.detector()
+		cl.c = New(cl.ring, cl.net, Options{Health: d, DisableSloppyQuorum: !sloppy})
+		home := cl.home("k", 3)
+		cl.net.SetFault(home[2], memtransport.Down)
+		d.Failed(home[2], errors.New("down"))
+		if _, err := cl.c.Put(ctx, []byte("k"), []byte("v"), 3, 2); err != nil {
+			t.Fatalf("sloppy=%v: %v", sloppy, err)
+		}
+		cl.c.Wait(ctx)
+		held := 0
+		for _, h := range home[:2] {
+			held += cl.replicas[h].hintsFor(home[2])
+		}
+		if held != 1 {
+			t.Fatalf("sloppy=%v: %d hints for the down home, want 1", sloppy, held)
+		}
+		if cl.net.Calls(home[2]) != 0 {
+			t.Fatalf("sloppy=%v: the down home was sent the write", sloppy)
+		}
 	}
 }

@@ -103,6 +103,7 @@ type writeOp struct {
 	fallbacks []int // in ring order; empty without sloppy quorum
 	nextFB    int
 	put       wire.Frame
+	sent      []int           // homes sent the write
 	rctx      context.Context // shared by the first requests to the homes
 	cancel    context.CancelFunc
 	replies   chan reply
@@ -114,7 +115,27 @@ type writeOp struct {
 
 func (wo *writeOp) sendHome(s int) {
 	wo.inflight++
+	wo.sent = append(wo.sent, s)
 	wo.c.send(wo.rctx, s, -1, wo.put, wo.replies)
+}
+
+// placeHint makes sure a home replica that did not get the write will: a
+// fallback server keeps it as a hint in its place (and counts toward W);
+// when no fallback can (none left, or sloppy quorum off), another home
+// replica that was sent the write keeps the hint, without counting toward
+// W, and hands it over when the home answers again.
+func (wo *writeOp) placeHint(home int) {
+	if wo.sendFallback(home) {
+		return
+	}
+	for _, h := range wo.sent {
+		if h != home && wo.c.up(h) {
+			hint := wire.HintRequest{Target: wo.c.addrs[home], Key: wo.key, Record: wo.rec}
+			discard := make(chan reply, 1)
+			wo.c.sendAlone(wo.ctx, h, home, wire.Frame{Kind: uint8(wire.OpHint), Body: hint.Append(nil)}, discard)
+			return
+		}
+	}
 }
 
 // sendFallback sends the record to the next fallback that is up, as a
@@ -175,17 +196,14 @@ func (wo *writeOp) run() (kv.Version, error) {
 	for _, h := range send {
 		wo.sendHome(h)
 	}
-	var unplaced []int
 	for _, h := range skipped {
 		wo.fail(h, errPeerDown)
-		if !wo.sendFallback(h) {
-			unplaced = append(unplaced, h)
-		}
+		wo.placeHint(h)
 	}
-	// Fallbacks ran out: rather than fail for want of targets, try the
-	// homes the detector believes down.
+	// Too few targets for W: rather than fail, try the homes the detector
+	// believes down (it may be wrong).
 	if wo.inflight < wo.w {
-		for _, h := range unplaced {
+		for _, h := range skipped {
 			wo.sendHome(h)
 		}
 	}
@@ -215,7 +233,7 @@ func (wo *writeOp) run() (kv.Version, error) {
 			if r.hintFor >= 0 {
 				home = r.hintFor
 			}
-			wo.sendFallback(home)
+			wo.placeHint(home)
 		}
 	}
 	wo.cancel()
@@ -236,7 +254,7 @@ func (wo *writeOp) drain() {
 			if r.hintFor >= 0 {
 				home = r.hintFor
 			}
-			wo.sendFallback(home)
+			wo.placeHint(home)
 		}
 	}
 }

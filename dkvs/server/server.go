@@ -15,10 +15,12 @@ import (
 	"github.com/dkvs/dkvs/dkvs/antientropy"
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/coord"
+	"github.com/dkvs/dkvs/dkvs/datagram"
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/handoff"
 	"github.com/dkvs/dkvs/dkvs/health"
 	"github.com/dkvs/dkvs/dkvs/kv"
+	"github.com/dkvs/dkvs/dkvs/resp"
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/storage"
 	"github.com/dkvs/dkvs/dkvs/transport"
@@ -64,7 +66,54 @@ type Config struct {
 	AEInterval     time.Duration
 	AEBandwidth    int64
 	TombstoneGrace time.Duration
+
+	// Coord configures the quorum operations this server runs for clients
+	// that do not know the ring: native coordinated requests and the
+	// commands of the Redis protocol.
+	Coord CoordConfig
+	// Datagram configures the DKVS datagram protocol (UDP), when Serve is
+	// given a PacketConn.
+	Datagram datagram.Options
+	// RESP configures the Redis protocol, when Serve is given a listener
+	// for it. Its limits and command timeout default to the server's.
+	RESP resp.Options
 }
+
+// CoordConfig configures the operations a server coordinates.
+type CoordConfig struct {
+	// Timeout is the deadline of one request to one replica (default
+	// coord.DefaultTimeout, 500ms).
+	Timeout time.Duration
+	// MaxTime bounds one coordinated operation as a whole (default 5s): a
+	// native request asking for longer is cut to it, and every RESP
+	// command gets it.
+	MaxTime time.Duration
+	// N, R and W are used by RESP commands and by native requests that ask
+	// for the server's defaults (defaults 3, 2 and 2). Level, when set,
+	// gives R and W from N where R or W is zero; Linearizable makes them
+	// linearizable.
+	N, R, W      int
+	Level        coord.Level
+	Linearizable bool
+	// DisableSloppyQuorum keeps coordinated writes on home replicas.
+	DisableSloppyQuorum bool
+	// DisableReadRepair stops coordinated reads from repairing replicas.
+	DisableReadRepair bool
+}
+
+// Defaults of CoordConfig.
+const (
+	DefaultCoordMaxTime = 5 * time.Second
+	DefaultCoordN       = 3
+	DefaultCoordR       = 2
+	DefaultCoordW       = 2
+	// MaxReplicas is the largest N, R or W a request may ask for.
+	MaxReplicas = 254
+)
+
+// Version is the dkvs version the server reports (INFO over the Redis
+// protocol); it is DKVS_VERSION of include/dkvs.h.
+const Version = "1.1.0"
 
 // Server is a running replica.
 type Server struct {
@@ -80,6 +129,13 @@ type Server struct {
 	health  *health.Detector
 	handoff *handoff.Handoff
 	ae      *antientropy.Engine
+
+	// coordNet carries the requests of the operations this server
+	// coordinates to the other servers; coord reaches this server itself
+	// through Handle (selfTransport).
+	coordNet *transport.Client
+	coord    *coord.Coordinator
+	addrs    []string // the ring's servers in servers.txt order
 }
 
 // New opens the server's storage. Call Serve to answer requests and Close
@@ -140,6 +196,36 @@ func New(cfg Config) (*Server, error) {
 			Logger:         log,
 		})
 	}
+	cc := &s.cfg.Coord
+	if cc.Timeout <= 0 {
+		cc.Timeout = coord.DefaultTimeout
+	}
+	if cc.MaxTime <= 0 {
+		cc.MaxTime = DefaultCoordMaxTime
+	}
+	if cc.N <= 0 {
+		cc.N = DefaultCoordN
+	}
+	if cc.R <= 0 && cc.Level == coord.LevelDefault && !cc.Linearizable {
+		cc.R = min(DefaultCoordR, cc.N)
+	}
+	if cc.W <= 0 && cc.Level == coord.LevelDefault && !cc.Linearizable {
+		cc.W = min(DefaultCoordW, cc.N)
+	}
+	for _, sv := range cfg.Servers {
+		s.addrs = append(s.addrs, sv.Addr())
+	}
+	s.coordNet = transport.NewClient(transport.ClientOptions{SourceIP: ip})
+	s.coord = coord.New(s.ring, selfTransport{s}, coord.Options{
+		Timeout:             cc.Timeout,
+		MaxKeySize:          cfg.MaxKeySize,
+		MaxValueSize:        cfg.MaxValueSize,
+		Clock:               clock,
+		Logger:              log,
+		Health:              s.health,
+		DisableSloppyQuorum: cc.DisableSloppyQuorum,
+		DisableReadRepair:   cc.DisableReadRepair,
+	})
 	s.ts = transport.NewServer(s, transport.ServerOptions{
 		MaxFrame:     cfg.MaxKeySize + cfg.MaxValueSize + 4096,
 		FrameTimeout: cfg.FrameTimeout,
@@ -194,13 +280,66 @@ func (s *Server) ping(ctx context.Context, addr string) error {
 	return nil
 }
 
-// Serve answers requests on ln and runs the background work (failure
-// detection, hint delivery, anti-entropy) until ctx ends, then stops
-// cleanly: background work ends, reading stops, requests under way finish
-// and connections close.
+// Endpoints are what Serve answers on: the native protocol's listener,
+// and optionally the datagram protocol's socket and the Redis protocol's
+// listener.
+type Endpoints struct {
+	Native   net.Listener
+	Datagram net.PacketConn // nil: no datagram protocol
+	RESP     net.Listener   // nil: no Redis protocol
+}
+
+// Serve answers the native protocol on ln; see ServeAll.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.ServeAll(ctx, Endpoints{Native: ln})
+}
+
+// shutdownTimeout bounds each step of a clean stop.
+const shutdownTimeout = 10 * time.Second
+
+// ServeAll answers requests on every endpoint and runs the background
+// work (failure detection, hint delivery, anti-entropy) until ctx ends,
+// then stops cleanly: the Redis protocol stops accepting and finishes the
+// commands under way, the datagram socket closes, the native protocol
+// stops reading and finishes its requests, the background work ends, and
+// the replica writes still running for coordinated operations complete
+// (each bounded by its deadline) before the connections to peers close.
+// It closes the endpoints.
+func (s *Server) ServeAll(ctx context.Context, ep Endpoints) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.ts.Serve(ln) }()
+	go func() { errc <- s.ts.Serve(ep.Native) }()
+	var (
+		rs     *resp.Server
+		dg     *datagram.Server
+		served sync.WaitGroup
+	)
+	if ep.RESP != nil {
+		o := s.cfg.RESP
+		if o.Logger == nil {
+			o.Logger = s.log
+		}
+		if o.CommandTimeout <= 0 {
+			o.CommandTimeout = s.cfg.Coord.MaxTime
+		}
+		if o.MaxKeySize <= 0 {
+			o.MaxKeySize = s.cfg.MaxKeySize
+		}
+		if o.MaxValueSize <= 0 {
+			o.MaxValueSize = s.cfg.MaxValueSize
+		}
+		rs = resp.New(s.RESPBackend(), o)
+		served.Add(1)
+		go func() { defer served.Done(); rs.Serve(ep.RESP) }()
+	}
+	if ep.Datagram != nil {
+		o := s.cfg.Datagram
+		if o.Logger == nil {
+			o.Logger = s.log
+		}
+		dg = datagram.New(datagramLocal{s}, o)
+		served.Add(1)
+		go func() { defer served.Done(); dg.Serve(ep.Datagram) }()
+	}
 	bctx, stopBackground := context.WithCancel(ctx)
 	var bg sync.WaitGroup
 	run := func(f func(context.Context)) {
@@ -220,18 +359,34 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		serveErr = fmt.Errorf("serve: %v: %w", err, errcode.Network)
 	case <-ctx.Done():
 	}
+	// The front ends that coordinate stop first, while the native protocol
+	// still answers peers and the coordinator's own replica requests.
+	if rs != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		if err := rs.Shutdown(sctx); err != nil {
+			s.log.Warn("resp: shutdown", "err", err)
+		}
+		cancel()
+	}
+	if dg != nil {
+		dg.Close()
+	}
+	served.Wait()
+	if serveErr == nil {
+		ep.Native.Close()
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		s.ts.Shutdown(sctx)
+		cancel()
+		<-errc
+	}
 	stopBackground()
 	bg.Wait()
+	wctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	s.coord.Wait(wctx)
+	cancel()
 	s.peers.Close()
-	if serveErr != nil {
-		return serveErr
-	}
-	ln.Close()
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s.ts.Shutdown(sctx)
-	<-errc
-	return nil
+	s.coordNet.Close()
+	return serveErr
 }
 
 // Health returns the server's failure detector.
@@ -246,6 +401,7 @@ func (s *Server) Handoff() *handoff.Handoff { return s.handoff }
 // Close releases the storage engine and the connections to peers.
 func (s *Server) Close() error {
 	s.peers.Close()
+	s.coordNet.Close()
 	return s.db.Close()
 }
 
@@ -287,6 +443,8 @@ func (s *Server) Handle(ctx context.Context, f wire.Frame) wire.Frame {
 		return s.handleHint(f)
 	case wire.OpPutBatch:
 		return s.handlePutBatch(f)
+	case wire.OpCoordGet, wire.OpCoordPut, wire.OpCoordDelete:
+		return s.handleCoord(ctx, f)
 	case wire.OpAETree, wire.OpAEDiff:
 		if s.ae == nil {
 			return fail(wire.StatusUnavailable, "anti-entropy is disabled on this server")
@@ -481,5 +639,6 @@ func (s *Server) Stats() wire.Stats {
 	if s.ae != nil {
 		out.AERounds, out.TombstonesPurged = s.ae.Totals()
 	}
+	out.ReadRepairs = s.coord.ReadRepairs()
 	return out
 }

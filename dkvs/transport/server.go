@@ -199,14 +199,8 @@ func (sc *serverConn) close() {
 // flushAndClose gives the writer a moment to send what is queued.
 func (sc *serverConn) flushAndClose() {
 	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		sc.w.mu.Lock()
-		n := len(sc.w.queue)
-		sc.w.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
+	for time.Now().Before(deadline) && !sc.w.flushed() {
+		time.Sleep(time.Millisecond)
 	}
 	sc.close()
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dkvs/dkvs/dkvs/wire"
@@ -27,6 +28,7 @@ type frameWriter struct {
 	timeout time.Duration
 	mu      sync.Mutex
 	queue   []outFrame
+	unsent  atomic.Int64 // frames sent to the writer and not yet flushed
 	wake    chan struct{}
 	done    chan struct{} // closed by the owner to stop the loop
 	onError func(error)
@@ -40,6 +42,7 @@ func newFrameWriter(nc net.Conn, timeout time.Duration, done chan struct{}, onEr
 }
 
 func (w *frameWriter) send(f outFrame) {
+	w.unsent.Add(1)
 	w.mu.Lock()
 	w.queue = append(w.queue, f)
 	w.mu.Unlock()
@@ -64,6 +67,7 @@ func (w *frameWriter) loop() {
 			w.nc.SetWriteDeadline(time.Now().Add(w.timeout))
 		}
 		yielded := false
+		written := 0
 		for {
 			w.mu.Lock()
 			batch, w.queue = w.queue, batch[:0]
@@ -90,10 +94,15 @@ func (w *frameWriter) loop() {
 				}
 				batch[i] = outFrame{}
 			}
+			written += len(batch)
 		}
 		if err := w.bw.Flush(); err != nil {
 			w.onError(err)
 			return
 		}
+		w.unsent.Add(int64(-written))
 	}
 }
+
+// flushed reports whether every frame sent has been written out.
+func (w *frameWriter) flushed() bool { return w.unsent.Load() == 0 }

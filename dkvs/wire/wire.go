@@ -54,6 +54,7 @@ const GetVersionOnly = 1 << 0
 var opNames = map[Op]string{
 	OpPing: "ping", OpGet: "get", OpPut: "put", OpScan: "scan", OpStats: "stats",
 	OpHint: "hint", OpPutBatch: "put-batch", OpAETree: "ae-tree", OpAEDiff: "ae-diff",
+	OpCoordGet: "coord-get", OpCoordPut: "coord-put", OpCoordDelete: "coord-delete",
 }
 
 // String returns the op's name.
@@ -83,6 +84,7 @@ const (
 var statusNames = map[Status]string{
 	StatusOK: "ok", StatusNotFound: "not found", StatusTooLarge: "too large",
 	StatusBadRequest: "bad request", StatusInternal: "internal error", StatusUnavailable: "unavailable",
+	StatusFailed: "failed", StatusUnknown: "outcome unknown",
 }
 
 // String returns the status's name.

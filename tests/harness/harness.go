@@ -141,6 +141,33 @@ func (r *Ring) DataDir(i int) string {
 	return filepath.Join(r.Dir, fmt.Sprintf("data-%d", r.Servers[i].Port))
 }
 
+// WithRESP gives every server a Redis-protocol port (--resp) on a free
+// port, plus the extra options given, and returns the RESP addresses by
+// server index.
+func (r *Ring) WithRESP(extra ...string) []string {
+	r.t.Helper()
+	taken := map[uint16]bool{}
+	for _, s := range r.Servers {
+		taken[s.Port] = true
+	}
+	var ports []uint16
+	for len(ports) < len(r.Servers) {
+		// The ring's ports are free until its servers start: skip them.
+		for _, p := range FreePorts(r.t, len(r.Servers)) {
+			if !taken[p] && len(ports) < len(r.Servers) {
+				taken[p] = true
+				ports = append(ports, p)
+			}
+		}
+	}
+	addrs := make([]string, len(r.Servers))
+	for i := range r.Servers {
+		addrs[i] = fmt.Sprintf("127.0.0.1:%d", ports[i])
+		r.ServerArgs[i] = append(append(r.ServerArgs[i], "--resp", addrs[i]), extra...)
+	}
+	return addrs
+}
+
 // Start starts server i with pairs stored at start, and waits until it
 // answers a ping.
 func (r *Ring) Start(i int, pairs ...string) {
@@ -387,6 +414,61 @@ func Ping(addr string, timeout time.Duration) error {
 		return fmt.Errorf("ping: %s", f.Status())
 	}
 	return nil
+}
+
+// Stats asks the server at addr for its counters (native stats).
+func Stats(addr string, timeout time.Duration) (wire.Stats, error) {
+	nc, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return wire.Stats{}, err
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(timeout))
+	if _, err := nc.Write(wire.AppendFrame(nil, wire.Frame{Kind: uint8(wire.OpStats), ID: 1})); err != nil {
+		return wire.Stats{}, err
+	}
+	f, err := wire.ReadFrame(bufio.NewReader(nc), wire.DefaultMaxFrame)
+	if err != nil {
+		return wire.Stats{}, err
+	}
+	if f.Status() != wire.StatusOK {
+		return wire.Stats{}, fmt.Errorf("stats: %s", f.Status())
+	}
+	return wire.DecodeStats(f.Body)
+}
+
+// WaitPeersUp waits until every running server believes every other
+// running server up. Servers that start one after the other first see
+// the later ones down (their connections are refused), and a coordinator
+// skips a home replica it believes down.
+func (r *Ring) WaitPeersUp() {
+	r.t.Helper()
+	Eventually(r.t, 20*time.Second, "every server sees its running peers up", func() error {
+		for i := range r.Servers {
+			if !r.Running(i) {
+				continue
+			}
+			st, err := Stats(r.Addr(i), time.Second)
+			if err != nil {
+				return err
+			}
+			for _, p := range st.Peers {
+				if !p.Up && r.runningAddr(p.Addr) {
+					return fmt.Errorf("%s sees %s down", r.Addr(i), p.Addr)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func (r *Ring) runningAddr(addr string) bool {
+	for i, s := range r.Servers {
+		if s.Addr() == addr {
+			return r.Running(i)
+		}
+	}
+	return false
 }
 
 // Eventually polls cond every 20ms until it returns nil or d passes, and

@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/cmdutil"
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/coord"
+	"github.com/dkvs/dkvs/dkvs/errcode"
 )
 
 const usage = `Usage: dkvs-client [global options] <command> [-r R] [-w W] [-n N] -- <arguments>
@@ -59,6 +61,10 @@ Global options (before the command; also from the environment):
                    on fallback servers when homes are down
   --no-read-repair gets do not update stale replicas          DKVS_NO_READ_REPAIR
   --linearizable   every operation in linearizable mode       DKVS_LINEARIZABLE
+  --via IP:PORT    send get, put and del (and those of cat,   DKVS_VIA
+                   substr, find) to that server, which runs
+                   them on the ring: no servers file needed
+                   for them; dump and status still read it
 
 On success a command prints OK (or its output) and exits 0. A failed operation
 prints FAIL; every error prints "ERROR: <message>" on standard error and exits
@@ -106,6 +112,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.BoolFlag{Name: "no-sloppy", EnvVars: []string{"DKVS_NO_SLOPPY"}},
 			&cli.BoolFlag{Name: "no-read-repair", EnvVars: []string{"DKVS_NO_READ_REPAIR"}},
 			&cli.BoolFlag{Name: "linearizable", EnvVars: []string{"DKVS_LINEARIZABLE"}},
+			&cli.StringFlag{Name: "via", EnvVars: []string{"DKVS_VIA"}},
 		},
 		OnUsageError:   e.usageError,
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -180,11 +187,27 @@ func (e *env) open(c *cli.Context) (*dkvs.Client, error) {
 	if t <= 0 {
 		return nil, cmdutil.UsageError("--timeout must be positive")
 	}
-	return dkvs.Open(c.String("servers"), &dkvs.Options{
+	opts := &dkvs.Options{
 		Timeout:             t,
 		DisableSloppyQuorum: c.Bool("no-sloppy"),
 		DisableReadRepair:   c.Bool("no-read-repair"),
-	})
+		Via:                 c.String("via"),
+	}
+	if opts.Via != "" {
+		if _, _, err := net.SplitHostPort(opts.Via); err != nil {
+			return nil, cmdutil.UsageError("--via %q: want IP:PORT", opts.Via)
+		}
+	}
+	servers, err := config.Load(c.String("servers"))
+	if err != nil {
+		// Through --via the ring need not be known: a missing default
+		// servers file is no error then (commands that need it say so).
+		if opts.Via == "" || c.IsSet("servers") || !errors.Is(err, errcode.IO) {
+			return nil, err
+		}
+		servers = nil
+	}
+	return dkvs.New(servers, opts)
 }
 
 // withSession parses the quorum flags, opens the client, runs fn on a

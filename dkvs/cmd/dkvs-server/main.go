@@ -23,6 +23,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/antientropy"
 	"github.com/dkvs/dkvs/dkvs/cmdutil"
 	"github.com/dkvs/dkvs/dkvs/config"
+	"github.com/dkvs/dkvs/dkvs/coord"
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/metrics"
 	"github.com/dkvs/dkvs/dkvs/server"
@@ -64,6 +65,26 @@ Options (each also read from the environment variable shown):
                          33554432; 0: no limit)                   DKVS_AE_BANDWIDTH
   --tombstone-grace D    age before a deletion every replica has may be
                          dropped (default 1h)                     DKVS_TOMBSTONE_GRACE
+  --no-datagram          do not answer the DKVS datagram protocol (UDP on
+                         the --listen address)                    DKVS_NO_DATAGRAM
+  --resp IP:PORT         also serve the Redis protocol (RESP) there (default
+                         off)                                     DKVS_RESP
+  --resp-n N             home servers of a key written or read through RESP
+                         or by a native request asking for the server's
+                         defaults (default 3)                      DKVS_RESP_N
+  --resp-r R             replies such a read waits for (default 2, or from
+                         --resp-level)                             DKVS_RESP_R
+  --resp-w W             acknowledgements such a write needs (default 2, or
+                         from --resp-level)                        DKVS_RESP_W
+  --resp-level L         ONE, QUORUM or ALL: R and W from N when not given
+                                                                   DKVS_RESP_LEVEL
+  --resp-linearizable    linearizable reads and writes (majority quorums on
+                         home servers)                             DKVS_RESP_LINEARIZABLE
+  --coord-timeout D      deadline of one request to one replica when this
+                         server coordinates (default 500ms)       DKVS_COORD_TIMEOUT
+  --coord-max-time D     longest a coordinated operation may take: a RESP
+                         command, or a native request asking for longer
+                         (default 5s)                              DKVS_COORD_MAX_TIME
   --metrics IP:PORT      serve Prometheus metrics at http://IP:PORT/metrics (off
                          by default)                              DKVS_METRICS
   --pprof                also serve /debug/pprof/ there           DKVS_PPROF
@@ -73,7 +94,8 @@ Options (each also read from the environment variable shown):
 
 Exit status: 0 after a clean stop; 256+code on error (cs202.md section 4),
 e.g. 134 (ERR_INVALID_COMMAND) for a bad command line, 136 (ERR_ADDRESS)
-for a bad IP, 132 (ERR_NETWORK) when the port cannot be opened.
+for a bad IP, 132 (ERR_NETWORK) when a port (TCP, UDP or RESP) cannot be
+opened.
 `
 
 func main() {
@@ -107,6 +129,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			&cli.DurationFlag{Name: "ae-interval", Value: antientropy.DefaultInterval, EnvVars: []string{"DKVS_AE_INTERVAL"}},
 			&cli.Int64Flag{Name: "ae-bandwidth", Value: 32 << 20, EnvVars: []string{"DKVS_AE_BANDWIDTH"}},
 			&cli.DurationFlag{Name: "tombstone-grace", Value: antientropy.DefaultTombstoneGrace, EnvVars: []string{"DKVS_TOMBSTONE_GRACE"}},
+			&cli.BoolFlag{Name: "no-datagram", EnvVars: []string{"DKVS_NO_DATAGRAM"}},
+			&cli.StringFlag{Name: "resp", EnvVars: []string{"DKVS_RESP"}},
+			&cli.IntFlag{Name: "resp-n", Value: server.DefaultCoordN, EnvVars: []string{"DKVS_RESP_N"}},
+			&cli.IntFlag{Name: "resp-r", Value: server.DefaultCoordR, EnvVars: []string{"DKVS_RESP_R"}},
+			&cli.IntFlag{Name: "resp-w", Value: server.DefaultCoordW, EnvVars: []string{"DKVS_RESP_W"}},
+			&cli.StringFlag{Name: "resp-level", EnvVars: []string{"DKVS_RESP_LEVEL"}},
+			&cli.BoolFlag{Name: "resp-linearizable", EnvVars: []string{"DKVS_RESP_LINEARIZABLE"}},
+			&cli.DurationFlag{Name: "coord-timeout", Value: coord.DefaultTimeout, EnvVars: []string{"DKVS_COORD_TIMEOUT"}},
+			&cli.DurationFlag{Name: "coord-max-time", Value: server.DefaultCoordMaxTime, EnvVars: []string{"DKVS_COORD_MAX_TIME"}},
 			&cli.StringFlag{Name: "metrics", EnvVars: []string{"DKVS_METRICS"}},
 			&cli.BoolFlag{Name: "pprof", EnvVars: []string{"DKVS_PPROF"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"DKVS_LOG_LEVEL"}},
@@ -153,13 +184,18 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 			return cmdutil.UsageError("--%s must be at least 1", f)
 		}
 	}
-	for _, f := range []string{"frame-timeout", "heartbeat", "peer-timeout", "handoff-interval", "ae-interval", "tombstone-grace"} {
+	for _, f := range []string{"frame-timeout", "heartbeat", "peer-timeout", "handoff-interval", "ae-interval", "tombstone-grace",
+		"coord-timeout", "coord-max-time"} {
 		if c.Duration(f) <= 0 {
 			return cmdutil.UsageError("--%s must be positive", f)
 		}
 	}
 	if c.Int64("ae-bandwidth") < 0 {
 		return cmdutil.UsageError("--ae-bandwidth must not be negative")
+	}
+	cc, err := coordConfig(c)
+	if err != nil {
+		return err
 	}
 	log, err := cmdutil.NewLogger(stderr, c.String("log-format"), c.String("log-level"))
 	if err != nil {
@@ -181,35 +217,47 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 	}
 	listen := addr
 	if l := c.String("listen"); l != "" {
-		host, port, err := net.SplitHostPort(l)
-		if err != nil {
-			return cmdutil.UsageError("--listen %q: want IP:PORT", l)
-		}
-		if _, err := config.ParseIP(host); err != nil {
+		if err := checkHostPort("--listen", l); err != nil {
 			return err
-		}
-		if _, err := config.ParsePort(port); err != nil {
-			return cmdutil.UsageError("--listen %q: bad port", l)
 		}
 		listen = l
 	}
 	if c.Bool("pprof") && c.String("metrics") == "" {
 		return cmdutil.UsageError("--pprof is served on the --metrics address: give --metrics too")
 	}
+	respAddr := c.String("resp")
+	if respAddr != "" {
+		if err := checkHostPort("--resp", respAddr); err != nil {
+			return err
+		}
+	}
 	// Listen before opening storage so that a port in use fails fast
-	// without touching another server's data.
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
+	// without touching another server's data. Every endpoint is opened or
+	// the server does not start: it never runs half-configured.
+	ep := server.Endpoints{}
+	if ep.Native, err = net.Listen("tcp", listen); err != nil {
 		return fmt.Errorf("listen on %s: %v: %w", listen, err, errcode.Network)
 	}
-	defer ln.Close()
+	defer ep.Native.Close()
+	if !c.Bool("no-datagram") {
+		if ep.Datagram, err = net.ListenPacket("udp4", listen); err != nil {
+			return fmt.Errorf("datagram protocol: listen on UDP %s: %v: %w", listen, err, errcode.Network)
+		}
+		defer ep.Datagram.Close()
+	}
+	if respAddr != "" {
+		if ep.RESP, err = net.Listen("tcp", respAddr); err != nil {
+			return fmt.Errorf("redis protocol: listen on %s: %v: %w", respAddr, err, errcode.Network)
+		}
+		defer ep.RESP.Close()
+	}
 	var metricsLn net.Listener
 	if m := c.String("metrics"); m != "" {
-		if _, _, err := net.SplitHostPort(m); err != nil {
-			return cmdutil.UsageError("--metrics %q: want IP:PORT", m)
+		if err := checkHostPort("--metrics", m); err != nil {
+			return err
 		}
 		if metricsLn, err = net.Listen("tcp", m); err != nil {
-			return fmt.Errorf("listen on %s for metrics: %v: %w", m, err, errcode.Network)
+			return fmt.Errorf("metrics: listen on %s: %v: %w", m, err, errcode.Network)
 		}
 		defer metricsLn.Close()
 	}
@@ -242,6 +290,7 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		AEInterval:         c.Duration("ae-interval"),
 		AEBandwidth:        c.Int64("ae-bandwidth"),
 		TombstoneGrace:     c.Duration("tombstone-grace"),
+		Coord:              cc,
 		Observer:           observer,
 	})
 	if err != nil {
@@ -259,7 +308,9 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		"max_key_size", c.Int("max-key-size"), "max_value_size", c.Int("max-value-size"),
 		"hinted_handoff", !c.Bool("no-handoff"), "anti_entropy", !c.Bool("no-anti-entropy"),
 		"ae_interval", c.Duration("ae-interval"), "ae_bandwidth", c.Int64("ae-bandwidth"),
-		"tombstone_grace", c.Duration("tombstone-grace"))
+		"tombstone_grace", c.Duration("tombstone-grace"),
+		"datagram", ep.Datagram != nil, "resp", respAddr,
+		"resp_n", cc.N, "resp_r", cc.R, "resp_w", cc.W, "resp_level", cc.Level.String(), "resp_linearizable", cc.Linearizable)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	metricsDone := make(chan error, 1)
@@ -269,7 +320,7 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 	} else {
 		metricsDone <- nil
 	}
-	if err := srv.Serve(ctx, ln); err != nil {
+	if err := srv.ServeAll(ctx, ep); err != nil {
 		return err
 	}
 	if err := <-metricsDone; err != nil {
@@ -277,6 +328,64 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 	}
 	log.Info("dkvs-server stopped", "addr", addr)
 	return nil
+}
+
+// checkHostPort checks an IP:PORT option.
+func checkHostPort(flag, v string) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return cmdutil.UsageError("%s %q: want IP:PORT", flag, v)
+	}
+	if _, err := config.ParseIP(host); err != nil {
+		return fmt.Errorf("%s %q: %w", flag, v, err)
+	}
+	if _, err := config.ParsePort(port); err != nil {
+		return cmdutil.UsageError("%s %q: bad port", flag, v)
+	}
+	return nil
+}
+
+// coordConfig reads the replication the server coordinates with. R and W
+// left to their defaults follow --resp-level (or the linearizable mode)
+// when one is given.
+func coordConfig(c *cli.Context) (server.CoordConfig, error) {
+	cc := server.CoordConfig{
+		Timeout:      c.Duration("coord-timeout"),
+		MaxTime:      c.Duration("coord-max-time"),
+		N:            c.Int("resp-n"),
+		Linearizable: c.Bool("resp-linearizable"),
+	}
+	if cc.N < 1 || cc.N > server.MaxReplicas {
+		return cc, cmdutil.UsageError("--resp-n %d: want 1 to %d", cc.N, server.MaxReplicas)
+	}
+	if l := c.String("resp-level"); l != "" {
+		lv, err := coord.ParseLevel(l)
+		if err != nil {
+			return cc, cmdutil.UsageError("--resp-level %q: want ONE, QUORUM or ALL", l)
+		}
+		cc.Level = lv
+	}
+	byLevel := cc.Level != coord.LevelDefault || cc.Linearizable
+	for _, q := range []struct {
+		name string
+		dst  *int
+	}{{"resp-r", &cc.R}, {"resp-w", &cc.W}} {
+		v := c.Int(q.name)
+		if !c.IsSet(q.name) {
+			if byLevel {
+				continue // from the level or the majority
+			}
+			v = min(v, cc.N) // the default 2 follows a smaller N down
+		}
+		if v < 1 || v > cc.N {
+			return cc, cmdutil.UsageError("--%s %d: want 1 to --resp-n (%d)", q.name, v, cc.N)
+		}
+		if cc.Linearizable && v < coord.Majority(cc.N) {
+			return cc, cmdutil.UsageError("--%s %d: linearizable mode needs at least a majority of N=%d (%d)", q.name, v, cc.N, coord.Majority(cc.N))
+		}
+		*q.dst = v
+	}
+	return cc, nil
 }
 
 func dirOrMemory(dir string, mem bool) string {

@@ -1,0 +1,143 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dkvs/dkvs/dkvs/coord"
+	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/transport"
+	"github.com/dkvs/dkvs/dkvs/wire"
+)
+
+// selfTransport is the transport of the server's coordinator: a request
+// for this server itself is answered by Handle in this process, with no
+// network hop and no connection to itself; the others go over TCP.
+type selfTransport struct{ s *Server }
+
+// errSelfCoord refuses a coordinated request sent by the coordinator to
+// its own server: it only ever sends replica operations, so this would be
+// a bug, and answering it would recurse.
+var errSelfCoord = fmt.Errorf("coordinated request to itself: %w: %w", transport.ErrNotSent, errcode.Runtime)
+
+// Call implements coord.Transport.
+func (t selfTransport) Call(ctx context.Context, addr string, req wire.Frame) (wire.Frame, error) {
+	if addr != t.s.cfg.Addr {
+		return t.s.coordNet.Call(ctx, addr, req)
+	}
+	if err := ctx.Err(); err != nil {
+		return wire.Frame{}, fmt.Errorf("%s: %v: %w: %w", addr, err, transport.ErrNotSent, errcode.Network)
+	}
+	if req.Op().IsCoord() {
+		return wire.Frame{}, errSelfCoord
+	}
+	resp := t.s.Handle(ctx, req)
+	resp.Kind, resp.ID = req.Kind|wire.RespBit, req.ID
+	return resp, nil
+}
+
+// Coordinator returns the coordinator the server runs operations with for
+// clients that do not know the ring.
+func (s *Server) Coordinator() *coord.Coordinator { return s.coord }
+
+// DefaultRequest is the replication the server uses when a client does
+// not choose (RESP commands, native requests asking for the defaults).
+func (s *Server) DefaultRequest() coord.Req {
+	cc := s.cfg.Coord
+	return coord.Req{N: cc.N, R: cc.R, W: cc.W, Level: cc.Level, Linearizable: cc.Linearizable}
+}
+
+// coordReq turns a request's parameters into the coordinator's request
+// and the time the operation may take. Values out of range are the
+// client's error (ERR_INVALID_ARGUMENT), not a reason to drop the
+// connection: the body itself was well formed.
+func (s *Server) coordReq(op wire.Op, p wire.CoordParams) (coord.Req, time.Duration, error) {
+	budget := s.cfg.Coord.MaxTime
+	if p.TimeoutMS > 0 && p.TimeoutMS < uint64(budget/time.Millisecond) {
+		budget = time.Duration(p.TimeoutMS) * time.Millisecond
+	}
+	lin := p.Flags&wire.CoordLinearizable != 0
+	if p.Flags&wire.CoordDefaults != 0 {
+		if p.N != 0 || p.Q != 0 || p.Level != wire.CoordLevelDefault {
+			return coord.Req{}, 0, fmt.Errorf("N=%d, R or W=%d and level %d given with the server-defaults flag: they must be 0: %w",
+				p.N, p.Q, p.Level, errcode.InvalidArg)
+		}
+		req := s.DefaultRequest()
+		req.Linearizable = req.Linearizable || lin
+		return req, budget, nil
+	}
+	name := "W"
+	if op == wire.OpCoordGet {
+		name = "R"
+	}
+	if p.N < 1 || p.N > MaxReplicas {
+		return coord.Req{}, 0, fmt.Errorf("N=%d: want 1 to %d (or the server-defaults flag): %w", p.N, MaxReplicas, errcode.InvalidArg)
+	}
+	if p.Q > p.N {
+		return coord.Req{}, 0, fmt.Errorf("%s=%d is above N=%d: %w", name, p.Q, p.N, errcode.InvalidArg)
+	}
+	req := coord.Req{N: int(p.N), Level: coord.Level(p.Level), Linearizable: lin}
+	if op == wire.OpCoordGet {
+		req.R = int(p.Q)
+	} else {
+		req.W = int(p.Q)
+	}
+	return req, budget, nil
+}
+
+// handleCoord runs a coordinated operation for a client.
+func (s *Server) handleCoord(ctx context.Context, f wire.Frame) wire.Frame {
+	if f.Flags != 0 {
+		return fail(wire.StatusBadRequest, "unknown %s flags %#x", f.Op(), f.Flags)
+	}
+	op := f.Op()
+	m, err := wire.DecodeCoordRequest(op, f.Body)
+	if err != nil {
+		return fail(wire.StatusBadRequest, "%v", err)
+	}
+	req, budget, err := s.coordReq(op, m.Params)
+	if err != nil {
+		return coordFail(err)
+	}
+	// The operation stops at the client's deadline (or the server's cap),
+	// whichever comes first; each replica request still has its own,
+	// shorter deadline, so that a replica that does not answer is given up
+	// (and a fallback tried) while the client is still waiting.
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	switch op {
+	case wire.OpCoordGet:
+		rec, err := s.coord.GetReq(ctx, m.Key, req)
+		if err != nil {
+			return coordFail(err)
+		}
+		return ok(wire.AppendRecord(make([]byte, 0, wire.RecordSize(rec)), rec))
+	case wire.OpCoordPut:
+		v, err := s.coord.PutReq(ctx, m.Key, m.Value, req)
+		if err != nil {
+			return coordFail(err)
+		}
+		return ok(wire.AppendVersion(nil, v))
+	default:
+		v, err := s.coord.DeleteReq(ctx, m.Key, req)
+		if err != nil {
+			return coordFail(err)
+		}
+		return ok(wire.AppendVersion(nil, v))
+	}
+}
+
+// coordFail answers a coordinated operation's error: not found, an
+// unknown write outcome, or a failure carrying its DKVS code.
+func coordFail(err error) wire.Frame {
+	switch {
+	case errors.Is(err, coord.ErrUnknownOutcome):
+		return wire.Frame{Flags: uint8(wire.StatusUnknown), Body: wire.AppendMessage(nil, err.Error())}
+	case errors.Is(err, errcode.NotFound):
+		return wire.Frame{Flags: uint8(wire.StatusNotFound)}
+	}
+	code := errcode.Of(err)
+	return wire.Frame{Flags: uint8(wire.StatusFailed), Body: wire.AppendFailure(nil, uint8(code.ExitStatus()), err.Error())}
+}
