@@ -43,6 +43,8 @@ Commands:
   dump-ring                       print the ring's nodes and what each server stores
   status                          print every server: up or down, keys, hints held,
                                   last anti-entropy with each peer (exit 132 if one is down)
+  bench   [flags]                 run a workload and print throughput and latency
+                                  percentiles ("dkvs-client bench -h" for its flags)
   help                            print this text
 
 Flags of every command (after the command, before "--"):
@@ -126,6 +128,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			e.command("dump", e.dump, &cli.StringFlag{Name: "server", Usage: "IP:PORT of one server"}),
 			e.command("dump-ring", e.dumpRing),
 			e.command("status", e.status),
+			e.benchCommand(),
 			e.command("help", func(*cli.Context, []string) error {
 				fmt.Fprint(stdout, usage)
 				return nil
@@ -176,15 +179,24 @@ func (e *env) command(name string, fn func(c *cli.Context, args []string) error,
 
 // open returns a client for the ring of --servers.
 func (e *env) open(c *cli.Context) (*dkvs.Client, error) {
+	opts, err := e.clientOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	return dkvs.Open(c.String("servers"), &opts)
+}
+
+// clientOptions reads the global options that configure the client.
+func (e *env) clientOptions(c *cli.Context) (dkvs.Options, error) {
 	t := c.Duration("timeout")
 	if t <= 0 {
-		return nil, cmdutil.UsageError("--timeout must be positive")
+		return dkvs.Options{}, cmdutil.UsageError("--timeout must be positive")
 	}
-	return dkvs.Open(c.String("servers"), &dkvs.Options{
+	return dkvs.Options{
 		Timeout:             t,
 		DisableSloppyQuorum: c.Bool("no-sloppy"),
 		DisableReadRepair:   c.Bool("no-read-repair"),
-	})
+	}, nil
 }
 
 // withClient parses the quorum flags, opens the client, runs fn and closes
