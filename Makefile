@@ -5,7 +5,7 @@ GO       ?= go
 DONE     := done
 GOFLAGS  ?=
 # Packages with concurrency run under the race detector in `make test`.
-RACE_PKGS := ./dkvs/transport/... ./dkvs/coord/... ./dkvs/storage/... ./dkvs/server/... ./dkvs ./cgo
+RACE_PKGS := ./dkvs/transport/... ./dkvs/coord/... ./dkvs/storage/... ./dkvs/server/... ./dkvs/bench/... ./dkvs ./cgo
 FUZZTIME ?= 3s
 # The C library and the thin C client. CC is make's default (cc) unless set.
 C_WARN   := -std=c11 -Wall -Wextra -Werror
@@ -15,7 +15,7 @@ GO_SOURCES := $(shell find dkvs -name '*.go' -not -name '*_test.go') go.mod go.s
 CGO_SOURCES := $(filter-out %_test.go,$(wildcard cgo/*.go)) $(wildcard cgo/*.c) include/dkvs.h
 LIB := $(DONE)/libdkvs.so
 
-.PHONY: all build test unit e2e fuzz vet ring stop-ring clean bench-go bench-c
+.PHONY: all build test unit e2e fuzz vet ring stop-ring clean bench bench-go bench-c
 
 all: build
 
@@ -80,6 +80,15 @@ fuzz:
 
 e2e: build
 	$(GO) test -count=1 -timeout 15m ./tests/...
+
+# The standard workloads of dkvs-client bench against rings of servers
+# started for the purpose on free ports of 127.0.0.1 (stopped at the end,
+# whatever happens); the Markdown table lands in done/bench.md. Takes some
+# five minutes on two cores. BENCH_FLAGS="-duration 3s -load-keys 100000"
+# for a quick look.
+BENCH_FLAGS ?=
+bench: $(DONE)/dkvs-server $(DONE)/dkvs-client
+	$(GO) run ./tests/benchring -bin $(DONE) -out $(DONE)/bench.md $(BENCH_FLAGS)
 
 # Go benchmarks of the client against three real servers.
 bench-go: build
