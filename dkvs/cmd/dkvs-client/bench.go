@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -52,6 +53,8 @@ Output:
   --json FILE           write the result as JSON               DKVS_BENCH_JSON
   --plot FILE.png       draw latency by percentile as a PNG    DKVS_BENCH_PLOT
   --no-progress         no progress bar                        DKVS_BENCH_NO_PROGRESS
+  --cpu-profile FILE    CPU profile of the client (go tool     DKVS_BENCH_CPU_PROFILE
+                        pprof), load and run phases
 
 A get that finds no value is counted as "not found", an answer like any
 other (in ops/s and latency), not as an error. Exit status: 0 when the ring
@@ -83,6 +86,7 @@ func benchFlags() []cli.Flag {
 		&cli.StringFlag{Name: "json", EnvVars: env("JSON")},
 		&cli.StringFlag{Name: "plot", EnvVars: env("PLOT")},
 		&cli.BoolFlag{Name: "no-progress", EnvVars: env("NO_PROGRESS")},
+		&cli.StringFlag{Name: "cpu-profile", EnvVars: env("CPU_PROFILE")},
 	}
 }
 
@@ -171,7 +175,14 @@ func (e *env) bench(c *cli.Context, args []string) error {
 	if !c.Bool("no-progress") {
 		o.Progress = newProgress(e.stderr).update
 	}
+	stopProfile, err := startCPUProfile(c.String("cpu-profile"))
+	if err != nil {
+		return err
+	}
 	res, err := bench.Run(ctx, bench.ClientTarget(cl, req), cfg, o)
+	if perr := stopProfile(); err == nil && perr != nil {
+		return perr
+	}
 	if err != nil {
 		return err
 	}
@@ -197,6 +208,29 @@ func (e *env) bench(c *cli.Context, args []string) error {
 		}
 	}
 	return res.Failure()
+}
+
+// startCPUProfile starts a CPU profile into path ("" for none) and
+// returns the function that ends it.
+func startCPUProfile(path string) (func() error, error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile %s: %v: %w", path, err, errcode.IO)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpu-profile %s: %v: %w", path, err, errcode.IO)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("--cpu-profile %s: %v: %w", path, err, errcode.IO)
+		}
+		return nil
+	}, nil
 }
 
 func writeJSONFile(path string, res *bench.Result) error {
