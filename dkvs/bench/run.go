@@ -118,15 +118,38 @@ type runner struct {
 	value []byte
 }
 
+// control is what the workers of a phase share besides the recorder:
+// the order to stop, and the check for a ring that answers nothing.
+type control struct {
+	stop, aborted atomic.Bool
+	p             *phaseRecorder
+	abortAfter    int64
+	// end is when a timed phase ends: its start plus the duration.
+	end time.Time
+}
+
+// stopped reports whether the workers must end.
+func (c *control) stopped() bool { return c.stop.Load() }
+
+// failed is called after each failed operation: once abortAfter
+// operations have failed with none answered, the phase gives up. Checking
+// here rather than in the watcher stops a phase against an absent ring
+// within a few operations, where refusals come back in microseconds.
+func (c *control) failed() {
+	if c.p.answered.Load() == 0 && c.p.failed.Load() >= c.abortAfter {
+		c.aborted.Store(true)
+		c.stop.Store(true)
+	}
+}
+
 // phase runs work on c.Concurrency goroutines, each with its own
 // recorder, reports progress, and returns the phase's result. work
-// returns when the worker has nothing left to do or stop is set.
+// returns when the worker has nothing left to do or ctl says stop.
 func (r *runner) phase(ctx context.Context, name string, total int64, d time.Duration,
-	work func(worker int, w *workerRecorder, stop *atomic.Bool)) *Phase {
+	work func(worker int, w *workerRecorder, ctl *control)) *Phase {
 	p := newPhaseRecorder(name)
-	var stop atomic.Bool
-	var aborted atomic.Bool
 	start := time.Now()
+	ctl := &control{p: p, abortAfter: r.o.AbortAfter, end: start.Add(d)}
 	var wg sync.WaitGroup
 	for i := 0; i < r.c.Concurrency; i++ {
 		wg.Add(1)
@@ -134,11 +157,11 @@ func (r *runner) phase(ctx context.Context, name string, total int64, d time.Dur
 			defer wg.Done()
 			w := p.worker()
 			defer w.flush()
-			work(i, w, &stop)
+			work(i, w, ctl)
 		}()
 	}
-	// The watcher stops the workers when the caller cancels, or when
-	// the ring has answered nothing while AbortAfter operations failed.
+	// The watcher reports progress and stops the workers when the
+	// caller cancels.
 	finished := make(chan struct{})
 	watched := make(chan struct{})
 	go func() {
@@ -151,13 +174,9 @@ func (r *runner) phase(ctx context.Context, name string, total int64, d time.Dur
 			case <-finished:
 				return
 			case <-cancelled:
-				stop.Store(true)
+				ctl.stop.Store(true)
 				cancelled = nil // seen once; the workers are stopping
 			case <-tick.C:
-			}
-			if p.answered.Load() == 0 && p.failed.Load() >= r.o.AbortAfter {
-				aborted.Store(true)
-				stop.Store(true)
 			}
 			if r.o.Progress != nil {
 				r.o.Progress(Progress{Phase: name, Done: p.done.Load(), Total: total, Elapsed: time.Since(start), Duration: d})
@@ -172,7 +191,7 @@ func (r *runner) phase(ctx context.Context, name string, total int64, d time.Dur
 		r.o.Progress(Progress{Phase: name, Done: p.done.Load(), Total: total, Elapsed: elapsed, Duration: d, Final: true})
 	}
 	ph := p.result(wallClock(start), elapsed)
-	if aborted.Load() || (p.answered.Load() == 0 && p.failed.Load() >= r.o.AbortAfter) {
+	if ctl.aborted.Load() {
 		ph.Aborted = "the ring answered none of the first operations"
 	}
 	return ph
@@ -181,8 +200,8 @@ func (r *runner) phase(ctx context.Context, name string, total int64, d time.Dur
 // load writes every key once, the keys shared out among the workers.
 func (r *runner) load(ctx context.Context) *Phase {
 	var next atomic.Int64
-	return r.phase(ctx, "load", int64(r.c.Keys), 0, func(_ int, w *workerRecorder, stop *atomic.Bool) {
-		for !stop.Load() {
+	return r.phase(ctx, "load", int64(r.c.Keys), 0, func(_ int, w *workerRecorder, ctl *control) {
+		for !ctl.stopped() {
 			i := next.Add(1) - 1
 			if i >= int64(r.c.Keys) {
 				return
@@ -194,7 +213,9 @@ func (r *runner) load(ctx context.Context) *Phase {
 			if dropped(ctx, err) {
 				return
 			}
-			w.record(Put, d, err)
+			if w.record(Put, d, err) == Failed {
+				ctl.failed()
+			}
 		}
 	})
 }
@@ -209,8 +230,7 @@ func (r *runner) run(ctx context.Context) *Phase {
 		total, d = r.c.Ops, 0
 	}
 	conc := int64(r.c.Concurrency)
-	end := time.Now().Add(d)
-	return r.phase(ctx, "run", total, d, func(worker int, w *workerRecorder, stop *atomic.Bool) {
+	return r.phase(ctx, "run", total, d, func(worker int, w *workerRecorder, ctl *control) {
 		g := NewGenerator(r.c, worker)
 		share := int64(-1) // timed
 		if total > 0 {
@@ -219,11 +239,11 @@ func (r *runner) run(ctx context.Context) *Phase {
 				share++
 			}
 		}
-		for n := int64(0); !stop.Load(); n++ {
+		for n := int64(0); !ctl.stopped(); n++ {
 			if share >= 0 && n >= share {
 				return
 			}
-			if share < 0 && !time.Now().Before(end) {
+			if share < 0 && !time.Now().Before(ctl.end) {
 				return
 			}
 			op, key := g.Op(), r.keys.Key(g.Key())
@@ -241,7 +261,9 @@ func (r *runner) run(ctx context.Context) *Phase {
 			if dropped(ctx, err) {
 				return
 			}
-			w.record(op, elapsed, err)
+			if w.record(op, elapsed, err) == Failed {
+				ctl.failed()
+			}
 		}
 	})
 }

@@ -128,11 +128,13 @@ type workerRecorder struct {
 	examples map[string]string
 }
 
-// record counts one operation of type op that took d and returned err.
-func (w *workerRecorder) record(op OpType, d time.Duration, err error) {
+// record counts one operation of type op that took d and returned err,
+// and returns its outcome.
+func (w *workerRecorder) record(op OpType, d time.Duration, err error) Outcome {
 	c := &w.counts[op]
 	c.ops++
-	switch Classify(err) {
+	outcome := Classify(err)
+	switch outcome {
 	case OK:
 		c.ok++
 	case NotFound:
@@ -146,7 +148,7 @@ func (w *workerRecorder) record(op OpType, d time.Duration, err error) {
 		}
 		w.p.failed.Add(1)
 		w.p.done.Add(1)
-		return
+		return outcome
 	}
 	w.p.answered.Add(1)
 	w.p.done.Add(1)
@@ -154,6 +156,7 @@ func (w *workerRecorder) record(op OpType, d time.Duration, err error) {
 	if len(w.buf[op]) >= recordBatch {
 		w.flushHist(op)
 	}
+	return outcome
 }
 
 func (w *workerRecorder) flushHist(op OpType) {
@@ -260,7 +263,8 @@ type CurvePoint struct {
 // Answered is the number of operations the ring answered.
 func (s OpStats) Answered() int64 { return s.OK + s.NotFound }
 
-// Op returns the statistics of one operation type.
+// Op returns the statistics of one operation type (All for numOpTypes,
+// which the package uses as "all").
 func (p *Phase) Op(op OpType) *OpStats {
 	switch op {
 	case Get:
