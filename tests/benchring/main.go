@@ -109,7 +109,8 @@ type loadOutcome struct {
 	res                   *bench.Result
 	err                   error
 	keys                  int
-	diskBefore, diskAfter int64 // bytes of the data directories
+	diskBefore, diskAfter int64 // bytes of the data directories, allocated (du)
+	sizeBefore, sizeAfter int64 // and apparent (the files' lengths)
 	rssBefore, rssAfter   int64 // bytes, the three servers together
 	servers               int
 }
@@ -209,10 +210,12 @@ func measureLoad(ctx context.Context, o options, dir string) (*loadOutcome, erro
 	// Let the start-up anti-entropy round and Pebble's opening settle, so
 	// that "before" is an idle server.
 	time.Sleep(time.Second)
-	lo.rssBefore, lo.diskBefore = r.rss(), r.disk()
+	lo.rssBefore = r.rss()
+	lo.diskBefore, lo.sizeBefore = r.disk()
 	lo.res, lo.err = r.bench(ctx, o, "load", nil, []string{"--load-only", "--keys", strconv.Itoa(o.loadKeys),
 		"--concurrency", "50", "--value-size", "100", "--key-prefix", "load-"})
-	lo.rssAfter, lo.diskAfter = r.rss(), r.disk()
+	lo.rssAfter = r.rss()
+	lo.diskAfter, lo.sizeAfter = r.disk()
 	return lo, nil
 }
 
@@ -360,24 +363,26 @@ func (r *ring) rss() int64 {
 	return total
 }
 
-// disk returns the bytes the data directories take on disk, as du counts
-// them (allocated blocks).
-func (r *ring) disk() int64 {
-	var total int64
+// disk returns the bytes the data directories take on disk as du counts
+// them (allocated blocks), and their apparent size (the files' lengths).
+// The two differ by the space Pebble preallocates for its write-ahead
+// logs.
+func (r *ring) disk() (allocated, apparent int64) {
 	for _, d := range r.dataDirs {
 		filepath.WalkDir(d, func(_ string, e fs.DirEntry, err error) error {
 			if err != nil {
 				return nil // a file Pebble just removed
 			}
-			if fi, err := e.Info(); err == nil {
+			if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+				apparent += fi.Size()
 				if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-					total += st.Blocks * 512
+					allocated += st.Blocks * 512
 				}
 			}
 			return nil
 		})
 	}
-	return total
+	return allocated, apparent
 }
 
 // freePorts returns n distinct ports free on TCP and UDP a moment ago.
@@ -489,7 +494,7 @@ func (rp *report) markdown() string {
 	}
 	if lo := rp.load; lo != nil {
 		fmt.Fprintf(&b, "\nLoad of %s keys of 100 bytes (N=3 W=2, 50 clients) into a fresh ring of three:\n\n", thousands(float64(lo.keys)))
-		b.WriteString("| keys | time | ops/s | p50 | p99 | p99.9 | disk per key per replica | servers' RSS before / after | RSS per key per replica | errors |\n")
+		b.WriteString("| keys | time | ops/s | p50 | p99 | p99.9 | disk per key per replica: du / apparent | servers' RSS before / after | RSS per key per replica | errors |\n")
 		b.WriteString("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		if lo.res == nil || lo.res.Load == nil {
 			fmt.Fprintf(&b, "| %s | failed: %s | | | | | | | | |\n", thousands(float64(lo.keys)), firstLine(lo.err))
@@ -502,12 +507,14 @@ func (rp *report) markdown() string {
 			fmt.Fprintf(&b, "| %s | %.1fs | %s | %s | %s | %s | %s | %s / %s | %s | %s |\n",
 				thousands(float64(lo.keys)), p.DurationSeconds, thousands(p.Put.OpsPerSec),
 				bench.FormatLatency(l.P50), bench.FormatLatency(l.P99), bench.FormatLatency(l.P999),
-				per(lo.diskBefore, lo.diskAfter), mib(lo.rssBefore), mib(lo.rssAfter),
+				per(lo.diskBefore, lo.diskAfter)+" / "+per(lo.sizeBefore, lo.sizeAfter), mib(lo.rssBefore), mib(lo.rssAfter),
 				per(lo.rssBefore, lo.rssAfter), errorsCell(p))
 		}
-		b.WriteString("\nDisk: allocated blocks of the three data directories (as du counts them) right after the load, " +
-			"less before, over keys and over 3 replicas; it includes Pebble's write-ahead log. " +
-			"RSS: VmRSS of the three servers, the same way.\n")
+		b.WriteString("\nDisk: the three data directories right after the load, less before, over keys and over 3 replicas: " +
+			"allocated blocks as du counts them, and the files' apparent size; both include Pebble's write-ahead logs, " +
+			"for which Pebble preallocates space (the difference). " +
+			"RSS: VmRSS of the three servers, the same way; it includes Pebble's memtables (64 MiB) and block cache (64 MiB), " +
+			"which do not grow with the keys.\n")
 	}
 	return b.String()
 }

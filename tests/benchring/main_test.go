@@ -25,12 +25,13 @@ func TestMarkdown(t *testing.T) {
 		loadBefore: []float64{0.1, 0.2, 0.3}, duration: 10 * time.Second,
 		outcomes: []outcome{{w: ws[1], res: ok}, {w: ws[6], err: errors.New("exit status 132: ERROR: Network error | x\nmore")}},
 		load: &loadOutcome{res: load, keys: 1_000_000, servers: 3, diskBefore: 1 << 20, diskAfter: 1<<20 + 3*150*1_000_000,
+			sizeBefore: 1000, sizeAfter: 1000 + 3*120*1_000_000,
 			rssBefore: 60 << 20, rssAfter: 60<<20 + 3*100*1_000_000}}
 	md := rp.markdown()
 	for _, want := range []string{
 		"| uniform | 50 | 1,000 | 10 KiB | 3/2/2 | 12,346 | 450µs | 900µs | 1.50ms | 2.50ms | 3.00ms | 300µs / 800µs | 600µs / 1.60ms | 2 network |",
 		"| 1 MiB values, --timeout 5s | 16 | 100 | | | failed: exit status 132: ERROR: Network error / x |",
-		"| 1,000,000 | 100.0s | 10,000 | 4.00ms | 9.00ms | 12.0ms | 150 B | 60 MiB / 346 MiB | 100 B | 0 |",
+		"| 1,000,000 | 100.0s | 10,000 | 4.00ms | 9.00ms | 12.0ms | 150 B / 120 B | 60 MiB / 346 MiB | 100 B | 0 |",
 		"load average 0.10 0.20 0.30 before",
 		"the run took 5m0s",
 	} {
