@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -49,6 +50,7 @@ func WritePlot(w io.Writer, r *Result) error {
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = percentileTicks{}
 	p.Y.Min = 0
+	p.Y.Tick.Marker = latencyTicks{}
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.Legend.TextStyle.Font.Size = vg.Points(10)
@@ -151,4 +153,38 @@ func percentLabel(d int) string {
 		return "99%"
 	}
 	return "99." + strings.Repeat("9", d-2) + "%"
+}
+
+// latencyTicks labels the latency axis with 4 to 10 round values (steps
+// of 1, 2 or 5 times a power of ten); gonum's default gives as few as
+// three on this axis.
+type latencyTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (latencyTicks) Ticks(min, max float64) []plot.Tick {
+	if !(max > min) {
+		return []plot.Tick{{Value: min, Label: strconv.FormatFloat(min, 'g', 4, 64)}}
+	}
+	step := niceStep((max - min) / 10)
+	var ticks []plot.Tick
+	for v := math.Ceil(min/step) * step; v <= max+step*1e-9; v += step {
+		v = math.Round(v/step) * step // no drift from repeated addition
+		ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', 4, 64)})
+		if half := v + step/2; half < max {
+			ticks = append(ticks, plot.Tick{Value: half}) // a minor tick
+		}
+	}
+	return ticks
+}
+
+// niceStep returns the smallest of 1, 2 or 5 times a power of ten that is
+// at least raw.
+func niceStep(raw float64) float64 {
+	p := math.Pow(10, math.Floor(math.Log10(raw)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*p >= raw {
+			return m * p
+		}
+	}
+	return 10 * p
 }

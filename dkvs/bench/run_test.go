@@ -543,3 +543,26 @@ func TestPercentLabels(t *testing.T) {
 		t.Errorf("major ticks %v", major)
 	}
 }
+
+func TestLatencyTicks(t *testing.T) {
+	cases := []struct {
+		min, max float64
+		want     []string
+	}{
+		{0, 180, []string{"0", "20", "40", "60", "80", "100", "120", "140", "160", "180"}},
+		{0, 9, []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}},
+		{0, 0.35, []string{"0", "0.05", "0.1", "0.15", "0.2", "0.25", "0.3", "0.35"}},
+		{0, 1300, []string{"0", "200", "400", "600", "800", "1000", "1200"}},
+	}
+	for _, tc := range cases {
+		var got []string
+		for _, tk := range (latencyTicks{}).Ticks(tc.min, tc.max) {
+			if tk.Label != "" {
+				got = append(got, tk.Label)
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("ticks of [%g, %g]: %v, want %v", tc.min, tc.max, got, tc.want)
+		}
+	}
+}
