@@ -28,15 +28,18 @@ type clientTarget struct {
 	req dkvs.Request
 }
 
+// Get reads key; the value is dropped.
 func (t clientTarget) Get(ctx context.Context, key []byte) error {
 	_, err := t.c.GetWith(ctx, key, t.req)
 	return err
 }
 
+// Put writes value under key.
 func (t clientTarget) Put(ctx context.Context, key, value []byte) error {
 	return t.c.PutWith(ctx, key, value, t.req)
 }
 
+// Delete writes a tombstone for key.
 func (t clientTarget) Delete(ctx context.Context, key []byte) error {
 	return t.c.DeleteWith(ctx, key, t.req)
 }
