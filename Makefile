@@ -6,7 +6,7 @@ DONE     := done
 GOFLAGS  ?=
 # Packages with concurrency run under the race detector in `make test`.
 RACE_PKGS := ./dkvs/transport/... ./dkvs/coord/... ./dkvs/storage/... ./dkvs/server/... ./dkvs/resp/... \
-             ./dkvs/datagram/... ./dkvs/scan/... ./dkvs ./cgo
+             ./dkvs/datagram/... ./dkvs/scan/... ./dkvs/bench/... ./dkvs ./cgo
 # A number of executions, not a duration: with a duration, Go 1.26's fuzz
 # coordinator can fail at the deadline with "context deadline exceeded"
 # and no crasher on a loaded machine (golang/go#75804, fixed in 1.27).
@@ -19,7 +19,7 @@ GO_SOURCES := $(shell find dkvs -name '*.go' -not -name '*_test.go') go.mod go.s
 CGO_SOURCES := $(filter-out %_test.go,$(wildcard cgo/*.go)) $(wildcard cgo/*.c) include/dkvs.h
 LIB := $(DONE)/libdkvs.so
 
-.PHONY: all build test unit e2e fuzz vet ring stop-ring clean bench-go soak bench-c bench-redis
+.PHONY: all build test unit e2e fuzz vet ring stop-ring clean bench bench-go soak bench-c bench-redis
 
 all: build
 
@@ -90,6 +90,15 @@ e2e: build
 # Ten minutes of faults against the linearizable mode.
 soak: build
 	DKVS_LIN_DURATION=10m $(GO) test -count=1 -v -run 'TestLinearizableUnderFaults' -timeout 60m ./tests/lin/
+
+# The standard workloads of dkvs-client bench against rings of servers
+# started for the purpose on free ports of 127.0.0.1 (stopped at the end,
+# whatever happens); the Markdown table lands in done/bench.md. Takes some
+# five minutes on two cores. BENCH_FLAGS="-duration 3s -load-keys 100000"
+# for a quick look.
+BENCH_FLAGS ?=
+bench: $(DONE)/dkvs-server $(DONE)/dkvs-client
+	$(GO) run ./tests/benchring -bin $(DONE) -out $(DONE)/bench.md $(BENCH_FLAGS)
 
 # Go benchmarks of the client against three real servers.
 bench-go: build

@@ -123,7 +123,7 @@ func requestOf(c *cli.Context) (dkvs.Request, error) {
 	if err != nil {
 		return dkvs.Request{}, err
 	}
-	req := dkvs.Request{N: q.N, R: q.R, W: q.W, Linearizable: c.Bool("linearizable")}
+	req := dkvs.Request{N: q.N, R: q.R, W: q.W, Linearizable: linearizable(c)}
 	if lv := c.String("c"); c.IsSet("c") {
 		switch strings.ToUpper(lv) {
 		case "LINEARIZABLE":
@@ -154,6 +154,19 @@ func requestOf(c *cli.Context) (dkvs.Request, error) {
 		}
 	}
 	return req, nil
+}
+
+// linearizable reports --linearizable, given before the command (a global
+// option) or after it, for a command such as bench that accepts it there
+// too: a command's own flag hides the global one of the same name from
+// c.Bool, so every level of the lineage is asked.
+func linearizable(c *cli.Context) bool {
+	for _, l := range c.Lineage() {
+		if l.Bool("linearizable") {
+			return true
+		}
+	}
+	return false
 }
 
 // commandArgs returns the arguments after "--" and checks the rule that

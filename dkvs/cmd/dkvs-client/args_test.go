@@ -110,6 +110,9 @@ func TestInvalidCommandLines(t *testing.T) {
 		{"get", "--bogus", "--", "a"},    //
 		{"dump-ring", "--", "extra"},     //
 		{"dump", "--server", "nonsense"}, // not IP:PORT
+		{"bench", "--concurrency", "-1"}, // bench checks its workload first
+		{"bench", "--keys", "0"},
+		{"bench", "--", "extra"},
 	}
 	for _, args := range invalid {
 		stdout, stderr, code := runCLI(t, dir, args...)
@@ -290,6 +293,39 @@ func TestSplitWords(t *testing.T) {
 		got, err := splitWords(tc.in)
 		if tc.bad != (err != nil) || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%q: %q %v, want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// TestLinearizableBeforeOrAfterCommand checks that --linearizable counts
+// whether given before the command (global) or after it, for a command
+// that defines the flag too (bench): the command's own flag hides the
+// global one from c.Bool.
+func TestLinearizableBeforeOrAfterCommand(t *testing.T) {
+	cases := []struct {
+		args []string
+		want dkvs.Request
+	}{
+		{[]string{"y", "-n", "4"}, dkvs.Request{N: 4, R: 2, W: 2}},
+		{[]string{"y", "--linearizable", "-n", "4"}, dkvs.Request{N: 4, R: 3, W: 3, Linearizable: true}},
+		{[]string{"--linearizable", "y", "-n", "4"}, dkvs.Request{N: 4, R: 3, W: 3, Linearizable: true}},
+	}
+	for _, tc := range cases {
+		var got dkvs.Request
+		var gotErr error
+		app := &cli.App{
+			Flags: []cli.Flag{&cli.BoolFlag{Name: "linearizable"}},
+			Commands: []*cli.Command{{Name: "y", Flags: append(quorumFlags(), &cli.BoolFlag{Name: "linearizable"}),
+				Action: func(c *cli.Context) error {
+					got, gotErr = requestOf(c)
+					return nil
+				}}},
+		}
+		if err := app.Run(append([]string{"app"}, tc.args...)); err != nil {
+			t.Fatal(err)
+		}
+		if gotErr != nil || got != tc.want {
+			t.Errorf("%q: %+v %v, want %+v", tc.args, got, gotErr, tc.want)
 		}
 	}
 }

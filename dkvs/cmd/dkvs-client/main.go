@@ -43,6 +43,8 @@ Commands:
   status                          print every server: up or down, keys, hints held,
                                   last anti-entropy with each peer (exit 132 if one is down)
   shell                           an interactive console on one client ("help" inside)
+  bench   [flags]                 run a workload and print throughput and latency
+                                  percentiles ("dkvs-client bench -h" for its flags)
   help                            print this text
 
 Flags of every command (after the command, before "--"):
@@ -133,6 +135,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			e.command("dump-ring", e.sessionCommand((*session).dumpRing)),
 			e.command("status", e.sessionCommand((*session).status)),
 			e.command("shell", e.shell),
+			e.benchCommand(),
 			e.command("help", func(*cli.Context, []string) error {
 				fmt.Fprint(stdout, usage)
 				return nil
@@ -183,21 +186,16 @@ func (e *env) command(name string, fn func(c *cli.Context, args []string) error,
 
 // open returns a client for the ring of --servers.
 func (e *env) open(c *cli.Context) (*dkvs.Client, error) {
-	t := c.Duration("timeout")
-	if t <= 0 {
-		return nil, cmdutil.UsageError("--timeout must be positive")
+	opts, err := e.clientOptions(c)
+	if err != nil {
+		return nil, err
 	}
-	opts := &dkvs.Options{
-		Timeout:             t,
-		DisableSloppyQuorum: c.Bool("no-sloppy"),
-		DisableReadRepair:   c.Bool("no-read-repair"),
-		Via:                 c.String("via"),
-	}
-	if opts.Via != "" {
-		if _, _, err := net.SplitHostPort(opts.Via); err != nil {
-			return nil, cmdutil.UsageError("--via %q: want IP:PORT", opts.Via)
-		}
-	}
+	return e.openWith(c, opts)
+}
+
+// openWith returns a client with the given options for the ring of
+// --servers.
+func (e *env) openWith(c *cli.Context, opts dkvs.Options) (*dkvs.Client, error) {
 	servers, err := config.Load(c.String("servers"))
 	if err != nil {
 		// Through --via the ring need not be known: a missing default
@@ -207,7 +205,27 @@ func (e *env) open(c *cli.Context) (*dkvs.Client, error) {
 		}
 		servers = nil
 	}
-	return dkvs.New(servers, opts)
+	return dkvs.New(servers, &opts)
+}
+
+// clientOptions reads the global options that configure the client.
+func (e *env) clientOptions(c *cli.Context) (dkvs.Options, error) {
+	t := c.Duration("timeout")
+	if t <= 0 {
+		return dkvs.Options{}, cmdutil.UsageError("--timeout must be positive")
+	}
+	opts := dkvs.Options{
+		Timeout:             t,
+		DisableSloppyQuorum: c.Bool("no-sloppy"),
+		DisableReadRepair:   c.Bool("no-read-repair"),
+		Via:                 c.String("via"),
+	}
+	if opts.Via != "" {
+		if _, _, err := net.SplitHostPort(opts.Via); err != nil {
+			return dkvs.Options{}, cmdutil.UsageError("--via %q: want IP:PORT", opts.Via)
+		}
+	}
+	return opts, nil
 }
 
 // withSession parses the quorum flags, opens the client, runs fn on a
