@@ -36,6 +36,7 @@ import (
 type Store interface {
 	Scan(start []byte, o storage.ScanOptions, fn func(key []byte, rec kv.Record) bool) error
 	Get(key []byte) (kv.Record, bool, error)
+	VersionOf(key []byte) (kv.Version, bool, error)
 	ApplyMany(recs []storage.KeyRecord) (int, error)
 	PurgeTombstone(key []byte, v kv.Version) (bool, error)
 }
@@ -116,6 +117,7 @@ type Engine struct {
 	confirmed map[string][]int64 // per peer, per leaf: as-of time (Unix ms) of the last equal comparison
 	sessions  map[string]bool    // peers with a session under way
 	pullBack  chan string
+	lastBack  map[string]time.Time // when a pull-back from each peer was last queued
 	rounds    int64
 	purged    int64
 }
@@ -156,6 +158,7 @@ func New(store Store, tr Transport, opts Options) *Engine {
 		confirmed: map[string][]int64{},
 		sessions:  map[string]bool{},
 		pullBack:  make(chan string, 64),
+		lastBack:  map[string]time.Time{},
 	}
 	e.treeCond = sync.NewCond(&e.treeMu)
 	for i, s := range opts.Ring.Servers() {
@@ -180,19 +183,23 @@ func (e *Engine) Run(ctx context.Context) {
 	if e.self < 0 {
 		return
 	}
-	e.Round(ctx)
 	var tick <-chan time.Time
-	if e.opts.Interval > 0 {
-		t := time.NewTicker(e.opts.Interval)
-		defer t.Stop()
-		tick = t.C
+	round := func() {
+		start := time.Now()
+		e.Round(ctx)
+		if e.opts.Interval > 0 {
+			// However short the interval, rounds take at most a twentieth
+			// of the time: on a large store a round scans a lot.
+			tick = time.After(max(e.opts.Interval, 20*time.Since(start)))
+		}
 	}
+	round()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick:
-			e.Round(ctx)
+			round()
 		case peer := <-e.pullBack:
 			if _, err := e.SyncPeer(ctx, peer); err != nil && ctx.Err() == nil {
 				e.log.Debug("anti-entropy pull-back failed", "peer", peer, "err", err)
@@ -576,9 +583,8 @@ func (e *Engine) HandleDiff(ctx context.Context, req wire.AEDiffRequest) (wire.A
 		return wire.AEDiffResponse{}, fmt.Errorf("tree depth %d, this server uses %d: %w", req.Depth, e.opts.Depth, errcode.InvalidArg)
 	}
 	if len(req.After) == 0 {
-		select {
-		case e.pullBack <- req.From:
-		default: // a pull-back is already queued
+		if err := e.maybePullBack(req); err != nil {
+			return wire.AEDiffResponse{}, err
 		}
 	}
 	inSet := make(map[uint32]bool, len(req.Buckets))
@@ -644,6 +650,46 @@ scan:
 	e.stats[req.From].KeysSent += int64(len(resp.Records))
 	e.mu.Unlock()
 	return resp, nil
+}
+
+// minPullBack is the least time between two pull-backs from one peer.
+const minPullBack = time.Second
+
+// maybePullBack queues a pull from the peer that sent a diff request if it
+// holds a record this server lacks or holds older, and if no pull-back
+// from that peer was queued in the last second. Without the check, two
+// servers under steady writes (their trees always differ by the writes in
+// flight) would pull from each other without end.
+func (e *Engine) maybePullBack(req wire.AEDiffRequest) error {
+	now := e.opts.Now()
+	e.mu.Lock()
+	recent := now.Sub(e.lastBack[req.From]) < minPullBack
+	e.mu.Unlock()
+	if recent {
+		return nil
+	}
+	behind := false
+	for _, en := range req.Entries {
+		v, found, err := e.store.VersionOf(en.Key)
+		if err != nil {
+			return err
+		}
+		if !found || en.Version.Newer(v) {
+			behind = true
+			break
+		}
+	}
+	if !behind {
+		return nil
+	}
+	e.mu.Lock()
+	e.lastBack[req.From] = now
+	e.mu.Unlock()
+	select {
+	case e.pullBack <- req.From:
+	default: // pull-backs are already queued
+	}
+	return nil
 }
 
 // PurgeTombstones drops the tombstones older than the grace period that

@@ -332,3 +332,56 @@ func TestLimiter(t *testing.T) {
 		t.Fatal("unlimited limiter waited")
 	}
 }
+
+// A responder asks for a pull-back only when the initiator holds something
+// it lacks or holds older, and at most once a second per peer: two servers
+// whose trees differ only by the writes in flight must not pull from each
+// other without end.
+func TestPullBackOnlyWhenBehind(t *testing.T) {
+	cl := newCluster(t, 2, Options{})
+	a, b := cl.nodes[0], cl.nodes[1]
+	queued := func() bool {
+		select {
+		case p := <-b.eng.pullBack:
+			if p != a.addr {
+				t.Fatalf("pull-back queued for %s", p)
+			}
+			return true
+		default:
+			return false
+		}
+	}
+	sync := func() {
+		t.Helper()
+		for _, n := range cl.nodes {
+			n.eng.buildTrees(context.Background())
+		}
+		if _, err := a.eng.SyncPeer(context.Background(), b.addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		name    string
+		prepare func()
+		want    bool
+	}{
+		{"responder newer", func() {
+			cl.write(t, "k1", kv.Record{Version: kv.Version{Wall: 5}, N: 2, Value: []byte("old")}, a.addr)
+			cl.write(t, "k1", kv.Record{Version: kv.Version{Wall: 9}, N: 2, Value: []byte("new")}, b.addr)
+		}, false},
+		{"initiator holds a key the responder lacks", func() {
+			cl.write(t, "k2", kv.Record{Version: kv.Version{Wall: 5}, N: 2, Value: []byte("v")}, a.addr)
+		}, true},
+		{"again within a second", func() {
+			cl.write(t, "k3", kv.Record{Version: kv.Version{Wall: 5}, N: 2, Value: []byte("v")}, a.addr)
+		}, false},
+		{"a second later", func() { cl.clock.add(time.Second) }, true},
+	}
+	for _, s := range steps {
+		s.prepare()
+		sync()
+		if got := queued(); got != s.want {
+			t.Fatalf("%s: pull-back queued %v, want %v", s.name, got, s.want)
+		}
+	}
+}

@@ -368,14 +368,20 @@ func (c *Coordinator) requestContext(ctx context.Context, size int) (context.Con
 	return context.WithDeadline(context.WithoutCancel(ctx), c.deadline(ctx, size))
 }
 
+// asyncCaller is a transport that can send a request without a goroutine
+// waiting for it; the TCP transport is one. Under load the goroutine per
+// replica request was a measurable share of the coordinator's CPU.
+type asyncCaller interface {
+	Go(addr string, req wire.Frame, deadline time.Time, done func(wire.Frame, error))
+}
+
 // send calls server with req on rctx, a context from requestContext that
-// the requests of one operation share, and delivers the reply on out.
-func (c *Coordinator) send(rctx context.Context, server, hintFor int, req wire.Frame, out chan<- reply) {
+// the requests of one operation share, and delivers the reply on out,
+// which must have room for it. then, if not nil, runs after the delivery.
+func (c *Coordinator) send(rctx context.Context, server, hintFor int, req wire.Frame, out chan<- reply, then func()) {
 	c.bg.add(1)
-	go func() {
-		defer c.bg.done()
-		addr := c.addrs[server]
-		f, err := c.tr.Call(rctx, addr, req)
+	addr := c.addrs[server]
+	finish := func(f wire.Frame, err error) {
 		r := reply{server: server, hintFor: hintFor, f: f, err: err, netErr: err != nil,
 			sent: err == nil || !errors.Is(err, transport.ErrNotSent)}
 		if err == nil && f.Status() != wire.StatusOK && f.Status() != wire.StatusNotFound {
@@ -389,6 +395,22 @@ func (c *Coordinator) send(rctx context.Context, server, hintFor int, req wire.F
 			}
 		}
 		out <- r
+		if then != nil {
+			then()
+		}
+		c.bg.done()
+	}
+	// rctx never ends by cancellation before its replies are in, so its
+	// deadline is all an asynchronous call needs.
+	if a, ok := c.tr.(asyncCaller); ok {
+		if dl, ok := rctx.Deadline(); ok {
+			a.Go(addr, req, dl, finish)
+			return
+		}
+	}
+	go func() {
+		f, err := c.tr.Call(rctx, addr, req)
+		finish(f, err)
 	}()
 }
 
@@ -401,17 +423,17 @@ var errPeerDown = fmt.Errorf("skipped: marked down by the failure detector: %w: 
 // last reply: the requests' context ends with the last of them.
 func (c *Coordinator) sendAll(ctx context.Context, servers []int, req wire.Frame) <-chan reply {
 	rctx, cancel := c.requestContext(ctx, len(req.Body))
-	raw := make(chan reply, len(servers))
-	for _, s := range servers {
-		c.send(rctx, s, -1, req, raw)
-	}
 	out := make(chan reply, len(servers))
-	c.background(func() {
-		for range servers {
-			out <- <-raw
+	var left atomic.Int32
+	left.Store(int32(len(servers)))
+	last := func() {
+		if left.Add(-1) == 0 {
+			cancel()
 		}
-		cancel()
-	})
+	}
+	for _, s := range servers {
+		c.send(rctx, s, -1, req, out, last)
+	}
 	return out
 }
 
@@ -419,15 +441,7 @@ func (c *Coordinator) sendAll(ctx context.Context, servers []int, req wire.Frame
 // the operation's first round (a fallback after a failure, a repair).
 func (c *Coordinator) sendAlone(ctx context.Context, server, hintFor int, req wire.Frame, out chan<- reply) {
 	rctx, cancel := c.requestContext(ctx, len(req.Body))
-	relay := make(chan reply, 1)
-	c.send(rctx, server, hintFor, req, relay)
-	c.bg.add(1)
-	go func() {
-		defer c.bg.done()
-		r := <-relay
-		cancel()
-		out <- r
-	}()
+	c.send(rctx, server, hintFor, req, out, cancel)
 }
 
 // background runs f as work tracked by Wait.

@@ -34,22 +34,31 @@ func (c *Coordinator) GetReq(ctx context.Context, key []byte, req Req) (kv.Recor
 		return kv.Record{}, err
 	}
 	g := &getOp{c: c, ctx: ctx, key: key, r: r, lin: req.Linearizable, homes: c.ring.Preference(key, n)}
-	type result struct {
-		rec kv.Record
-		err error
+	g.start()
+	// The caller's goroutine runs the operation until its outcome is
+	// known; the replies still due are then collected in the background
+	// (for read repair), counted before this returns so Wait sees them.
+	for g.inflight > 0 && !g.decided {
+		select {
+		case rp := <-g.replies:
+			g.inflight--
+			g.step(rp)
+		case <-ctx.Done():
+			c.bg.add(1)
+			go g.rest()
+			return kv.Record{}, fmt.Errorf("get: %v: %w", ctx.Err(), errcode.Network)
+		}
 	}
-	res := make(chan result, 1)
-	c.background(func() {
-		g.run(func(rec kv.Record, err error) { res <- result{rec, err} })
-	})
-	select {
-	case out := <-res:
-		return out.rec, out.err
-	case <-ctx.Done():
-		return kv.Record{}, fmt.Errorf("get: %v: %w", ctx.Err(), errcode.Network)
+	c.bg.add(1)
+	go g.rest()
+	if !g.decided { // unreachable: every reply is an answer or a failure
+		return kv.Record{}, newQuorumError("get", g.r, len(g.answers), len(g.homes), g.fails, false)
 	}
+	return g.rec, g.err
 }
 
+// getOp is one read: requests to the home replicas, their answers, and
+// the outcome once decided.
 type getOp struct {
 	c     *Coordinator
 	ctx   context.Context
@@ -57,6 +66,16 @@ type getOp struct {
 	r     int
 	lin   bool
 	homes []int
+
+	replies  chan reply
+	inflight int
+	cancel   context.CancelFunc
+	newest   kv.Record
+	answers  []answered
+	fails    []ReplicaError
+	decided  bool
+	rec      kv.Record
+	err      error
 }
 
 // answered is a replica's answer: its record (zero version: not found).
@@ -65,9 +84,11 @@ type answered struct {
 	rec    kv.Record
 }
 
-func (g *getOp) run(decide func(kv.Record, error)) {
+// start sends the read to the home replicas believed up (to every home
+// when too few are: the detector may be wrong).
+func (g *getOp) start() {
 	c := g.c
-	replies := make(chan reply, len(g.homes))
+	g.replies = make(chan reply, len(g.homes))
 	req := wire.Frame{Kind: uint8(wire.OpGet), Body: wire.GetRequest{Key: g.key}.Append(nil)}
 	up := 0
 	for _, h := range g.homes {
@@ -75,65 +96,70 @@ func (g *getOp) run(decide func(kv.Record, error)) {
 			up++
 		}
 	}
-	probeAll := up < g.r // the detector may be wrong: try every home rather than fail
-	inflight := 0
-	var fails []ReplicaError
-	rctx, cancel := c.requestContext(g.ctx, 0)
+	probeAll := up < g.r
+	var rctx context.Context
+	rctx, g.cancel = c.requestContext(g.ctx, 0)
 	for _, h := range g.homes {
 		if probeAll || c.up(h) {
-			inflight++
-			c.send(rctx, h, -1, req, replies)
+			g.inflight++
+			c.send(rctx, h, -1, req, g.replies, nil)
 		} else {
-			fails = append(fails, ReplicaError{c.addrs[h], errPeerDown})
+			g.fails = append(g.fails, ReplicaError{c.addrs[h], errPeerDown})
 		}
 	}
-	var newest kv.Record
-	var answers []answered
-	decided := false
-	for ; inflight > 0; inflight-- {
-		rp := <-replies
-		if rp.err == nil && rp.f.Status() == wire.StatusOK {
-			rec, err := wire.DecodeRecord(rp.f.Body)
-			if err != nil {
-				rp.err = fmt.Errorf("bad reply: %v: %w", err, errcode.Network)
-			} else {
-				answers = append(answers, answered{rp.server, rec})
-				if rec.Version.Newer(newest.Version) {
-					newest = rec
-				}
+}
+
+// step takes one reply into account and decides the outcome when it can.
+func (g *getOp) step(rp reply) {
+	c := g.c
+	if rp.err == nil && rp.f.Status() == wire.StatusOK {
+		rec, err := wire.DecodeRecord(rp.f.Body)
+		if err != nil {
+			rp.err = fmt.Errorf("bad reply: %v: %w", err, errcode.Network)
+		} else {
+			g.answers = append(g.answers, answered{rp.server, rec})
+			if rec.Version.Newer(g.newest.Version) {
+				g.newest = rec
 			}
-		} else if rp.err == nil {
-			answers = append(answers, answered{server: rp.server}) // not found
 		}
-		if rp.err != nil {
-			fails = append(fails, ReplicaError{c.addrs[rp.server], rp.err})
-			if !decided && len(fails) > len(g.homes)-g.r {
-				decided = true
-				decide(kv.Record{}, newQuorumError("get", g.r, len(answers), len(g.homes), fails, false))
-			}
-			continue
-		}
-		if !decided && len(answers) >= g.r {
-			decided = true
-			if g.lin && !agree(answers) {
-				// The answers differ: the newest may be on a minority
-				// only. Make a majority hold it before anyone is told.
-				c.writeBack.Add(1)
-				if err := c.writeBackNewest(g.ctx, g.key, newest, answers, g.homes); err != nil {
-					decide(kv.Record{}, fmt.Errorf("get: writing back the newest version: %w", err))
-					continue
-				}
-				answers = answers[:0] // the write-back repaired them
-			}
-			c.answer(g.key, newest, decide)
-		}
+	} else if rp.err == nil {
+		g.answers = append(g.answers, answered{server: rp.server}) // not found
 	}
-	cancel()
-	if !decided { // unreachable: every reply is an answer or a failure
-		decide(kv.Record{}, newQuorumError("get", g.r, len(answers), len(g.homes), fails, false))
+	if rp.err != nil {
+		g.fails = append(g.fails, ReplicaError{c.addrs[rp.server], rp.err})
+		if !g.decided && len(g.fails) > len(g.homes)-g.r {
+			g.decided = true
+			g.err = newQuorumError("get", g.r, len(g.answers), len(g.homes), g.fails, false)
+		}
+		return
 	}
-	if !c.opts.DisableReadRepair {
-		c.readRepair(g.ctx, g.key, newest, answers)
+	if g.decided || len(g.answers) < g.r {
+		return
+	}
+	g.decided = true
+	if g.lin && !agree(g.answers) {
+		// The answers differ: the newest may be on a minority only. Make
+		// a majority hold it before anyone is told.
+		c.writeBack.Add(1)
+		if err := c.writeBackNewest(g.ctx, g.key, g.newest, g.answers, g.homes); err != nil {
+			g.err = fmt.Errorf("get: writing back the newest version: %w", err)
+			return
+		}
+		g.answers = g.answers[:0] // the write-back repaired them
+	}
+	c.answer(g.key, g.newest, func(rec kv.Record, err error) { g.rec, g.err = rec, err })
+}
+
+// rest collects the replies still due and sends read repairs. It runs as
+// tracked background work (the caller added it).
+func (g *getOp) rest() {
+	defer g.c.bg.done()
+	for ; g.inflight > 0; g.inflight-- {
+		g.step(<-g.replies)
+	}
+	g.cancel()
+	if !g.c.opts.DisableReadRepair {
+		g.c.readRepair(g.ctx, g.key, g.newest, g.answers)
 	}
 }
 

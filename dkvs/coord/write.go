@@ -66,22 +66,9 @@ func (c *Coordinator) write(ctx context.Context, op string, key []byte, rec kv.R
 	if !c.opts.DisableSloppyQuorum && !req.Linearizable {
 		wo.fallbacks = walk[n:]
 	}
-	type result struct {
-		v   kv.Version
-		err error
-	}
-	res := make(chan result, 1)
-	c.background(func() {
-		v, err := wo.run()
-		res <- result{v, err}
-	})
-	select {
-	case r := <-res:
-		return r.v, r.err
-	case <-ctx.Done():
-		// The write goes on in the background: it may or may not land.
-		return kv.Version{}, fmt.Errorf("%s: %v: %w", op, ctx.Err(), ErrUnknownOutcome)
-	}
+	// The caller's goroutine runs the operation until its outcome is
+	// known; the replies still due are collected in the background.
+	return wo.run()
 }
 
 // writeOp is one put or delete. In the default mode it sends the record to
@@ -116,7 +103,7 @@ type writeOp struct {
 func (wo *writeOp) sendHome(s int) {
 	wo.inflight++
 	wo.sent = append(wo.sent, s)
-	wo.c.send(wo.rctx, s, -1, wo.put, wo.replies)
+	wo.c.send(wo.rctx, s, -1, wo.put, wo.replies, nil)
 }
 
 // placeHint makes sure a home replica that did not get the write will: a
@@ -208,7 +195,15 @@ func (wo *writeOp) run() (kv.Version, error) {
 		}
 	}
 	for wo.inflight > 0 {
-		r := <-wo.replies
+		var r reply
+		select {
+		case r = <-wo.replies:
+		case <-wo.ctx.Done():
+			// The write goes on in the background: it may or may not land.
+			c.bg.add(1)
+			go wo.drain()
+			return kv.Version{}, fmt.Errorf("%s: %v: %w", wo.op, wo.ctx.Err(), ErrUnknownOutcome)
+		}
 		wo.inflight--
 		if r.mayHaveApplied() {
 			wo.maybe = true
@@ -270,7 +265,13 @@ func (c *Coordinator) highestVersion(ctx context.Context, key []byte, homes []in
 	var highest kv.Version
 	got := 0
 	for ; inflight > 0; inflight-- {
-		rp := <-replies
+		var rp reply
+		select {
+		case rp = <-replies:
+		case <-ctx.Done():
+			// Nothing was written yet: a clean failure.
+			return kv.Version{}, fmt.Errorf("%v: %w", ctx.Err(), errcode.Network)
+		}
 		if rp.err == nil && rp.f.Status() == wire.StatusOK {
 			if rec, err := wire.DecodeRecord(rp.f.Body); err != nil {
 				rp.err = fmt.Errorf("bad reply: %v: %w", err, errcode.Network)

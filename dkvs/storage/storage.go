@@ -231,6 +231,20 @@ func (d *DB) Apply(key []byte, rec kv.Record) (ApplyResult, error) {
 	return res, nil
 }
 
+// VersionOf returns the version stored for key (a tombstone's included)
+// without reading its value; found is false when there is none.
+func (d *DB) VersionOf(key []byte) (kv.Version, bool, error) {
+	if err := d.enter(); err != nil {
+		return kv.Version{}, false, err
+	}
+	defer d.leave()
+	h, found, err := d.header(spaceKey(spaceData, key))
+	if err != nil {
+		return kv.Version{}, false, fmt.Errorf("storage: key %q: %w", key, err)
+	}
+	return h.version, found, nil
+}
+
 // KeyRecord is a key with its record, for ApplyMany.
 type KeyRecord struct {
 	Key    []byte

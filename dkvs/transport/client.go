@@ -95,9 +95,10 @@ type peer struct {
 	next  atomic.Uint32
 }
 
-type result struct {
-	f   wire.Frame
-	err error
+// call is a request waiting for its response.
+type call struct {
+	done  func(wire.Frame, error) // called exactly once
+	timer *time.Timer             // async calls: fires at the deadline
 }
 
 type clientConn struct {
@@ -106,7 +107,7 @@ type clientConn struct {
 	nextID  atomic.Uint64
 	dead    atomic.Bool
 	mu      sync.Mutex
-	pending map[uint64]chan result
+	pending map[uint64]*call
 	err     error // set once the connection failed
 	done    chan struct{}
 }
@@ -119,28 +120,109 @@ func (c *Client) Call(ctx context.Context, addr string, req wire.Frame) (wire.Fr
 	if err != nil {
 		return wire.Frame{}, err
 	}
-	id := cc.nextID.Add(1)
-	ch := make(chan result, 1)
-	cc.mu.Lock()
-	if cc.err != nil {
-		cc.mu.Unlock()
-		return wire.Frame{}, fmt.Errorf("%w: %w", cc.err, ErrNotSent)
+	type result struct {
+		f   wire.Frame
+		err error
 	}
-	cc.pending[id] = ch
-	cc.mu.Unlock()
-	cc.w.send(outFrame{kind: req.Kind, flags: req.Flags, id: id, body: req.Body})
+	ch := make(chan result, 1)
+	id, err := cc.start(req, &call{done: func(f wire.Frame, err error) { ch <- result{f, err} }})
+	if err != nil {
+		return wire.Frame{}, err
+	}
 	select {
 	case r := <-ch:
 		return r.f, r.err
 	case <-ctx.Done():
-		cc.mu.Lock()
-		delete(cc.pending, id)
-		cc.mu.Unlock()
+		cc.take(id)
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return wire.Frame{}, fmt.Errorf("%s: %w", addr, ErrTimeout)
 		}
 		return wire.Frame{}, fmt.Errorf("%s: %v: %w", addr, ctx.Err(), errcode.Network)
 	}
+}
+
+// Go sends req to addr without waiting: done is called exactly once, from
+// another goroutine, with the response, or with an error (ErrTimeout once
+// deadline passes). done must not block. On an open connection no
+// goroutine is started: the connection's reader calls done.
+func (c *Client) Go(addr string, req wire.Frame, deadline time.Time, done func(wire.Frame, error)) {
+	if cc := c.liveConn(addr); cc != nil {
+		c.goOn(cc, addr, req, deadline, done)
+		return
+	}
+	go func() { // dialing may take until the deadline
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		cc, err := c.conn(ctx, addr)
+		if err != nil {
+			done(wire.Frame{}, err)
+			return
+		}
+		c.goOn(cc, addr, req, deadline, done)
+	}()
+}
+
+func (c *Client) goOn(cc *clientConn, addr string, req wire.Frame, deadline time.Time, done func(wire.Frame, error)) {
+	cl := &call{done: done}
+	var id uint64
+	// The timer is armed before the request is sent, and its function
+	// waits for the id: a deadline that has already passed still fires
+	// after registration.
+	ready := make(chan struct{})
+	cl.timer = time.AfterFunc(time.Until(deadline), func() {
+		<-ready
+		if cc.take(id) != nil {
+			done(wire.Frame{}, fmt.Errorf("%s: %w", addr, ErrTimeout))
+		}
+	})
+	var err error
+	id, err = cc.start(req, cl)
+	close(ready)
+	if err != nil {
+		cl.timer.Stop()
+		done(wire.Frame{}, err)
+	}
+}
+
+// start registers cl and sends req; it returns the request's id.
+func (cc *clientConn) start(req wire.Frame, cl *call) (uint64, error) {
+	id := cc.nextID.Add(1)
+	cc.mu.Lock()
+	if cc.err != nil {
+		cc.mu.Unlock()
+		return 0, fmt.Errorf("%w: %w", cc.err, ErrNotSent)
+	}
+	cc.pending[id] = cl
+	cc.mu.Unlock()
+	cc.w.send(outFrame{kind: req.Kind, flags: req.Flags, id: id, body: req.Body})
+	return id, nil
+}
+
+// take removes and returns the call waiting for id, or nil if it was
+// already answered, timed out or failed.
+func (cc *clientConn) take(id uint64) *call {
+	cc.mu.Lock()
+	cl := cc.pending[id]
+	delete(cc.pending, id)
+	cc.mu.Unlock()
+	return cl
+}
+
+// liveConn returns an open connection to addr, or nil if one would have
+// to be dialed.
+func (c *Client) liveConn(addr string) *clientConn {
+	c.mu.Lock()
+	p := c.peers[addr]
+	closed := c.closed
+	c.mu.Unlock()
+	if p == nil || closed {
+		return nil
+	}
+	i := int(p.next.Add(1)) % len(p.slots)
+	if cc := p.slots[i].Load(); cc != nil && !cc.dead.Load() {
+		return cc
+	}
+	return nil
 }
 
 func (c *Client) conn(ctx context.Context, addr string) (*clientConn, error) {
@@ -171,7 +253,7 @@ func (c *Client) conn(ctx context.Context, addr string) (*clientConn, error) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	cc := &clientConn{nc: nc, pending: make(map[uint64]chan result), done: make(chan struct{})}
+	cc := &clientConn{nc: nc, pending: make(map[uint64]*call), done: make(chan struct{})}
 	cc.w = newFrameWriter(nc, c.opts.WriteTimeout, cc.done, cc.fail)
 	go cc.w.loop()
 	go cc.readLoop(c.opts.MaxFrame)
@@ -204,8 +286,11 @@ func (cc *clientConn) fail(cause error) {
 	close(cc.done)
 	cc.mu.Unlock()
 	cc.nc.Close()
-	for _, ch := range pending {
-		ch <- result{err: cc.err}
+	for _, cl := range pending {
+		if cl.timer != nil {
+			cl.timer.Stop()
+		}
+		cl.done(wire.Frame{}, cc.err)
 	}
 }
 
@@ -221,12 +306,11 @@ func (cc *clientConn) readLoop(maxFrame int) {
 			cc.fail(errors.New("request frame from a server"))
 			return
 		}
-		cc.mu.Lock()
-		ch := cc.pending[f.ID]
-		delete(cc.pending, f.ID)
-		cc.mu.Unlock()
-		if ch != nil { // nil: the caller gave up waiting
-			ch <- result{f: f}
+		if cl := cc.take(f.ID); cl != nil { // nil: the caller gave up waiting
+			if cl.timer != nil {
+				cl.timer.Stop()
+			}
+			cl.done(f, nil)
 		}
 	}
 }

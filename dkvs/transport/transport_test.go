@@ -305,3 +305,81 @@ func BenchmarkCall(b *testing.B) {
 		}
 	})
 }
+
+// goCall runs Client.Go and waits for its callback, failing the test if
+// the callback runs more than once.
+func goCall(t *testing.T, c *Client, addr string, f wire.Frame, deadline time.Time) (wire.Frame, error) {
+	t.Helper()
+	type result struct {
+		f   wire.Frame
+		err error
+	}
+	ch := make(chan result, 2)
+	c.Go(addr, f, deadline, func(f wire.Frame, err error) { ch <- result{f, err} })
+	r := <-ch
+	select {
+	case extra := <-ch:
+		t.Fatalf("callback ran twice: %v then %v", r.err, extra.err)
+	case <-time.After(250 * time.Millisecond):
+	}
+	return r.f, r.err
+}
+
+func TestGo(t *testing.T) {
+	_, addr := startServer(t, ServerOptions{})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	refused := ln.Addr().String()
+	ln.Close()
+	c := NewClient(ClientOptions{PoolSize: 1})
+	defer c.Close()
+	for _, tc := range []struct {
+		name    string
+		addr    string
+		body    string
+		timeout time.Duration // from the call
+		want    error         // nil: the echo comes back
+	}{
+		{"first call dials", addr, "one", time.Second, nil},
+		{"open connection", addr, "two", time.Second, nil},
+		{"deadline passes", addr, "sleep", 20 * time.Millisecond, ErrTimeout},
+		{"deadline already past", addr, "late", -time.Second, ErrTimeout},
+		{"after a timeout", addr, "three", time.Second, nil},
+		{"connection refused", refused, "x", time.Second, ErrNotSent},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := goCall(t, c, tc.addr, req(tc.body), time.Now().Add(tc.timeout))
+			if tc.want != nil {
+				if !errors.Is(err, tc.want) || !errors.Is(err, errcode.Network) {
+					t.Fatalf("want %v, got %v", tc.want, err)
+				}
+				return
+			}
+			if err != nil || string(f.Body) != tc.body {
+				t.Fatalf("got %q %v, want %q", f.Body, err, tc.body)
+			}
+		})
+	}
+}
+
+func TestGoConnectionLost(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		nc, _ := ln.Accept()
+		accepted <- nc
+	}()
+	c := NewClient(ClientOptions{PoolSize: 1})
+	defer c.Close()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := goCall(t, c, ln.Addr().String(), req("x"), time.Now().Add(10*time.Second))
+		errc <- err
+	}()
+	nc := <-accepted
+	wire.ReadFrame(bufio.NewReader(nc), wire.DefaultMaxFrame)
+	nc.Close()
+	if err := <-errc; !errors.Is(err, ErrConnLost) {
+		t.Fatalf("got %v", err)
+	}
+}
