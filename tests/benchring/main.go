@@ -12,7 +12,9 @@
 // uniform and hotspot at 1 and 50 clients; values of 100 B, 10 KiB and
 // 1 MiB at 16 clients; the target, N=1 on one server with
 // --no-sync at 50 clients; and the load of 1,000,000 keys into a fresh
-// ring of three, with the disk and memory it costs per key.
+// ring of three, with the disk and memory it costs per key, followed by
+// the uniform 50-client workload over those keys (the cost per operation
+// at 1,000,000 keys, next to the same at 1,000).
 package main
 
 import (
@@ -97,6 +99,18 @@ func standardWorkloads(d time.Duration) []workload {
 	}
 }
 
+// mixedAfterLoad is the uniform 50-client workload over the keys of the
+// load, which are all there already: the cost per operation at
+// o.loadKeys keys, next to the same workload at 1,000.
+func mixedAfterLoad(o options) workload {
+	return workload{
+		name: fmt.Sprintf("uniform, after the %s-key load", thousands(float64(o.loadKeys))),
+		ring: "load",
+		args: []string{"--duration", o.duration.String(), "--keys", strconv.Itoa(o.loadKeys), "--write-fraction", "0.5",
+			"--no-preload", "--key-prefix", "load-", "--concurrency", "50", "--distribution", "uniform", "--value-size", "100"},
+	}
+}
+
 // outcome is what one workload gave.
 type outcome struct {
 	w   workload
@@ -113,6 +127,9 @@ type loadOutcome struct {
 	sizeBefore, sizeAfter int64 // and apparent (the files' lengths)
 	rssBefore, rssAfter   int64 // bytes, the three servers together
 	servers               int
+	// mixed is the uniform 50-client workload run over the loaded keys,
+	// to compare with the same workload over 1,000 keys.
+	mixed outcome
 }
 
 func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
@@ -179,6 +196,13 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			failed = append(failed, "load")
 			fmt.Fprintf(stderr, "load: %v\n", rep.load.err)
 		}
+		if m := rep.load.mixed; m.res != nil || m.err != nil {
+			rep.outcomes = append(rep.outcomes, m)
+			if m.err != nil {
+				failed = append(failed, m.w.name)
+				fmt.Fprintf(stderr, "%s: %v\n", m.w.name, m.err)
+			}
+		}
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("interrupted: %w", ctx.Err())
@@ -216,6 +240,12 @@ func measureLoad(ctx context.Context, o options, dir string) (*loadOutcome, erro
 		"--concurrency", "50", "--value-size", "100", "--key-prefix", "load-"})
 	lo.rssAfter = r.rss()
 	lo.diskAfter, lo.sizeAfter = r.disk()
+	if lo.err == nil && ctx.Err() == nil {
+		w := mixedAfterLoad(o)
+		fmt.Fprintf(os.Stderr, "== %s\n", w.name)
+		lo.mixed.w = w
+		lo.mixed.res, lo.mixed.err = r.bench(ctx, o, "mixed", w.global, w.args)
+	}
 	return lo, nil
 }
 

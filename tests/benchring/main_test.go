@@ -23,7 +23,8 @@ func TestMarkdown(t *testing.T) {
 		Put: bench.OpStats{Ops: 1_000_000, OK: 1_000_000, OpsPerSec: 10_000, Latency: bench.Latency{P50: 4000, P99: 9000, P999: 12000}}}}
 	rp := report{start: time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC), end: time.Date(2026, 1, 2, 3, 9, 0, 0, time.UTC),
 		loadBefore: []float64{0.1, 0.2, 0.3}, duration: 10 * time.Second,
-		outcomes: []outcome{{w: ws[1], res: ok}, {w: ws[6], err: errors.New("exit status 132: ERROR: Network error | x\nmore")}},
+		outcomes: []outcome{{w: ws[1], res: ok}, {w: ws[6], err: errors.New("exit status 132: ERROR: Network error | x\nmore")},
+			{w: mixedAfterLoad(options{duration: 10 * time.Second, loadKeys: 1_000_000}), res: ok}},
 		load: &loadOutcome{res: load, keys: 1_000_000, servers: 3, diskBefore: 1 << 20, diskAfter: 1<<20 + 3*150*1_000_000,
 			sizeBefore: 1000, sizeAfter: 1000 + 3*120*1_000_000,
 			rssBefore: 60 << 20, rssAfter: 60<<20 + 3*100*1_000_000}}
@@ -32,6 +33,7 @@ func TestMarkdown(t *testing.T) {
 		"| uniform | 50 | 1,000 | 10 KiB | 3/2/2 | 12,346 | 450µs | 900µs | 1.50ms | 2.50ms | 3.00ms | 300µs / 800µs | 600µs / 1.60ms | 2 network |",
 		"| 1 MiB values, --timeout 5s | 16 | 100 | | | failed: exit status 132: ERROR: Network error / x |",
 		"| 1,000,000 | 100.0s | 10,000 | 4.00ms | 9.00ms | 12.0ms | 150 B / 120 B | 60 MiB / 346 MiB | 100 B | 0 |",
+		"| uniform, after the 1,000,000-key load | 50 | 1,000 | 10 KiB | 3/2/2 | 12,346 |",
 		"load average 0.10 0.20 0.30 before",
 		"the run took 5m0s",
 	} {
