@@ -104,6 +104,70 @@ func goBytes(p unsafe.Pointer, n C.size_t, nullOK bool) ([]byte, bool) {
 	return C.GoBytes(p, C.int(n)), true
 }
 
+// keyed runs op on the handle h for the key at key/klen, with the request
+// that req builds for the handle: the checks every keyed export makes, in
+// one place. A NULL key, a handle not open or a bad request is
+// DKVS_ERR_INVALID_ARGUMENT.
+func keyed(h C.uintptr_t, key unsafe.Pointer, klen C.size_t, req func(*entry) (dkvs.Request, bool),
+	op func(e *entry, k []byte, r dkvs.Request) errcode.Code) errcode.Code {
+	k, ok := goBytes(key, klen, false)
+	if !ok {
+		return errcode.InvalidArg
+	}
+	e, ok := handles.acquire(uintptr(h))
+	if !ok {
+		return errcode.InvalidArg
+	}
+	defer e.release()
+	r, ok := req(e)
+	if !ok {
+		return errcode.InvalidArg
+	}
+	return op(e, k, r)
+}
+
+// explicit returns a req for keyed of an explicit n and r or w.
+func explicit(n, q C.int, read bool) func(*entry) (dkvs.Request, bool) {
+	return func(e *entry) (dkvs.Request, bool) { return request(e, n, q, read) }
+}
+
+// fromStruct returns a req for keyed of a dkvs_request_t's fields.
+func fromStruct(n, r, w, level, lin C.int) func(*entry) (dkvs.Request, bool) {
+	return func(e *entry) (dkvs.Request, bool) { return requestOf(e, n, r, w, level, lin) }
+}
+
+// putOp returns the op for keyed of a put of the value at value/vlen
+// (NULL only when vlen is 0), or false if the value is refused.
+func putOp(value unsafe.Pointer, vlen C.size_t) (func(*entry, []byte, dkvs.Request) errcode.Code, bool) {
+	v, ok := goBytes(value, vlen, true)
+	if !ok {
+		return nil, false
+	}
+	return func(e *entry, k []byte, r dkvs.Request) errcode.Code {
+		return codeOf(e.c.PutWith(context.Background(), k, v, r))
+	}, true
+}
+
+// delOp is the op for keyed of a delete.
+func delOp(e *entry, k []byte, r dkvs.Request) errcode.Code {
+	return codeOf(e.c.DeleteWith(context.Background(), k, r))
+}
+
+// getOp returns the op for keyed of a get that hands its value out
+// through value and vlen, which it clears first; false if either is NULL.
+func getOp(value *unsafe.Pointer, vlen *C.size_t) (func(*entry, []byte, dkvs.Request) errcode.Code, bool) {
+	if value != nil {
+		*value = nil
+	}
+	if vlen != nil {
+		*vlen = 0
+	}
+	if value == nil || vlen == nil {
+		return nil, false
+	}
+	return func(e *entry, k []byte, r dkvs.Request) errcode.Code { return get(e, k, r, value, vlen) }, true
+}
+
 // dkvsgo_open backs dkvs_open and dkvs_open_timeout: it reads the servers
 // file at path (NULL or "" for servers.txt) and stores a new handle in *out.
 //
@@ -150,24 +214,11 @@ func dkvsgo_close(h C.uintptr_t) C.int {
 //export dkvsgo_put
 func dkvsgo_put(h C.uintptr_t, key unsafe.Pointer, klen C.size_t, value unsafe.Pointer, vlen C.size_t, n, w C.int) C.int {
 	return C.int(run(func() errcode.Code {
-		k, ok := goBytes(key, klen, false)
+		op, ok := putOp(value, vlen)
 		if !ok {
 			return errcode.InvalidArg
 		}
-		v, ok := goBytes(value, vlen, true)
-		if !ok {
-			return errcode.InvalidArg
-		}
-		e, ok := handles.acquire(uintptr(h))
-		if !ok {
-			return errcode.InvalidArg
-		}
-		defer e.release()
-		req, ok := request(e, n, w, false)
-		if !ok {
-			return errcode.InvalidArg
-		}
-		return codeOf(e.c.PutWith(context.Background(), k, v, req))
+		return keyed(h, key, klen, explicit(n, w, false), op)
 	}))
 }
 
@@ -177,29 +228,11 @@ func dkvsgo_put(h C.uintptr_t, key unsafe.Pointer, klen C.size_t, value unsafe.P
 //export dkvsgo_get
 func dkvsgo_get(h C.uintptr_t, key unsafe.Pointer, klen C.size_t, n, r C.int, value *unsafe.Pointer, vlen *C.size_t) C.int {
 	return C.int(run(func() errcode.Code {
-		if value != nil {
-			*value = nil
-		}
-		if vlen != nil {
-			*vlen = 0
-		}
-		if value == nil || vlen == nil {
-			return errcode.InvalidArg
-		}
-		k, ok := goBytes(key, klen, false)
+		op, ok := getOp(value, vlen)
 		if !ok {
 			return errcode.InvalidArg
 		}
-		e, ok := handles.acquire(uintptr(h))
-		if !ok {
-			return errcode.InvalidArg
-		}
-		defer e.release()
-		req, ok := request(e, n, r, true)
-		if !ok {
-			return errcode.InvalidArg
-		}
-		return get(e, k, req, value, vlen)
+		return keyed(h, key, klen, explicit(n, r, true), op)
 	}))
 }
 
@@ -226,20 +259,7 @@ func get(e *entry, k []byte, req dkvs.Request, value *unsafe.Pointer, vlen *C.si
 //export dkvsgo_del
 func dkvsgo_del(h C.uintptr_t, key unsafe.Pointer, klen C.size_t, n, w C.int) C.int {
 	return C.int(run(func() errcode.Code {
-		k, ok := goBytes(key, klen, false)
-		if !ok {
-			return errcode.InvalidArg
-		}
-		e, ok := handles.acquire(uintptr(h))
-		if !ok {
-			return errcode.InvalidArg
-		}
-		defer e.release()
-		req, ok := request(e, n, w, false)
-		if !ok {
-			return errcode.InvalidArg
-		}
-		return codeOf(e.c.DeleteWith(context.Background(), k, req))
+		return keyed(h, key, klen, explicit(n, w, false), delOp)
 	}))
 }
 
@@ -248,24 +268,11 @@ func dkvsgo_del(h C.uintptr_t, key unsafe.Pointer, klen C.size_t, n, w C.int) C.
 //export dkvsgo_put_req
 func dkvsgo_put_req(h C.uintptr_t, key unsafe.Pointer, klen C.size_t, value unsafe.Pointer, vlen C.size_t, n, r, w, level, lin C.int) C.int {
 	return C.int(run(func() errcode.Code {
-		k, ok := goBytes(key, klen, false)
+		op, ok := putOp(value, vlen)
 		if !ok {
 			return errcode.InvalidArg
 		}
-		v, ok := goBytes(value, vlen, true)
-		if !ok {
-			return errcode.InvalidArg
-		}
-		e, ok := handles.acquire(uintptr(h))
-		if !ok {
-			return errcode.InvalidArg
-		}
-		defer e.release()
-		req, ok := requestOf(e, n, r, w, level, lin)
-		if !ok {
-			return errcode.InvalidArg
-		}
-		return codeOf(e.c.PutWith(context.Background(), k, v, req))
+		return keyed(h, key, klen, fromStruct(n, r, w, level, lin), op)
 	}))
 }
 
@@ -274,29 +281,11 @@ func dkvsgo_put_req(h C.uintptr_t, key unsafe.Pointer, klen C.size_t, value unsa
 //export dkvsgo_get_req
 func dkvsgo_get_req(h C.uintptr_t, key unsafe.Pointer, klen C.size_t, n, r, w, level, lin C.int, value *unsafe.Pointer, vlen *C.size_t) C.int {
 	return C.int(run(func() errcode.Code {
-		if value != nil {
-			*value = nil
-		}
-		if vlen != nil {
-			*vlen = 0
-		}
-		if value == nil || vlen == nil {
-			return errcode.InvalidArg
-		}
-		k, ok := goBytes(key, klen, false)
+		op, ok := getOp(value, vlen)
 		if !ok {
 			return errcode.InvalidArg
 		}
-		e, ok := handles.acquire(uintptr(h))
-		if !ok {
-			return errcode.InvalidArg
-		}
-		defer e.release()
-		req, ok := requestOf(e, n, r, w, level, lin)
-		if !ok {
-			return errcode.InvalidArg
-		}
-		return get(e, k, req, value, vlen)
+		return keyed(h, key, klen, fromStruct(n, r, w, level, lin), op)
 	}))
 }
 
@@ -305,20 +294,7 @@ func dkvsgo_get_req(h C.uintptr_t, key unsafe.Pointer, klen C.size_t, n, r, w, l
 //export dkvsgo_del_req
 func dkvsgo_del_req(h C.uintptr_t, key unsafe.Pointer, klen C.size_t, n, r, w, level, lin C.int) C.int {
 	return C.int(run(func() errcode.Code {
-		k, ok := goBytes(key, klen, false)
-		if !ok {
-			return errcode.InvalidArg
-		}
-		e, ok := handles.acquire(uintptr(h))
-		if !ok {
-			return errcode.InvalidArg
-		}
-		defer e.release()
-		req, ok := requestOf(e, n, r, w, level, lin)
-		if !ok {
-			return errcode.InvalidArg
-		}
-		return codeOf(e.c.DeleteWith(context.Background(), k, req))
+		return keyed(h, key, klen, fromStruct(n, r, w, level, lin), delOp)
 	}))
 }
 
