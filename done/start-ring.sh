@@ -67,9 +67,20 @@ while read -r ip port count _; do
   started=$((started + 1))
 done < "$servers"
 
-# Wait until every server answers (dump-ring shows an empty header for one
-# that does not).
+# Wait until every server answers. One that exits at start (a port in use,
+# a data directory it refuses) is reported with the end of its log, and the
+# others are stopped: a ring half up would only confuse what follows.
 for _ in $(seq 100); do
+  for pidf in "$run"/*.pid; do
+    [ -e "$pidf" ] || continue
+    kill -0 "$(cat "$pidf")" 2>/dev/null && continue
+    name=$(basename "$pidf" .pid)
+    rm -f "$pidf"
+    echo "start-ring: dkvs-server $name exited at start; the end of $run/$name.log:" >&2
+    tail -n 3 "$run/$name.log" >&2
+    DKVS_RUN_DIR="$run" "$0" stop
+    exit 1
+  done
   if "$client" --servers "$servers" --timeout 200ms dump >/dev/null 2>&1; then break; fi
   sleep 0.1
 done

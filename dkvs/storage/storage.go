@@ -14,6 +14,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -28,10 +29,22 @@ import (
 //
 //	'd' key                 the server's own records
 //	'h' target 0x00 key     hints held for another server ("IP:PORT")
+//	'm' name                the store's own facts: "format"
 const (
 	spaceData = 'd'
 	spaceHint = 'h'
+	spaceMeta = 'm'
 )
+
+// FormatVersion is the layout of the key spaces and stored records. Open
+// records it in a new data directory and refuses one that holds another,
+// or data without one (written before the marker existed), so that a
+// layout change shows as a clear error at start rather than as corrupt
+// records at every read.
+const FormatVersion = 1
+
+// formatKey holds FormatVersion as a decimal string.
+var formatKey = spaceKey(spaceMeta, []byte("format"))
 
 // DefaultCompressAbove is the value size from which values are compressed.
 const DefaultCompressAbove = 4096
@@ -114,6 +127,10 @@ func Open(opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %v: %w", dir, err, errcode.IO)
 	}
+	if err := checkFormat(pdb, dir); err != nil {
+		pdb.Close()
+		return nil, err
+	}
 	d := &DB{db: pdb, opts: opts, wo: pebble.Sync, seed: maphash.MakeSeed(), hints: map[string]int64{}}
 	if opts.NoSync {
 		d.wo = pebble.NoSync
@@ -133,6 +150,41 @@ func Open(opts Options) (*DB, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// checkFormat refuses a data directory whose format marker is not
+// FormatVersion, or that holds data without a marker; it writes the
+// marker into an empty one.
+func checkFormat(pdb *pebble.DB, dir string) error {
+	v, closer, err := pdb.Get(formatKey)
+	switch {
+	case err == nil:
+		got := string(v)
+		closer.Close()
+		if got != strconv.Itoa(FormatVersion) {
+			return fmt.Errorf("storage: %s holds data in format %q; this dkvs reads format %d: "+
+				"use a dkvs of that format or start from an empty directory: %w", dir, got, FormatVersion, errcode.IO)
+		}
+		return nil
+	case !errors.Is(err, pebble.ErrNotFound):
+		return fmt.Errorf("storage: open %s: %v: %w", dir, err, errcode.IO)
+	}
+	it, err := pdb.NewIter(nil)
+	if err != nil {
+		return fmt.Errorf("storage: open %s: %v: %w", dir, err, errcode.IO)
+	}
+	empty := !it.First()
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("storage: open %s: %v: %w", dir, err, errcode.IO)
+	}
+	if !empty {
+		return fmt.Errorf("storage: %s holds data written by an older dkvs (no format marker); "+
+			"this dkvs reads format %d: start from an empty directory: %w", dir, FormatVersion, errcode.IO)
+	}
+	if err := pdb.Set(formatKey, []byte(strconv.Itoa(FormatVersion)), pebble.Sync); err != nil {
+		return fmt.Errorf("storage: open %s: %v: %w", dir, err, errcode.IO)
+	}
+	return nil
 }
 
 // count initialises the counters from what is stored.

@@ -286,3 +286,67 @@ func TestApplyMany(t *testing.T) {
 		t.Fatalf("k1 = %q", got.Value)
 	}
 }
+
+// A data directory is opened only in the format this code writes: an
+// empty one gets the marker, one with another marker or with data and no
+// marker is refused with ERR_IO and a message that says why.
+func TestFormatMarker(t *testing.T) {
+	cases := []struct {
+		name    string
+		prepare func(t *testing.T, dir string) // with Pebble directly
+		wantErr string                         // "" to open
+	}{
+		{"empty directory", func(*testing.T, string) {}, ""},
+		{"this format", func(t *testing.T, dir string) { raw(t, dir, formatKey, []byte("1")) }, ""},
+		{"another format", func(t *testing.T, dir string) { raw(t, dir, formatKey, []byte("7")) }, `format "7"`},
+		{"data without a marker", func(t *testing.T, dir string) { raw(t, dir, spaceKey(spaceData, []byte("k")), []byte("old")) }, "no format marker"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			c.prepare(t, dir)
+			d, err := Open(Options{Dir: dir})
+			if c.wantErr != "" {
+				if err == nil {
+					d.Close()
+					t.Fatal("opened")
+				}
+				if !errors.Is(err, errcode.IO) || !bytes.Contains([]byte(err.Error()), []byte(c.wantErr)) {
+					t.Fatalf("error %v, want ERR_IO and %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.Apply([]byte("k"), rec(1, "v")); err != nil {
+				t.Fatal(err)
+			}
+			if n := d.Stats().LiveKeys; n != 1 {
+				t.Fatalf("%d keys: the marker is counted", n)
+			}
+			d.Close()
+			// Reopens: the marker is there now.
+			d, err = Open(Options{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Close()
+		})
+	}
+}
+
+// raw writes one key into a Pebble store at dir, bypassing Open.
+func raw(t *testing.T, dir string, key, value []byte) {
+	t.Helper()
+	db, err := pebble.Open(dir, &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set(key, value, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
