@@ -162,6 +162,13 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 		r := rings[w.ring]
 		if r == nil {
+			// A ring left running would compete for the cores: the three
+			// servers go on compacting what the 1 MiB workload wrote
+			// while the target runs.
+			for name, other := range rings {
+				other.stop()
+				delete(rings, name)
+			}
 			n, args := 3, []string(nil)
 			if w.ring == "target" {
 				n, args = 1, []string{"--no-sync"}
