@@ -490,6 +490,8 @@ func TestServerCommandLine(t *testing.T) {
 		{[]string{"--servers", "missing.txt", "127.0.0.1", "1234"}, errcode.IO},
 		{[]string{"--bogus", "127.0.0.1", "1234"}, errcode.InvalidCommand},
 		{[]string{"--max-value-size", "0", "127.0.0.1", "1234"}, errcode.InvalidCommand},
+		{[]string{"--cache-size", "1000", "127.0.0.1", "1234"}, errcode.InvalidCommand},
+		{[]string{"--cache-size", "big", "127.0.0.1", "1234"}, errcode.InvalidCommand},
 		{[]string{"--log-level", "loud", "127.0.0.1", "1234"}, errcode.InvalidCommand},
 	}
 	for _, tc := range cases {

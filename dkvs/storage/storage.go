@@ -46,6 +46,10 @@ const FormatVersion = 1
 // formatKey holds FormatVersion as a decimal string.
 var formatKey = spaceKey(spaceMeta, []byte("format"))
 
+// DefaultCacheSize is the size of Pebble's block cache unless
+// Options.CacheSize says otherwise.
+const DefaultCacheSize = 64 << 20
+
 // DefaultCompressAbove is the value size from which values are compressed.
 const DefaultCompressAbove = 4096
 
@@ -64,7 +68,7 @@ type Options struct {
 	// CompressAbove is the value size from which values are compressed;
 	// zero means DefaultCompressAbove, negative disables compression.
 	CompressAbove int
-	// CacheSize is Pebble's block cache in bytes; zero means 64 MiB.
+	// CacheSize is Pebble's block cache in bytes; zero means DefaultCacheSize.
 	CacheSize int64
 	// Logger receives Pebble's messages; nil discards them.
 	Logger *slog.Logger
@@ -108,8 +112,8 @@ func Open(opts Options) (*DB, error) {
 		MemTableSize: 64 << 20,
 	}
 	cacheSize := opts.CacheSize
-	if cacheSize == 0 {
-		cacheSize = 64 << 20
+	if cacheSize <= 0 {
+		cacheSize = DefaultCacheSize
 	}
 	cache := pebble.NewCache(cacheSize)
 	defer cache.Unref()

@@ -47,6 +47,8 @@ Options (each also read from the environment variable shown):
                          proxy or NAT                             DKVS_LISTEN
   --memory               keep data in memory only                 DKVS_MEMORY
   --no-sync              acknowledge writes before fsync          DKVS_NO_SYNC
+  --cache-size N         bytes of Pebble's block cache, at least 1 MiB
+                         (default 67108864)                       DKVS_CACHE_SIZE
   --max-key-size N       largest key in bytes (default 65536)     DKVS_MAX_KEY_SIZE
   --max-value-size N     largest value in bytes (default 16777216)
                                                                    DKVS_MAX_VALUE_SIZE
@@ -118,6 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			&cli.StringFlag{Name: "listen", EnvVars: []string{"DKVS_LISTEN"}},
 			&cli.BoolFlag{Name: "memory", EnvVars: []string{"DKVS_MEMORY"}},
 			&cli.BoolFlag{Name: "no-sync", EnvVars: []string{"DKVS_NO_SYNC"}},
+			&cli.Int64Flag{Name: "cache-size", Value: storage.DefaultCacheSize, EnvVars: []string{"DKVS_CACHE_SIZE"}},
 			&cli.IntFlag{Name: "max-key-size", Value: 64 << 10, EnvVars: []string{"DKVS_MAX_KEY_SIZE"}},
 			&cli.IntFlag{Name: "max-value-size", Value: 16 << 20, EnvVars: []string{"DKVS_MAX_VALUE_SIZE"}},
 			&cli.DurationFlag{Name: "frame-timeout", Value: 10 * time.Second, EnvVars: []string{"DKVS_FRAME_TIMEOUT"}},
@@ -189,6 +192,9 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		if c.Duration(f) <= 0 {
 			return cmdutil.UsageError("--%s must be positive", f)
 		}
+	}
+	if c.Int64("cache-size") < 1<<20 {
+		return cmdutil.UsageError("--cache-size must be at least 1048576 (1 MiB)")
 	}
 	if c.Int64("ae-bandwidth") < 0 {
 		return cmdutil.UsageError("--ae-bandwidth must not be negative")
@@ -274,9 +280,10 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		Addr:    addr,
 		Servers: servers,
 		Storage: storage.Options{
-			Dir:      dir,
-			InMemory: c.Bool("memory"),
-			NoSync:   c.Bool("no-sync"),
+			Dir:       dir,
+			InMemory:  c.Bool("memory"),
+			NoSync:    c.Bool("no-sync"),
+			CacheSize: c.Int64("cache-size"),
 		},
 		MaxKeySize:         c.Int("max-key-size"),
 		MaxValueSize:       c.Int("max-value-size"),
@@ -304,7 +311,7 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 	}
 	st := srv.Stats()
 	log.Info("dkvs-server started", "addr", addr, "listen", listen, "engine", st.Engine, "data_dir", dirOrMemory(dir, c.Bool("memory")),
-		"synced_writes", st.Synced, "keys", st.LiveKeys, "servers", len(servers),
+		"synced_writes", st.Synced, "cache_size", c.Int64("cache-size"), "keys", st.LiveKeys, "servers", len(servers),
 		"max_key_size", c.Int("max-key-size"), "max_value_size", c.Int("max-value-size"),
 		"hinted_handoff", !c.Bool("no-handoff"), "anti_entropy", !c.Bool("no-anti-entropy"),
 		"ae_interval", c.Duration("ae-interval"), "ae_bandwidth", c.Int64("ae-bandwidth"),
