@@ -20,7 +20,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,7 +36,7 @@ import (
 	"time"
 
 	"github.com/dkvs/dkvs/dkvs/bench"
-	"github.com/dkvs/dkvs/dkvs/wire"
+	"github.com/dkvs/dkvs/tests/harness"
 )
 
 func main() {
@@ -310,7 +309,7 @@ func startRing(ctx context.Context, bin, dir string, n int, extra []string) (*ri
 	for i, p := range ports {
 		addr := fmt.Sprintf("127.0.0.1:%d", p)
 		deadline := time.Now().Add(20 * time.Second)
-		for ping(addr, 200*time.Millisecond) != nil {
+		for harness.Ping(addr, 200*time.Millisecond) != nil {
 			select {
 			case <-r.exited[i]:
 				r.stop()
@@ -444,27 +443,6 @@ func freePorts(n int) ([]int, error) {
 		}
 	}
 	return ports, nil
-}
-
-// ping sends one native ping and waits for the answer.
-func ping(addr string, timeout time.Duration) error {
-	nc, err := net.DialTimeout("tcp", addr, timeout)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(timeout))
-	if _, err := nc.Write(wire.AppendFrame(nil, wire.Frame{Kind: uint8(wire.OpPing), ID: 1})); err != nil {
-		return err
-	}
-	f, err := wire.ReadFrame(bufio.NewReader(nc), wire.DefaultMaxFrame)
-	if err != nil {
-		return err
-	}
-	if f.Status() != wire.StatusOK {
-		return errors.New("ping: " + f.Status().String())
-	}
-	return nil
 }
 
 // errorLine returns the "ERROR: ..." line of a command's stderr.
