@@ -149,18 +149,20 @@ func (d *DB) PurgeTombstone(key []byte, v kv.Version) (bool, error) {
 
 // deleteIf deletes the Pebble key pk if its record's header satisfies ok.
 func (d *DB) deleteIf(pk []byte, ok func(header) bool) (bool, error) {
-	stripe := d.stripe(pk)
-	stripe.Lock()
-	defer stripe.Unlock()
-	h, found, err := d.header(pk)
+	st, sh := d.stripe(pk)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	h, found, err := d.lockedHeader(st, pk, sh)
 	if err != nil || !found || !ok(h) {
 		return false, err
 	}
 	if err := d.db.Delete(pk, d.wo); err != nil {
+		st.forget(pk, sh)
 		if errors.Is(err, pebble.ErrClosed) {
 			return false, ErrClosed
 		}
 		return false, fmt.Errorf("%v: %w", err, errcode.IO)
 	}
+	st.remember(pk, sh, header{}, false, d.perCache)
 	return true, nil
 }

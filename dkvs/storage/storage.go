@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/dkvs/dkvs/dkvs/errcode"
@@ -48,7 +49,7 @@ var formatKey = spaceKey(spaceMeta, []byte("format"))
 
 // DefaultCacheSize is the size of Pebble's block cache unless
 // Options.CacheSize says otherwise.
-const DefaultCacheSize = 64 << 20
+const DefaultCacheSize = 256 << 20
 
 // DefaultCompressAbove is the value size from which values are compressed.
 const DefaultCompressAbove = 4096
@@ -93,7 +94,8 @@ type DB struct {
 	opts     Options
 	wo       *pebble.WriteOptions
 	seed     maphash.Seed
-	stripes  [512]sync.Mutex
+	stripes  [numStripes]stripe
+	perCache int          // headers cached per stripe
 	mu       sync.RWMutex // held shared by every operation, exclusively by Close
 	closed   bool
 	live     atomic.Int64
@@ -110,6 +112,13 @@ func Open(opts Options) (*DB, error) {
 	po := &pebble.Options{
 		Logger:       pebbleLogger{opts.Logger},
 		MemTableSize: 64 << 20,
+	}
+	// Every write reads the stored version first (unless its stripe has it
+	// cached), and most gets of a large store miss most sstables: a bloom
+	// filter per table (set for L0, inherited by the levels below) lets
+	// those lookups skip them.
+	if os.Getenv("NOBLOOM") == "" {
+		po.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	cacheSize := opts.CacheSize
 	if cacheSize <= 0 {
@@ -135,7 +144,8 @@ func Open(opts Options) (*DB, error) {
 		pdb.Close()
 		return nil, err
 	}
-	d := &DB{db: pdb, opts: opts, wo: pebble.Sync, seed: maphash.MakeSeed(), hints: map[string]int64{}}
+	d := &DB{db: pdb, opts: opts, wo: pebble.Sync, seed: maphash.MakeSeed(), hints: map[string]int64{},
+		perCache: headerCacheSize / numStripes}
 	if opts.NoSync {
 		d.wo = pebble.NoSync
 	}
@@ -244,9 +254,11 @@ func (d *DB) enter() error {
 
 func (d *DB) leave() { d.mu.RUnlock() }
 
-// stripe returns the lock ordering writes of one Pebble key.
-func (d *DB) stripe(pk []byte) *sync.Mutex {
-	return &d.stripes[maphash.Bytes(d.seed, pk)%uint64(len(d.stripes))]
+// stripe returns the stripe ordering writes of one Pebble key, and the
+// hash that places the key in the stripe's cache.
+func (d *DB) stripe(pk []byte) (*stripe, uint64) {
+	h := maphash.Bytes(d.seed, pk)
+	return &d.stripes[h%numStripes], h / numStripes
 }
 
 // Get returns the record stored for key (a tombstone included); found is
@@ -340,21 +352,21 @@ func (d *DB) ApplyMany(recs []KeyRecord) (int, error) {
 // counted says whether the data counters follow this key space; sync
 // whether to wait for the write to be durable.
 func (d *DB) apply(pk []byte, rec kv.Record, counted, sync bool) (ApplyResult, bool, error) {
-	stripe := d.stripe(pk)
-	stripe.Lock()
-	old, found, err := d.header(pk)
+	st, h := d.stripe(pk)
+	st.mu.Lock()
+	old, found, err := d.lockedHeader(st, pk, h)
 	if err != nil {
-		stripe.Unlock()
+		st.mu.Unlock()
 		return ApplyResult{}, false, err
 	}
 	if found && !rec.Version.Newer(old.version) {
-		stripe.Unlock()
+		st.mu.Unlock()
 		return ApplyResult{Current: old.version}, true, nil
 	}
 	enc := encodeRecord(rec, d.compress)
 	b := d.db.NewBatch()
 	if err := b.Set(pk, enc, nil); err != nil {
-		stripe.Unlock()
+		st.mu.Unlock()
 		b.Close()
 		return ApplyResult{}, false, fmt.Errorf("%v: %w", err, errcode.IO)
 	}
@@ -365,14 +377,19 @@ func (d *DB) apply(pk []byte, rec kv.Record, counted, sync bool) (ApplyResult, b
 	} else {
 		err = d.db.Apply(b, pebble.NoSync)
 	}
-	if err == nil && counted {
-		if found {
-			d.account(old, -1)
+	nh, _ := decodeHeader(enc)
+	if err != nil {
+		st.forget(pk, h) // what Pebble holds is not known
+	} else {
+		st.remember(pk, h, nh, true, d.perCache)
+		if counted {
+			if found {
+				d.account(old, -1)
+			}
+			d.account(nh, 1)
 		}
-		nh, _ := decodeHeader(enc)
-		d.account(nh, 1)
 	}
-	stripe.Unlock()
+	st.mu.Unlock()
 	if err == nil && sync {
 		err = b.SyncWait()
 	}
@@ -383,6 +400,20 @@ func (d *DB) apply(pk []byte, rec kv.Record, counted, sync bool) (ApplyResult, b
 	return ApplyResult{Applied: true, Current: rec.Version}, found, nil
 }
 
+// lockedHeader is header through the stripe's cache: pk hashes to st and
+// h, and st.mu must be held.
+func (d *DB) lockedHeader(st *stripe, pk []byte, h uint64) (header, bool, error) {
+	if hd, found, ok := st.lookup(pk, h); ok {
+		return hd, found, nil
+	}
+	hd, found, err := d.header(pk)
+	if err == nil {
+		st.remember(pk, h, hd, found, d.perCache)
+	}
+	return hd, found, err
+}
+
+// header reads the header stored under pk from Pebble.
 func (d *DB) header(pk []byte) (header, bool, error) {
 	v, closer, err := d.db.Get(pk)
 	if errors.Is(err, pebble.ErrNotFound) {

@@ -48,7 +48,7 @@ Options (each also read from the environment variable shown):
   --memory               keep data in memory only                 DKVS_MEMORY
   --no-sync              acknowledge writes before fsync          DKVS_NO_SYNC
   --cache-size N         bytes of Pebble's block cache, at least 1 MiB
-                         (default 67108864)                       DKVS_CACHE_SIZE
+                         (default 268435456)                      DKVS_CACHE_SIZE
   --max-key-size N       largest key in bytes (default 65536)     DKVS_MAX_KEY_SIZE
   --max-value-size N     largest value in bytes (default 16777216)
                                                                    DKVS_MAX_VALUE_SIZE
