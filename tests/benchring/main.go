@@ -528,8 +528,8 @@ func (rp *report) markdown() string {
 		b.WriteString("\nDisk: the three data directories right after the load, less before, over keys and over 3 replicas: " +
 			"allocated blocks as du counts them, and the files' apparent size; both include Pebble's write-ahead logs, " +
 			"for which Pebble preallocates space (the difference). " +
-			"RSS: VmRSS of the three servers, the same way; it includes Pebble's memtables (64 MiB) and block cache (64 MiB), " +
-			"which do not grow with the keys.\n")
+			"RSS: VmRSS of the three servers, the same way; it includes Pebble's memtables (up to 64 MiB each) and " +
+			"block cache (filled as blocks are read, up to 256 MiB by default), which stop growing with the keys once full.\n")
 	}
 	return b.String()
 }
