@@ -117,9 +117,7 @@ func Open(opts Options) (*DB, error) {
 	// cached), and most gets of a large store miss most sstables: a bloom
 	// filter per table (set for L0, inherited by the levels below) lets
 	// those lookups skip them.
-	if os.Getenv("NOBLOOM") == "" {
-		po.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
-	}
+	po.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
 	cacheSize := opts.CacheSize
 	if cacheSize <= 0 {
 		cacheSize = DefaultCacheSize

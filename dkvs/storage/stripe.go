@@ -6,7 +6,8 @@ import "sync"
 const numStripes = 512
 
 // headerCacheSize bounds how many stored headers the engine remembers in
-// all: 64 Ki entries of at most maxCachedKey key bytes each, a few MiB.
+// all: 64 Ki entries of at most maxCachedKey key bytes each, a few MiB for
+// short keys and about 20 MiB at most.
 const headerCacheSize = 64 << 10
 
 // maxCachedKey is the longest Pebble key whose header is cached: a cache of
