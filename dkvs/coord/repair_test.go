@@ -232,3 +232,58 @@ func TestHintOnHomeWithoutFallback(t *testing.T) {
 		}
 	}
 }
+
+// TestHintAcksWaitForSlowerHome: with one home believed down, a write
+// acknowledged by one home and a hint would leave a single readable copy,
+// which the next get (reading the two other homes, one back from a
+// restart without the write) could miss. So a hint counts toward W only
+// once the homes can no longer make W themselves: a slower home is waited
+// for, and one that fails is replaced by the hint.
+func TestHintAcksWaitForSlowerHome(t *testing.T) {
+	const delay = 100 * time.Millisecond
+	for _, tc := range []struct {
+		name      string
+		slow      memtransport.Fault // the third home: Up with a delay, or Stalled
+		wantSlow  bool               // the write waited for it and it holds the record
+		wantHints int                // hints on the fallbacks after Wait
+	}{
+		{"slow home is waited for", memtransport.Up, true, 1},
+		{"stalled home is replaced by a hint", memtransport.Stalled, false, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := newCluster(t, 5, Options{})
+			d := cl.detector()
+			cl.c = New(cl.ring, cl.net, Options{Timeout: 2 * delay, Health: d})
+			w := cl.walk("key")
+			home, fallbacks := w[:3], w[3:]
+			// The detector believes home[0] down; it is back, without the
+			// write, but nothing has probed it yet.
+			d.Failed(home[0], errors.New("connection refused"))
+			if d.Up(home[0]) {
+				t.Fatal("detector did not mark the home down")
+			}
+			cl.net.SetFault(home[2], tc.slow)
+			cl.net.SetDelay(home[2], delay)
+			start := time.Now()
+			if _, err := cl.c.Put(ctx, []byte("key"), []byte("v"), 3, 2); err != nil {
+				t.Fatalf("put: %v", err)
+			}
+			took := time.Since(start)
+			_, has := cl.replicas[home[2]].get("key")
+			if has != tc.wantSlow {
+				t.Fatalf("when the put returned (after %v), the slower home held the record: %v, want %v", took, has, tc.wantSlow)
+			}
+			if took < delay {
+				t.Fatalf("put returned after %v, before the slower home answered or failed (%v)", took, delay)
+			}
+			cl.c.Wait(ctx)
+			hints := 0
+			for _, f := range fallbacks {
+				hints += cl.replicas[f].hintsFor(home[0]) + cl.replicas[f].hintsFor(home[2])
+			}
+			if hints != tc.wantHints {
+				t.Fatalf("%d hints on the fallbacks, want %d", hints, tc.wantHints)
+			}
+		})
+	}
+}

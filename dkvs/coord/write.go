@@ -95,13 +95,16 @@ type writeOp struct {
 	cancel    context.CancelFunc
 	replies   chan reply
 	inflight  int
-	acks      int
+	homesOut  int  // requests to home replicas not yet answered
+	acks      int  // home replicas that acknowledged
+	hintAcks  int  // fallbacks that acknowledged a hint
 	maybe     bool // some request may have been applied
 	fails     []ReplicaError
 }
 
 func (wo *writeOp) sendHome(s int) {
 	wo.inflight++
+	wo.homesOut++
 	wo.sent = append(wo.sent, s)
 	wo.c.send(wo.rctx, s, -1, wo.put, wo.replies, nil)
 }
@@ -205,34 +208,56 @@ func (wo *writeOp) run() (kv.Version, error) {
 			return kv.Version{}, fmt.Errorf("%s: %v: %w", wo.op, wo.ctx.Err(), ErrUnknownOutcome)
 		}
 		wo.inflight--
+		if r.hintFor < 0 {
+			wo.homesOut--
+		}
 		if r.mayHaveApplied() {
 			wo.maybe = true
 		}
 		if r.err == nil {
-			if cur, err := wire.DecodeVersion(r.f.Body); err == nil && r.hintFor < 0 {
-				c.clock.Observe(cur)
+			if r.hintFor < 0 {
+				if cur, err := wire.DecodeVersion(r.f.Body); err == nil {
+					c.clock.Observe(cur)
+				}
+				wo.acks++
+			} else {
+				wo.hintAcks++
 			}
-			if wo.acks++; wo.acks >= wo.w {
-				// Report at once; the replies still due are collected in
-				// the background, counted before this returns so that
-				// Wait cannot miss them.
-				c.bg.add(1)
-				go wo.drain()
-				return wo.rec.Version, nil // drain cancels rctx
+		} else {
+			wo.fail(r.server, r.err)
+			if r.netErr {
+				home := r.server
+				if r.hintFor >= 0 {
+					home = r.hintFor
+				}
+				wo.placeHint(home)
 			}
-			continue
 		}
-		wo.fail(r.server, r.err)
-		if r.netErr {
-			home := r.server
-			if r.hintFor >= 0 {
-				home = r.hintFor
-			}
-			wo.placeHint(home)
+		if wo.done() {
+			// Report at once; the replies still due are collected in the
+			// background, counted before this returns so that Wait cannot
+			// miss them.
+			c.bg.add(1)
+			go wo.drain()
+			return wo.rec.Version, nil // drain cancels rctx
 		}
 	}
 	wo.cancel()
-	return kv.Version{}, newQuorumError(wo.op, wo.w, wo.acks, len(wo.homes), wo.fails, wo.maybe)
+	return kv.Version{}, newQuorumError(wo.op, wo.w, wo.acks+wo.hintAcks, len(wo.homes), wo.fails, wo.maybe)
+}
+
+// done reports whether the write has its W acknowledgements. Hints on
+// fallbacks count only once the home replicas can no longer make W on
+// their own: a home that is merely slower than a fallback is waited for
+// (until it answers or fails), because a get reads home replicas only, and
+// a write acknowledged by one home and a hint could otherwise be missed by
+// the very next get, from the same client, that reads the two other homes
+// (one just back from a restart, one still applying the write).
+func (wo *writeOp) done() bool {
+	if wo.acks >= wo.w {
+		return true
+	}
+	return wo.acks+wo.hintAcks >= wo.w && wo.acks+wo.homesOut < wo.w
 }
 
 // drain collects the replies still due after the operation was decided,
