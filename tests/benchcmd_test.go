@@ -74,6 +74,21 @@ func checkPhaseSums(t *testing.T, p *bench.Phase) {
 
 // TestBenchCommand runs a small workload against three real servers and
 // checks the table, the JSON and the plot.
+// readBenchJSON reads the result bench wrote with --json.
+func readBenchJSON(t *testing.T, name string) *bench.Result {
+	t.Helper()
+	f, err := os.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := bench.ReadJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 func TestBenchCommand(t *testing.T) {
 	r := harness.NewRing(t, 1, 2, 3)
 	r.StartAll()
@@ -117,15 +132,7 @@ func TestBenchCommand(t *testing.T) {
 			t.Errorf("JSON lacks %s", f)
 		}
 	}
-	f, err := os.Open(jsonFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	got, err := bench.ReadJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := readBenchJSON(t, jsonFile)
 	w := got.Workload
 	if w.Ops != ops || w.Keys != keys || w.Concurrency != 8 || w.N != 3 || w.R != 2 || w.W != 2 || w.Distribution != "zipf" || w.Seed != 7 {
 		t.Errorf("workload in JSON: %+v", w)
@@ -189,15 +196,7 @@ func TestBenchNotFound(t *testing.T) {
 	if res.Stderr != "" {
 		t.Errorf("stderr with --no-progress: %q", res.Stderr)
 	}
-	f, err := os.Open(jsonFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	got, err := bench.ReadJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := readBenchJSON(t, jsonFile)
 	if got.Load != nil {
 		t.Error("a load phase ran with --no-preload")
 	}
