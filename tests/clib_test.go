@@ -299,22 +299,7 @@ func TestCThreadsServerKilled(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, prog, r.ServersFile(), strconv.Itoa(threads), strconv.Itoa(pairs), strconv.Itoa(gate))
-	cmd.Dir = r.Dir
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lr := newLineReader(stdout)
+	cmd, stdin, lr, stderr := startTalking(t, ctx, r.Dir, prog, r.ServersFile(), strconv.Itoa(threads), strconv.Itoa(pairs), strconv.Itoa(gate))
 	// Wait (with a deadline) for the threads to be running.
 	if line, _ := lr.next(90 * time.Second); line != "RUNNING" {
 		cmd.Process.Kill()
@@ -332,7 +317,7 @@ func TestCThreadsServerKilled(t *testing.T) {
 			break
 		}
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	output := lr.all.String()
 	t.Logf("threads output:\n%s", output)
 	if err != nil {
@@ -557,6 +542,29 @@ func TestCReadmeExample(t *testing.T) {
 	}
 }
 
+// startTalking starts a C test program in dir that the test talks to: it
+// writes to the program's standard input and reads its output line by line;
+// the program's standard error is kept for failure messages.
+func startTalking(t *testing.T, ctx context.Context, dir, prog string, args ...string) (*exec.Cmd, io.WriteCloser, *lineReader, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, prog, args...)
+	cmd.Dir = dir
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &bytes.Buffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdin, newLineReader(stdout), stderr
+}
+
 // TestCModes runs tests/c/modes.c: consistency levels, the linearizable
 // mode (per request and as the handle's default) and unknown write
 // outcomes, killing servers when the program asks.
@@ -567,22 +575,7 @@ func TestCModes(t *testing.T) {
 	r.StartAll()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, prog, r.ServersFile())
-	cmd.Dir = r.Dir
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lr := newLineReader(stdout)
+	cmd, stdin, lr, stderr := startTalking(t, ctx, r.Dir, prog, r.ServersFile())
 	for {
 		line, ok := lr.next(time.Minute)
 		if !ok {
@@ -598,7 +591,7 @@ func TestCModes(t *testing.T) {
 			io.WriteString(stdin, "done\n")
 		}
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	out := lr.all.String()
 	t.Logf("%s", strings.TrimSpace(out))
 	if err != nil || strings.Contains(out, "not ok") || !regexp.MustCompile(`(?m)^PASS \d+ checks$`).MatchString(out) {
