@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -270,7 +269,7 @@ func startRing(ctx context.Context, bin, dir string, n int, extra []string) (*ri
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(n)
+	ports, err := harness.Ports(n)
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +289,7 @@ func startRing(ctx context.Context, bin, dir string, n int, extra []string) (*ri
 			return nil, err
 		}
 		args := append([]string{"--servers", r.servers, "--data-dir", data}, extra...)
-		args = append(args, "127.0.0.1", strconv.Itoa(p))
+		args = append(args, "127.0.0.1", strconv.Itoa(int(p)))
 		cmd := exec.Command(filepath.Join(bin, "dkvs-server"), args...)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		// The servers die with this program even if it is killed.
@@ -419,30 +418,6 @@ func (r *ring) disk() (allocated, apparent int64) {
 		})
 	}
 	return allocated, apparent
-}
-
-// freePorts returns n distinct ports free on TCP and UDP a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var hold []net.Listener
-	defer func() {
-		for _, l := range hold {
-			l.Close()
-		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		hold = append(hold, l)
-		p := l.Addr().(*net.TCPAddr).Port
-		if u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
-			u.Close()
-			ports = append(ports, p)
-		}
-	}
-	return ports, nil
 }
 
 // errorLine returns the "ERROR: ..." line of a command's stderr.

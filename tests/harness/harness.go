@@ -51,6 +51,15 @@ func Bin(t testing.TB, name string) string {
 // free on UDP too (servers listen on both).
 func FreePorts(t testing.TB, n int) []uint16 {
 	t.Helper()
+	ports, err := Ports(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ports
+}
+
+// Ports is FreePorts for programs that are not tests.
+func Ports(n int) ([]uint16, error) {
 	var ports []uint16
 	var hold []net.Listener
 	defer func() {
@@ -61,7 +70,7 @@ func FreePorts(t testing.TB, n int) []uint16 {
 	for len(ports) < n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		hold = append(hold, l)
 		p := uint16(l.Addr().(*net.TCPAddr).Port)
@@ -70,7 +79,7 @@ func FreePorts(t testing.TB, n int) []uint16 {
 			ports = append(ports, p)
 		}
 	}
-	return ports
+	return ports, nil
 }
 
 // Ring is a set of server processes sharing one servers.txt.
