@@ -13,6 +13,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/storage"
 	"github.com/dkvs/dkvs/dkvs/transport/memtransport"
+	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
 // clock is a settable clock shared by the test's engines.
@@ -369,9 +370,10 @@ func TestPullBackOnlyWhenBehind(t *testing.T) {
 			cl.write(t, "k1", kv.Record{Version: kv.Version{Wall: 5}, N: 2, Value: []byte("old")}, a.addr)
 			cl.write(t, "k1", kv.Record{Version: kv.Version{Wall: 9}, N: 2, Value: []byte("new")}, b.addr)
 		}, false},
-		{"initiator holds a key the responder lacks", func() {
+		{"initiator holds a key the responder lacks, within a second of a check", func() {
 			cl.write(t, "k2", kv.Record{Version: kv.Version{Wall: 5}, N: 2, Value: []byte("v")}, a.addr)
-		}, true},
+		}, false},
+		{"the same a second later", func() { cl.clock.add(time.Second) }, true},
 		{"again within a second", func() {
 			cl.write(t, "k3", kv.Record{Version: kv.Version{Wall: 5}, N: 2, Value: []byte("v")}, a.addr)
 		}, false},
@@ -382,6 +384,67 @@ func TestPullBackOnlyWhenBehind(t *testing.T) {
 		sync()
 		if got := queued(); got != s.want {
 			t.Fatalf("%s: pull-back queued %v, want %v", s.name, got, s.want)
+		}
+	}
+}
+
+// countingStore counts the version reads a pull-back check makes.
+type countingStore struct {
+	Store
+	versionReads int
+}
+
+func (s *countingStore) VersionOf(key []byte) (kv.Version, bool, error) {
+	s.versionReads++
+	return s.Store.VersionOf(key)
+}
+
+// TestPullBackCheckBounded: the check of a large diff request reads about
+// pullBackProbes versions, not one per entry (all of them, before, when
+// the responder held every entry: the common case), and still finds a
+// newer entry when many are newer.
+func TestPullBackCheckBounded(t *testing.T) {
+	cl := newCluster(t, 2, Options{})
+	a, b := cl.nodes[0], cl.nodes[1]
+	store := &countingStore{Store: b.db}
+	eng := New(store, cl.net, Options{Self: b.addr, Ring: cl.ring, Now: cl.clock.now, Interval: -1})
+	const entries = 50000
+	held := wire.AEDiffRequest{From: a.addr}
+	newer := wire.AEDiffRequest{From: a.addr}
+	var recs []storage.KeyRecord
+	for i := 0; i < entries; i++ {
+		key := []byte(fmt.Sprintf("k%06d", i))
+		recs = append(recs, storage.KeyRecord{Key: key, Record: kv.Record{Version: kv.Version{Wall: 1}, N: 2, Value: []byte("v")}})
+		held.Entries = append(held.Entries, wire.Entry{Key: key, Version: kv.Version{Wall: 1}})
+		newer.Entries = append(newer.Entries, wire.Entry{Key: key, Version: kv.Version{Wall: 2}})
+	}
+	if _, err := b.db.ApplyMany(recs); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		req  wire.AEDiffRequest
+		want bool
+	}{
+		{"responder holds every entry", held, false},
+		{"every entry is newer", newer, true},
+	} {
+		cl.clock.add(minPullBack)
+		store.versionReads = 0
+		if err := eng.maybePullBack(tc.req); err != nil {
+			t.Fatal(err)
+		}
+		if store.versionReads > pullBackProbes+1 {
+			t.Fatalf("%s: the check read %d versions for %d entries, want at most %d", tc.name, store.versionReads, entries, pullBackProbes+1)
+		}
+		got := false
+		select {
+		case <-eng.pullBack:
+			got = true
+		default:
+		}
+		if got != tc.want {
+			t.Fatalf("%s: pull-back queued %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
