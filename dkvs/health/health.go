@@ -142,30 +142,35 @@ func (d *Detector) Succeeded(addr string) {
 // Probe runs one heartbeat round: every down peer is pinged (in parallel)
 // and marked up if it answers.
 func (d *Detector) Probe(ctx context.Context) {
-	var wg sync.WaitGroup
-	for _, a := range d.addrs {
-		if d.Up(a) {
-			continue
+	d.pingEach(ctx, false, func(a string, err error) {
+		if err == nil {
+			d.Succeeded(a)
 		}
-		wg.Add(1)
-		go func(a string) {
-			defer wg.Done()
-			pctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
-			defer cancel()
-			if d.ping(pctx, a) == nil {
-				d.Succeeded(a)
-			}
-		}(a)
-	}
-	wg.Wait()
+	})
 }
 
 // ProbeUp runs one round of pings of the peers believed up (see
 // Options.ProbeUp).
 func (d *Detector) ProbeUp(ctx context.Context) {
+	d.pingEach(ctx, true, func(a string, err error) {
+		p := d.peers[a]
+		if err == nil {
+			p.missed.Store(0)
+			return
+		}
+		if ctx.Err() == nil && int(p.missed.Add(1)) >= d.opts.ProbeFailures {
+			p.missed.Store(0)
+			d.Failed(a, fmt.Errorf("%d pings unanswered: %w", d.opts.ProbeFailures, err))
+		}
+	})
+}
+
+// pingEach pings, in parallel, every peer believed up (or down, as up
+// says), each within the timeout, and waits for done to see every answer.
+func (d *Detector) pingEach(ctx context.Context, up bool, done func(addr string, err error)) {
 	var wg sync.WaitGroup
 	for _, a := range d.addrs {
-		if !d.Up(a) {
+		if d.Up(a) != up {
 			continue
 		}
 		wg.Add(1)
@@ -173,16 +178,7 @@ func (d *Detector) ProbeUp(ctx context.Context) {
 			defer wg.Done()
 			pctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
 			defer cancel()
-			p := d.peers[a]
-			err := d.ping(pctx, a)
-			if err == nil {
-				p.missed.Store(0)
-				return
-			}
-			if ctx.Err() == nil && int(p.missed.Add(1)) >= d.opts.ProbeFailures {
-				p.missed.Store(0)
-				d.Failed(a, fmt.Errorf("%d pings unanswered: %w", d.opts.ProbeFailures, err))
-			}
+			done(a, d.ping(pctx, a))
 		}(a)
 	}
 	wg.Wait()

@@ -125,27 +125,43 @@ func TestConnectRefused(t *testing.T) {
 	}
 }
 
+// TestServerGoneFailsPending: a server that reads a request and hangs up
+// fails the request pending on that connection with ErrConnLost, through
+// Call and through Go.
 func TestServerGoneFailsPending(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		nc, _ := ln.Accept()
-		accepted <- nc
-	}()
-	c := NewClient(ClientOptions{PoolSize: 1})
-	defer c.Close()
-	errc := make(chan error, 1)
-	go func() {
-		_, err := c.Call(context.Background(), ln.Addr().String(), req("x"))
-		errc <- err
-	}()
-	nc := <-accepted
-	// Read the request, then hang up without answering.
-	wire.ReadFrame(bufio.NewReader(nc), wire.DefaultMaxFrame)
-	nc.Close()
-	ln.Close()
-	if err := <-errc; !errors.Is(err, ErrConnLost) {
-		t.Fatalf("got %v", err)
+	for _, tc := range []struct {
+		name string
+		call func(t *testing.T, c *Client, addr string) error
+	}{
+		{"Call", func(_ *testing.T, c *Client, addr string) error {
+			_, err := c.Call(context.Background(), addr, req("x"))
+			return err
+		}},
+		{"Go", func(t *testing.T, c *Client, addr string) error {
+			_, err := goCall(t, c, addr, req("x"), time.Now().Add(10*time.Second))
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, _ := net.Listen("tcp", "127.0.0.1:0")
+			defer ln.Close()
+			accepted := make(chan net.Conn, 1)
+			go func() {
+				nc, _ := ln.Accept()
+				accepted <- nc
+			}()
+			c := NewClient(ClientOptions{PoolSize: 1})
+			defer c.Close()
+			errc := make(chan error, 1)
+			go func() { errc <- tc.call(t, c, ln.Addr().String()) }()
+			nc := <-accepted
+			// Read the request, then hang up without answering.
+			wire.ReadFrame(bufio.NewReader(nc), wire.DefaultMaxFrame)
+			nc.Close()
+			if err := <-errc; !errors.Is(err, ErrConnLost) {
+				t.Fatalf("got %v", err)
+			}
+		})
 	}
 }
 
@@ -358,28 +374,5 @@ func TestGo(t *testing.T) {
 				t.Fatalf("got %q %v, want %q", f.Body, err, tc.body)
 			}
 		})
-	}
-}
-
-func TestGoConnectionLost(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		nc, _ := ln.Accept()
-		accepted <- nc
-	}()
-	c := NewClient(ClientOptions{PoolSize: 1})
-	defer c.Close()
-	errc := make(chan error, 1)
-	go func() {
-		_, err := goCall(t, c, ln.Addr().String(), req("x"), time.Now().Add(10*time.Second))
-		errc <- err
-	}()
-	nc := <-accepted
-	wire.ReadFrame(bufio.NewReader(nc), wire.DefaultMaxFrame)
-	nc.Close()
-	if err := <-errc; !errors.Is(err, ErrConnLost) {
-		t.Fatalf("got %v", err)
 	}
 }
