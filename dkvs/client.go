@@ -84,6 +84,10 @@ type Options struct {
 	Timeout time.Duration
 	// PoolSize is the number of connections kept per server (default 2).
 	PoolSize int
+	// RefusedRetry is how long a refused connection to a server is tried
+	// again within a request's deadline, for a server that is starting:
+	// zero means transport.DefaultRefusedRetry (200ms), negative none.
+	RefusedRetry time.Duration
 	// MaxKeySize and MaxValueSize are checked before sending; zero means
 	// 64 KiB and 16 MiB, the servers' defaults.
 	MaxKeySize, MaxValueSize int
@@ -151,7 +155,7 @@ func New(servers []config.Server, opts *Options) (*Client, error) {
 		return nil, fmt.Errorf("no servers: %w", errcode.InvalidConfig)
 	}
 	r := ring.New(servers)
-	tr := transport.NewClient(transport.ClientOptions{PoolSize: o.PoolSize})
+	tr := transport.NewClient(transport.ClientOptions{PoolSize: o.PoolSize, RefusedRetry: o.RefusedRetry})
 	var addrs []string
 	for _, s := range servers {
 		addrs = append(addrs, s.Addr())

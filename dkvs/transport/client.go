@@ -51,7 +51,19 @@ type ClientOptions struct {
 	// of outgoing connections (a server dials its peers from its ring
 	// address, so they and anything between can tell who is calling).
 	SourceIP string
+	// RefusedRetry is how long a refused connection is dialed again, with
+	// a backoff from 1 to 16 ms, within the call's deadline: a server
+	// started at the same moment as its client refuses until it has bound
+	// its port. Zero means DefaultRefusedRetry; negative, no retry.
+	RefusedRetry time.Duration
 }
+
+// DefaultRefusedRetry is ClientOptions.RefusedRetry's default. A server
+// binds its port 1-3 ms after exec on an idle machine and within tens of
+// milliseconds on a loaded one; a server that is really down costs a
+// call this much more before it fails (a long-running client pays it
+// once: its failure detector then skips the server).
+const DefaultRefusedRetry = 200 * time.Millisecond
 
 // Client sends requests to servers. It is safe for concurrent use.
 type Client struct {
@@ -71,6 +83,9 @@ func NewClient(opts ClientOptions) *Client {
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 5 * time.Second
+	}
+	if opts.RefusedRetry == 0 {
+		opts.RefusedRetry = DefaultRefusedRetry
 	}
 	if opts.Dial == nil {
 		var d, plain net.Dialer
@@ -163,6 +178,12 @@ func (c *Client) Go(addr string, req wire.Frame, deadline time.Time, done func(w
 }
 
 func (c *Client) goOn(cc *clientConn, addr string, req wire.Frame, deadline time.Time, done func(wire.Frame, error)) {
+	// A request already past its deadline is not sent: its answer, however
+	// quick, would come too late.
+	if !time.Now().Before(deadline) {
+		go done(wire.Frame{}, fmt.Errorf("%s: %w: %w", addr, ErrTimeout, ErrNotSent))
+		return
+	}
 	cl := &call{done: done}
 	var id uint64
 	// The timer is armed before the request is sent, and its function
@@ -246,9 +267,9 @@ func (c *Client) conn(ctx context.Context, addr string) (*clientConn, error) {
 	if cc := p.slots[i].Load(); cc != nil && !cc.dead.Load() {
 		return cc, nil // another caller dialed meanwhile
 	}
-	nc, err := c.opts.Dial(ctx, addr)
+	nc, err := c.dial(ctx, addr)
 	if err != nil {
-		return nil, fmt.Errorf("connect %s: %v: %w: %w", addr, err, ErrNotSent, errcode.Network)
+		return nil, fmt.Errorf("connect %s: %w: %w: %w", addr, err, ErrNotSent, errcode.Network)
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
@@ -267,6 +288,34 @@ func (c *Client) conn(ctx context.Context, addr string) (*clientConn, error) {
 	}
 	p.slots[i].Store(cc)
 	return cc, nil
+}
+
+// dial opens a connection to addr, dialing again while it is refused, for
+// up to RefusedRetry within ctx.
+func (c *Client) dial(ctx context.Context, addr string) (net.Conn, error) {
+	var giveUp time.Time
+	wait := time.Millisecond
+	for {
+		nc, err := c.opts.Dial(ctx, addr)
+		if err == nil || c.opts.RefusedRetry < 0 || !errors.Is(err, syscall.ECONNREFUSED) {
+			return nc, err
+		}
+		now := time.Now()
+		if giveUp.IsZero() {
+			giveUp = now.Add(c.opts.RefusedRetry)
+		}
+		if now.Add(wait).After(giveUp) {
+			return nil, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		wait = min(2*wait, 16*time.Millisecond)
+	}
 }
 
 // fail closes the connection and fails every request waiting on it.

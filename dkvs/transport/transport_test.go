@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -117,11 +118,86 @@ func TestConnectRefused(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()
-	c := NewClient(ClientOptions{})
+	for _, retry := range []time.Duration{-1, 30 * time.Millisecond} {
+		c := NewClient(ClientOptions{RefusedRetry: retry})
+		_, err := c.Call(context.Background(), addr, req("x"))
+		c.Close()
+		if !errors.Is(err, errcode.Network) || !errors.Is(err, ErrNotSent) || !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("retry %v: got %v, want a refused connection, not sent", retry, err)
+		}
+	}
+}
+
+// TestConnectRetriedUntilListening: a call made before its server listens
+// (a client started with the server) is answered once the server binds
+// its port, through Call and through Go; without retries it is refused.
+func TestConnectRetriedUntilListening(t *testing.T) {
+	for _, async := range []bool{false, true} {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		addr := ln.Addr().String()
+		ln.Close()
+		c := NewClient(ClientOptions{RefusedRetry: 10 * time.Second})
+		// The call is made first; the port is bound once it was refused at
+		// least once (the dial counter says so).
+		var dials atomic.Int32
+		c.opts.Dial = countDials(c.opts.Dial, &dials)
+		type result struct {
+			f   wire.Frame
+			err error
+		}
+		res := make(chan result, 1)
+		deadline := time.Now().Add(20 * time.Second)
+		if async {
+			c.Go(addr, req("early"), deadline, func(f wire.Frame, err error) { res <- result{f, err} })
+		} else {
+			go func() {
+				ctx, cancel := context.WithDeadline(context.Background(), deadline)
+				defer cancel()
+				f, err := c.Call(ctx, addr, req("early"))
+				res <- result{f, err}
+			}()
+		}
+		for dials.Load() < 2 {
+			time.Sleep(time.Millisecond)
+		}
+		ln2, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := NewServer(HandlerFunc(echo), ServerOptions{})
+		go s.Serve(ln2)
+		r := <-res
+		if r.err != nil || string(r.f.Body) != "early" {
+			t.Fatalf("async %v: got %q, %v after %d dials", async, r.f.Body, r.err, dials.Load())
+		}
+		c.Close()
+		ln2.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.Shutdown(ctx)
+		cancel()
+	}
+}
+
+// TestConnectRetryEndsWithContext: the retries of a refused connection
+// stop when the call's context ends.
+func TestConnectRetryEndsWithContext(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	c := NewClient(ClientOptions{RefusedRetry: time.Hour})
 	defer c.Close()
-	_, err := c.Call(context.Background(), addr, req("x"))
-	if !errors.Is(err, errcode.Network) {
-		t.Fatalf("got %v", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	// The last dial either was refused or ran into the deadline.
+	if _, err := c.Call(ctx, addr, req("x")); !errors.Is(err, ErrNotSent) || !errors.Is(err, errcode.Network) {
+		t.Fatalf("got %v, want a network error, not sent", err)
+	}
+}
+
+func countDials(dial func(context.Context, string) (net.Conn, error), n *atomic.Int32) func(context.Context, string) (net.Conn, error) {
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		n.Add(1)
+		return dial(ctx, addr)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dkvs/dkvs/dkvs/antientropy"
+	"github.com/dkvs/dkvs/dkvs/cmd/dkvs-server/internal/earlybind"
 	"github.com/dkvs/dkvs/dkvs/cmdutil"
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/coord"
@@ -114,38 +115,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		CustomAppHelpTemplate: usage,
 		Writer:                stdout,
 		ErrWriter:             stderr,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "servers", Value: config.DefaultFile, EnvVars: []string{"DKVS_SERVERS"}},
-			&cli.StringFlag{Name: "data-dir", EnvVars: []string{"DKVS_DATA_DIR"}},
-			&cli.StringFlag{Name: "listen", EnvVars: []string{"DKVS_LISTEN"}},
-			&cli.BoolFlag{Name: "memory", EnvVars: []string{"DKVS_MEMORY"}},
-			&cli.BoolFlag{Name: "no-sync", EnvVars: []string{"DKVS_NO_SYNC"}},
-			&cli.Int64Flag{Name: "cache-size", Value: storage.DefaultCacheSize, EnvVars: []string{"DKVS_CACHE_SIZE"}},
-			&cli.IntFlag{Name: "max-key-size", Value: 64 << 10, EnvVars: []string{"DKVS_MAX_KEY_SIZE"}},
-			&cli.IntFlag{Name: "max-value-size", Value: 16 << 20, EnvVars: []string{"DKVS_MAX_VALUE_SIZE"}},
-			&cli.DurationFlag{Name: "frame-timeout", Value: 10 * time.Second, EnvVars: []string{"DKVS_FRAME_TIMEOUT"}},
-			&cli.DurationFlag{Name: "heartbeat", Value: 100 * time.Millisecond, EnvVars: []string{"DKVS_HEARTBEAT"}},
-			&cli.DurationFlag{Name: "peer-timeout", Value: 200 * time.Millisecond, EnvVars: []string{"DKVS_PEER_TIMEOUT"}},
-			&cli.BoolFlag{Name: "no-handoff", EnvVars: []string{"DKVS_NO_HANDOFF"}},
-			&cli.DurationFlag{Name: "handoff-interval", Value: time.Second, EnvVars: []string{"DKVS_HANDOFF_INTERVAL"}},
-			&cli.BoolFlag{Name: "no-anti-entropy", EnvVars: []string{"DKVS_NO_ANTI_ENTROPY"}},
-			&cli.DurationFlag{Name: "ae-interval", Value: antientropy.DefaultInterval, EnvVars: []string{"DKVS_AE_INTERVAL"}},
-			&cli.Int64Flag{Name: "ae-bandwidth", Value: 32 << 20, EnvVars: []string{"DKVS_AE_BANDWIDTH"}},
-			&cli.DurationFlag{Name: "tombstone-grace", Value: antientropy.DefaultTombstoneGrace, EnvVars: []string{"DKVS_TOMBSTONE_GRACE"}},
-			&cli.BoolFlag{Name: "no-datagram", EnvVars: []string{"DKVS_NO_DATAGRAM"}},
-			&cli.StringFlag{Name: "resp", EnvVars: []string{"DKVS_RESP"}},
-			&cli.IntFlag{Name: "resp-n", Value: server.DefaultCoordN, EnvVars: []string{"DKVS_RESP_N"}},
-			&cli.IntFlag{Name: "resp-r", Value: server.DefaultCoordR, EnvVars: []string{"DKVS_RESP_R"}},
-			&cli.IntFlag{Name: "resp-w", Value: server.DefaultCoordW, EnvVars: []string{"DKVS_RESP_W"}},
-			&cli.StringFlag{Name: "resp-level", EnvVars: []string{"DKVS_RESP_LEVEL"}},
-			&cli.BoolFlag{Name: "resp-linearizable", EnvVars: []string{"DKVS_RESP_LINEARIZABLE"}},
-			&cli.DurationFlag{Name: "coord-timeout", Value: coord.DefaultTimeout, EnvVars: []string{"DKVS_COORD_TIMEOUT"}},
-			&cli.DurationFlag{Name: "coord-max-time", Value: server.DefaultCoordMaxTime, EnvVars: []string{"DKVS_COORD_MAX_TIME"}},
-			&cli.StringFlag{Name: "metrics", EnvVars: []string{"DKVS_METRICS"}},
-			&cli.BoolFlag{Name: "pprof", EnvVars: []string{"DKVS_PPROF"}},
-			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"DKVS_LOG_LEVEL"}},
-			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"DKVS_LOG_FORMAT"}},
-		},
+		Flags:                 flags(),
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
 			return cmdutil.UsageError("%v", err)
 		},
@@ -164,6 +134,43 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 	}
 	return status
+}
+
+// flags are the server's options. Those that take no value must be
+// earlybind.BoolFlags too (a test checks it).
+func flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "servers", Value: config.DefaultFile, EnvVars: []string{"DKVS_SERVERS"}},
+		&cli.StringFlag{Name: "data-dir", EnvVars: []string{"DKVS_DATA_DIR"}},
+		&cli.StringFlag{Name: "listen", EnvVars: []string{"DKVS_LISTEN"}},
+		&cli.BoolFlag{Name: "memory", EnvVars: []string{"DKVS_MEMORY"}},
+		&cli.BoolFlag{Name: "no-sync", EnvVars: []string{"DKVS_NO_SYNC"}},
+		&cli.Int64Flag{Name: "cache-size", Value: storage.DefaultCacheSize, EnvVars: []string{"DKVS_CACHE_SIZE"}},
+		&cli.IntFlag{Name: "max-key-size", Value: 64 << 10, EnvVars: []string{"DKVS_MAX_KEY_SIZE"}},
+		&cli.IntFlag{Name: "max-value-size", Value: 16 << 20, EnvVars: []string{"DKVS_MAX_VALUE_SIZE"}},
+		&cli.DurationFlag{Name: "frame-timeout", Value: 10 * time.Second, EnvVars: []string{"DKVS_FRAME_TIMEOUT"}},
+		&cli.DurationFlag{Name: "heartbeat", Value: 100 * time.Millisecond, EnvVars: []string{"DKVS_HEARTBEAT"}},
+		&cli.DurationFlag{Name: "peer-timeout", Value: 200 * time.Millisecond, EnvVars: []string{"DKVS_PEER_TIMEOUT"}},
+		&cli.BoolFlag{Name: "no-handoff", EnvVars: []string{"DKVS_NO_HANDOFF"}},
+		&cli.DurationFlag{Name: "handoff-interval", Value: time.Second, EnvVars: []string{"DKVS_HANDOFF_INTERVAL"}},
+		&cli.BoolFlag{Name: "no-anti-entropy", EnvVars: []string{"DKVS_NO_ANTI_ENTROPY"}},
+		&cli.DurationFlag{Name: "ae-interval", Value: antientropy.DefaultInterval, EnvVars: []string{"DKVS_AE_INTERVAL"}},
+		&cli.Int64Flag{Name: "ae-bandwidth", Value: 32 << 20, EnvVars: []string{"DKVS_AE_BANDWIDTH"}},
+		&cli.DurationFlag{Name: "tombstone-grace", Value: antientropy.DefaultTombstoneGrace, EnvVars: []string{"DKVS_TOMBSTONE_GRACE"}},
+		&cli.BoolFlag{Name: "no-datagram", EnvVars: []string{"DKVS_NO_DATAGRAM"}},
+		&cli.StringFlag{Name: "resp", EnvVars: []string{"DKVS_RESP"}},
+		&cli.IntFlag{Name: "resp-n", Value: server.DefaultCoordN, EnvVars: []string{"DKVS_RESP_N"}},
+		&cli.IntFlag{Name: "resp-r", Value: server.DefaultCoordR, EnvVars: []string{"DKVS_RESP_R"}},
+		&cli.IntFlag{Name: "resp-w", Value: server.DefaultCoordW, EnvVars: []string{"DKVS_RESP_W"}},
+		&cli.StringFlag{Name: "resp-level", EnvVars: []string{"DKVS_RESP_LEVEL"}},
+		&cli.BoolFlag{Name: "resp-linearizable", EnvVars: []string{"DKVS_RESP_LINEARIZABLE"}},
+		&cli.DurationFlag{Name: "coord-timeout", Value: coord.DefaultTimeout, EnvVars: []string{"DKVS_COORD_TIMEOUT"}},
+		&cli.DurationFlag{Name: "coord-max-time", Value: server.DefaultCoordMaxTime, EnvVars: []string{"DKVS_COORD_MAX_TIME"}},
+		&cli.StringFlag{Name: "metrics", EnvVars: []string{"DKVS_METRICS"}},
+		&cli.BoolFlag{Name: "pprof", EnvVars: []string{"DKVS_PPROF"}},
+		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"DKVS_LOG_LEVEL"}},
+		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"DKVS_LOG_FORMAT"}},
+	}
 }
 
 func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
@@ -238,19 +245,23 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		}
 	}
 	// Listen before opening storage so that a port in use fails fast
-	// without touching another server's data. Every endpoint is opened or
-	// the server does not start: it never runs half-configured.
+	// without touching another server's data, and so that clients
+	// started with the server are queued, not refused, while storage
+	// opens (earlybind has usually bound both sockets already). Every
+	// endpoint is opened or the server does not start: it never runs
+	// half-configured.
 	ep := server.Endpoints{}
-	if ep.Native, err = net.Listen("tcp", listen); err != nil {
+	if ep.Native, err = listenTCP(listen); err != nil {
 		return fmt.Errorf("listen on %s: %v: %w", listen, err, errcode.Network)
 	}
 	defer ep.Native.Close()
 	if !c.Bool("no-datagram") {
-		if ep.Datagram, err = net.ListenPacket("udp4", listen); err != nil {
+		if ep.Datagram, err = listenUDP(listen); err != nil {
 			return fmt.Errorf("datagram protocol: listen on UDP %s: %v: %w", listen, err, errcode.Network)
 		}
 		defer ep.Datagram.Close()
 	}
+	earlybind.Release()
 	if respAddr != "" {
 		if ep.RESP, err = net.Listen("tcp", respAddr); err != nil {
 			return fmt.Errorf("redis protocol: listen on %s: %v: %w", respAddr, err, errcode.Network)
@@ -335,6 +346,33 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 	}
 	log.Info("dkvs-server stopped", "addr", addr)
 	return nil
+}
+
+// listenTCP returns a listener on addr: the socket earlybind bound at
+// start when there is one, or a new one.
+func listenTCP(addr string) (net.Listener, error) {
+	if fd := earlybind.TCP(addr); fd >= 0 {
+		f := os.NewFile(uintptr(fd), "tcp "+addr)
+		ln, err := net.FileListener(f) // a duplicate of fd
+		f.Close()
+		if err == nil {
+			return ln, nil
+		}
+	}
+	return net.Listen("tcp", addr)
+}
+
+// listenUDP is listenTCP for the datagram protocol's socket.
+func listenUDP(addr string) (net.PacketConn, error) {
+	if fd := earlybind.UDP(addr); fd >= 0 {
+		f := os.NewFile(uintptr(fd), "udp "+addr)
+		pc, err := net.FilePacketConn(f)
+		f.Close()
+		if err == nil {
+			return pc, nil
+		}
+	}
+	return net.ListenPacket("udp4", addr)
 }
 
 // checkHostPort checks an IP:PORT option.
