@@ -19,7 +19,7 @@ GO_SOURCES := $(shell find dkvs -name '*.go' -not -name '*_test.go') go.mod go.s
 CGO_SOURCES := $(filter-out %_test.go,$(wildcard cgo/*.go)) $(wildcard cgo/*.c) include/dkvs.h
 LIB := $(DONE)/libdkvs.so
 
-.PHONY: all build deps test unit e2e fuzz vet ring stop-ring clean bench bench-go soak bench-c bench-redis
+.PHONY: all build deps docs test unit e2e fuzz vet ring stop-ring clean bench bench-go soak bench-c bench-redis
 
 all: build
 
@@ -122,6 +122,11 @@ bench-c: build
 # machine; installs redis-server and redis-tools if missing (as root).
 bench-redis: build
 	tests/redis-compare.sh
+
+# The --help blocks of docs/ are rewritten from the built commands (a test
+# fails when they differ).
+docs: build
+	$(GO) test -count=1 -run TestHelpInDocs ./tests/ -args -update-docs
 
 ring: build
 	$(DONE)/start-ring.sh start servers.txt
