@@ -28,7 +28,7 @@ func (t selfTransport) Call(ctx context.Context, addr string, req wire.Frame) (w
 		return t.s.coordNet.Call(ctx, addr, req)
 	}
 	if err := ctx.Err(); err != nil {
-		return wire.Frame{}, fmt.Errorf("%s: %v: %w: %w", addr, err, transport.ErrNotSent, errcode.Network)
+		return wire.Frame{}, fmt.Errorf("%s: %w: %w: %w", addr, err, transport.ErrNotSent, errcode.Network)
 	}
 	if req.Op().IsCoord() {
 		return wire.Frame{}, errSelfCoord
