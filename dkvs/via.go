@@ -44,6 +44,7 @@ func viaParams(op wire.Op, r Request) (wire.CoordParams, error) {
 		p.Flags |= wire.CoordLinearizable
 	}
 	if r.N < 0 || r.R < 0 || r.W < 0 || r.Level < coord.LevelDefault || r.Level > coord.LevelAll {
+		//lint:ignore ST1005 the message starts with N, cs202's name for the replica count
 		return p, fmt.Errorf("N=%d R=%d W=%d level %d: must not be negative: %w", r.N, r.R, r.W, r.Level, errcode.InvalidArg)
 	}
 	if r.N == 0 && r.R == 0 && r.W == 0 && r.Level == coord.LevelDefault {

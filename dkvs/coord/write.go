@@ -31,6 +31,7 @@ func (c *Coordinator) Delete(ctx context.Context, key []byte, n, w int) (kv.Vers
 // explicit checks N and R or W given as plain numbers: both at least 1.
 func explicit(n, q int, name string) error {
 	if n < 1 || q < 1 {
+		//lint:ignore ST1005 the message starts with N, cs202's name for the replica count
 		return fmt.Errorf("N=%d %s=%d: both must be at least 1: %w", n, name, q, errcode.InvalidArg)
 	}
 	return nil
