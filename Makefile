@@ -71,9 +71,12 @@ test: deps build vet unit fuzz e2e
 deps:
 	@tests/deps.sh
 
+# staticcheck is a tool of go.mod (go get -tool), at the version pinned
+# there: nothing to install.
 vet:
 	@test -z "$$(gofmt -l dkvs tests cgo 2>/dev/null)" || { echo "gofmt needed:"; gofmt -l dkvs tests cgo; exit 1; }
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 
 unit:
 	$(GO) test -count=1 ./dkvs/... ./cgo
