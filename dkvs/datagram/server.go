@@ -125,6 +125,9 @@ func (s *Server) Serve(pc net.PacketConn) error {
 				return ErrServerClosed
 			}
 			if err := backoff.Wait(s.ctx.Done(), err); err != nil {
+				// Said here too, as a server may run Serve in a goroutine
+				// that no one waits on.
+				s.log.Error("datagram: read failed; no longer serving", "err", err)
 				return fmt.Errorf("datagram: read: %w", err)
 			}
 			continue

@@ -175,6 +175,9 @@ func (s *Server) Serve(ln net.Listener) error {
 				return ErrServerClosed
 			}
 			if err := backoff.Wait(s.ctx.Done(), err); err != nil {
+				// Said here too, as a server may run Serve in a goroutine
+				// that no one waits on.
+				s.log.Error("resp: accept failed; no longer serving", "err", err)
 				return fmt.Errorf("resp: accept: %w", err)
 			}
 			continue
