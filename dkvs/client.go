@@ -199,6 +199,7 @@ func (c *Client) Coordinator() *coord.Coordinator { return c.coord }
 // explicit checks N and R or W given as plain numbers.
 func explicit(n, q int) error {
 	if n < 1 || q < 1 {
+		//lint:ignore ST1005 the message starts with N, cs202's name for the replica count
 		return fmt.Errorf("N=%d and R or W=%d must be at least 1: %w", n, q, errcode.InvalidArg)
 	}
 	return nil

@@ -44,6 +44,7 @@ func viaParams(op wire.Op, r Request) (wire.CoordParams, error) {
 		p.Flags |= wire.CoordLinearizable
 	}
 	if r.N < 0 || r.R < 0 || r.W < 0 || r.Level < coord.LevelDefault || r.Level > coord.LevelAll {
+		//lint:ignore ST1005 the message starts with N, cs202's name for the replica count
 		return p, fmt.Errorf("N=%d R=%d W=%d level %d: must not be negative: %w", r.N, r.R, r.W, r.Level, errcode.InvalidArg)
 	}
 	if r.N == 0 && r.R == 0 && r.W == 0 && r.Level == coord.LevelDefault {
@@ -108,9 +109,9 @@ func (c *Client) viaCall(ctx context.Context, op wire.Op, key, value []byte, r R
 	if err != nil {
 		if op != wire.OpCoordGet && !errors.Is(err, transport.ErrNotSent) {
 			// The server may have run the write and lost only the answer.
-			return wire.Frame{}, fmt.Errorf("%s via %s: %v: %w", name, c.opts.Via, err, ErrUnknownOutcome)
+			return wire.Frame{}, fmt.Errorf("%s via %s: %w: %w", name, c.opts.Via, err, ErrUnknownOutcome)
 		}
-		return wire.Frame{}, fmt.Errorf("%s via %s: %v: %w", name, c.opts.Via, err, errcode.Network)
+		return wire.Frame{}, fmt.Errorf("%s via %s: %w: %w", name, c.opts.Via, err, errcode.Network)
 	}
 	switch f.Status() {
 	case wire.StatusOK:
@@ -123,7 +124,7 @@ func (c *Client) viaCall(ctx context.Context, op wire.Op, key, value []byte, r R
 	case wire.StatusFailed:
 		b, msg, err := wire.DecodeFailure(f.Body)
 		if err != nil {
-			return f, fmt.Errorf("%s via %s: bad answer: %v: %w", name, c.opts.Via, err, errcode.Network)
+			return f, fmt.Errorf("%s via %s: bad answer: %w: %w", name, c.opts.Via, err, errcode.Network)
 		}
 		code := codeOfStatusByte(b)
 		return f, fmt.Errorf("%s via %s: %w", trimCode(msg, code), c.opts.Via, code)
@@ -192,7 +193,7 @@ func (c *Client) viaGet(ctx context.Context, key []byte, r Request) ([]byte, err
 	}
 	rec, err := wire.DecodeRecord(f.Body)
 	if err != nil {
-		return nil, fmt.Errorf("get via %s: bad answer: %v: %w", c.opts.Via, err, errcode.Network)
+		return nil, fmt.Errorf("get via %s: bad answer: %w: %w", c.opts.Via, err, errcode.Network)
 	}
 	if rec.Value == nil {
 		rec.Value = []byte{}

@@ -406,7 +406,7 @@ func (e *Engine) SyncPeer(ctx context.Context, peer string) (int, error) {
 		}
 		resp, err := wire.DecodeAETreeResponse(f.Body)
 		if err != nil || len(resp.Hashes) != len(frontier) {
-			return 0, fmt.Errorf("%s: bad tree response: %v: %w", peer, err, errcode.Network)
+			return 0, fmt.Errorf("%s: bad tree response: %w: %w", peer, err, errcode.Network)
 		}
 		if theirBuilt == 0 {
 			theirBuilt = resp.BuiltMS
@@ -500,7 +500,7 @@ func (e *Engine) pull(ctx context.Context, peer string, p int, buckets []uint32)
 			}
 			resp, err := wire.DecodeAEDiffResponse(f.Body)
 			if err != nil {
-				return applied, fmt.Errorf("%s: bad diff response: %v: %w", peer, err, errcode.Network)
+				return applied, fmt.Errorf("%s: bad diff response: %w: %w", peer, err, errcode.Network)
 			}
 			n, err := e.applyPulled(resp.Records)
 			applied += n

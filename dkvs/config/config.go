@@ -44,7 +44,7 @@ func Load(path string) ([]Server, error) {
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read servers file: %v: %w", err, errcode.IO)
+		return nil, fmt.Errorf("read servers file: %w: %w", err, errcode.IO)
 	}
 	servers, err := Parse(bytes.NewReader(data))
 	if err != nil {
@@ -80,7 +80,7 @@ func Parse(r io.Reader) ([]Server, error) {
 		servers = append(servers, s)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read servers file: %v: %w", err, errcode.IO)
+		return nil, fmt.Errorf("read servers file: %w: %w", err, errcode.IO)
 	}
 	if len(servers) == 0 {
 		return nil, errcode.Errorf(errcode.InvalidConfig, "no servers listed")

@@ -444,15 +444,6 @@ func (c *Coordinator) sendAlone(ctx context.Context, server, hintFor int, req wi
 	c.send(rctx, server, hintFor, req, out, cancel)
 }
 
-// background runs f as work tracked by Wait.
-func (c *Coordinator) background(f func()) {
-	c.bg.add(1)
-	go func() {
-		defer c.bg.done()
-		f()
-	}()
-}
-
 func truncate(key []byte) string {
 	if len(key) > 64 {
 		return string(key[:64]) + "…"

@@ -46,7 +46,7 @@ func (c *Coordinator) GetReq(ctx context.Context, key []byte, req Req) (kv.Recor
 		case <-ctx.Done():
 			c.bg.add(1)
 			go g.rest()
-			return kv.Record{}, fmt.Errorf("get: %v: %w", ctx.Err(), errcode.Network)
+			return kv.Record{}, fmt.Errorf("get: %w: %w", ctx.Err(), errcode.Network)
 		}
 	}
 	c.bg.add(1)
@@ -115,7 +115,7 @@ func (g *getOp) step(rp reply) {
 	if rp.err == nil && rp.f.Status() == wire.StatusOK {
 		rec, err := wire.DecodeRecord(rp.f.Body)
 		if err != nil {
-			rp.err = fmt.Errorf("bad reply: %v: %w", err, errcode.Network)
+			rp.err = fmt.Errorf("bad reply: %w: %w", err, errcode.Network)
 		} else {
 			g.answers = append(g.answers, answered{rp.server, rec})
 			if rec.Version.Newer(g.newest.Version) {

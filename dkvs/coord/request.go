@@ -93,6 +93,7 @@ func (c *Coordinator) resolve(req Req, read bool) (n, q int, err error) {
 		given, name = req.R, "R"
 	}
 	if n < 1 || given < 0 {
+		//lint:ignore ST1005 the message starts with N, cs202's name for the replica count
 		return 0, 0, fmt.Errorf("N=%d %s=%d: must be positive: %w", n, name, given, errcode.InvalidArg)
 	}
 	if given > n {

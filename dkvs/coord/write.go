@@ -31,6 +31,7 @@ func (c *Coordinator) Delete(ctx context.Context, key []byte, n, w int) (kv.Vers
 // explicit checks N and R or W given as plain numbers: both at least 1.
 func explicit(n, q int, name string) error {
 	if n < 1 || q < 1 {
+		//lint:ignore ST1005 the message starts with N, cs202's name for the replica count
 		return fmt.Errorf("N=%d %s=%d: both must be at least 1: %w", n, name, q, errcode.InvalidArg)
 	}
 	return nil
@@ -205,7 +206,7 @@ func (wo *writeOp) run() (kv.Version, error) {
 			// The write goes on in the background: it may or may not land.
 			c.bg.add(1)
 			go wo.drain()
-			return kv.Version{}, fmt.Errorf("%s: %v: %w", wo.op, wo.ctx.Err(), ErrUnknownOutcome)
+			return kv.Version{}, fmt.Errorf("%s: %w: %w", wo.op, wo.ctx.Err(), ErrUnknownOutcome)
 		}
 		wo.inflight--
 		if r.hintFor < 0 {
@@ -295,11 +296,11 @@ func (c *Coordinator) highestVersion(ctx context.Context, key []byte, homes []in
 		case rp = <-replies:
 		case <-ctx.Done():
 			// Nothing was written yet: a clean failure.
-			return kv.Version{}, fmt.Errorf("%v: %w", ctx.Err(), errcode.Network)
+			return kv.Version{}, fmt.Errorf("%w: %w", ctx.Err(), errcode.Network)
 		}
 		if rp.err == nil && rp.f.Status() == wire.StatusOK {
 			if rec, err := wire.DecodeRecord(rp.f.Body); err != nil {
-				rp.err = fmt.Errorf("bad reply: %v: %w", err, errcode.Network)
+				rp.err = fmt.Errorf("bad reply: %w: %w", err, errcode.Network)
 			} else if rec.Version.Newer(highest) {
 				highest = rec.Version
 			}

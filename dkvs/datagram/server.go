@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/dkvs/dkvs/dkvs/netutil"
 )
 
 // Local is the storage of the server that receives the datagrams. The
@@ -95,7 +98,9 @@ func New(l Local, opts Options) *Server {
 }
 
 // Serve answers the datagrams arriving on pc until Close, then returns
-// ErrServerClosed. Close closes pc.
+// ErrServerClosed; it returns early only on a read error that will not
+// pass (temporary ones are waited out as netutil.Backoff says). Close
+// closes pc.
 func (s *Server) Serve(pc net.PacketConn) error {
 	s.mu.Lock()
 	if s.closed {
@@ -112,24 +117,22 @@ func (s *Server) Serve(pc net.PacketConn) error {
 
 	// 64 KiB holds any UDP payload, so no datagram is ever truncated.
 	buf := make([]byte, 64<<10)
-	var backoff time.Duration
+	backoff := netutil.Backoff{Logger: s.log, Op: "datagram read", Temporary: netutil.TemporaryRead}
 	for {
 		n, addr, err := pc.ReadFrom(buf)
 		if err != nil {
 			if s.isClosed() || errors.Is(err, net.ErrClosed) {
 				return ErrServerClosed
 			}
-			// ICMP errors and the like: keep serving, without spinning.
-			backoff = min(max(2*backoff, time.Millisecond), time.Second)
-			s.log.Warn("datagram: read", "err", err, "retry_in", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-s.ctx.Done():
-				return ErrServerClosed
+			if err := backoff.Wait(s.ctx.Done(), err); err != nil {
+				// Said here too, as a server may run Serve in a goroutine
+				// that no one waits on.
+				s.log.Error("datagram: read failed; no longer serving", "err", err)
+				return fmt.Errorf("datagram: read: %w", err)
 			}
 			continue
 		}
-		backoff = 0
+		backoff.Reset()
 		d := bytes.Clone(buf[:n])
 		select {
 		case s.sem <- struct{}{}:

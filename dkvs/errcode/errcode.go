@@ -4,13 +4,12 @@
 // codes, so that the command line can turn it into the documented exit
 // status and the C library into the documented return value. A Code is
 // itself an error: wrap it with fmt.Errorf("...: %w", errcode.NotFound) and
-// match it with errors.Is.
+// match it with errors.Is. An error caused by another wraps both,
+// fmt.Errorf("...: %w: %w", err, errcode.IO), so that errors.Is finds the
+// cause as well; Of returns the code the outer error chose.
 package errcode
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // Code is a DKVS error code. Codes are negative; None is zero.
 type Code int
@@ -88,17 +87,64 @@ func (c Code) ExitStatus() int {
 	return (256 + int(c)) & 0xff
 }
 
-// Of returns the code carried by err: None for nil, the wrapped Code if
-// there is one, Runtime otherwise.
+// Of returns the code carried by err: None for nil, Runtime for an error
+// that carries none, and otherwise the outermost code, the one nearest
+// err in its tree of wrapped errors; among codes equally near, the last
+// wrapped, as the code is wrapped after its cause.
+//
+// That is not what errors.As finds first: an error that wraps its cause
+// as well as its code, fmt.Errorf("...: %w: %w", cause, errcode.IO), so
+// that errors.Is finds the cause (context.DeadlineExceeded, an errno, a
+// storage engine's error), holds the cause's own code, if any, one level
+// deeper, and errors.As would find that one first. The code an error
+// chose for itself wins. errors.Is(err, code) still matches every code in
+// the tree, the cause's too.
 func Of(err error) Code {
 	if err == nil {
 		return None
 	}
-	var c Code
-	if errors.As(err, &c) {
-		return c
+	level := []error{err}
+	for len(level) > 0 {
+		var next []error
+		code, found := None, false
+		for _, e := range level {
+			if c, ok := own(e); ok {
+				code, found = c, true
+			}
+			switch u := e.(type) {
+			case interface{ Unwrap() error }:
+				if w := u.Unwrap(); w != nil {
+					next = append(next, w)
+				}
+			case interface{ Unwrap() []error }:
+				for _, w := range u.Unwrap() {
+					if w != nil {
+						next = append(next, w)
+					}
+				}
+			}
+		}
+		if found {
+			return code
+		}
+		level = next
 	}
 	return Runtime
+}
+
+// own returns the code e is, or says it is through an As method (as
+// errors.As would ask it), without looking at the errors it wraps.
+func own(e error) (Code, bool) {
+	if c, ok := e.(Code); ok {
+		return c, true
+	}
+	if a, ok := e.(interface{ As(any) bool }); ok {
+		var c Code
+		if a.As(&c) {
+			return c, true
+		}
+	}
+	return None, false
 }
 
 // Errorf formats a message and wraps code, so the result matches

@@ -1,8 +1,10 @@
 package errcode
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 )
 
@@ -51,5 +53,55 @@ func TestOf(t *testing.T) {
 	e := Errorf(Address, "bad ip %q", "1.2.3")
 	if Of(e) != Address || e.Error() != `bad ip "1.2.3": Invalid address` {
 		t.Fatalf("Errorf: %v (%v)", e, Of(e))
+	}
+}
+
+// claims carries a code through an As method, as coord.QuorumError does.
+type claims struct{ c Code }
+
+func (e claims) Error() string { return "claims " + e.c.Name() }
+func (e claims) As(target any) bool {
+	if p, ok := target.(*Code); ok {
+		*p = e.c
+		return true
+	}
+	return false
+}
+
+// TestOfOuterCodeWins: an error that wraps its cause and its own code
+// carries the cause's code too, deeper; Of returns its own, where
+// errors.As would return the cause's.
+func TestOfOuterCodeWins(t *testing.T) {
+	notFound := fmt.Errorf("get %q: %w", "k", NotFound)
+	cases := []struct {
+		name string
+		err  error
+		want Code
+	}{
+		{"cause with a code", fmt.Errorf("bad reply: %w: %w", notFound, Network), Network},
+		{"bare code as cause", fmt.Errorf("x: %w: %w", NotFound, IO), IO},
+		{"wrapped again", fmt.Errorf("outer: %w", fmt.Errorf("storage: %w: %w", notFound, IO)), IO},
+		{"three wrapped", fmt.Errorf("%w: %w: %w", notFound, context.Canceled, Network), Network},
+		{"code by As", fmt.Errorf("op: %w", claims{Address}), Address},
+		{"As beats a deeper code", fmt.Errorf("x: %w: %w", notFound, claims{Threading}), Threading},
+		{"joined: equally near, the last wins", errors.Join(notFound, fmt.Errorf("y: %w", IO)), IO},
+		{"cause without a code", fmt.Errorf("get: %w: %w", context.DeadlineExceeded, Network), Network},
+		{"no code at all", fmt.Errorf("x: %w: %w", io.EOF, context.Canceled), Runtime},
+		{"nil in a join", errors.Join(nil, fmt.Errorf("z: %w", InvalidArg)), InvalidArg},
+	}
+	for _, tc := range cases {
+		if got := Of(tc.err); got != tc.want {
+			t.Errorf("%s: Of(%q) = %s, want %s", tc.name, tc.err, got.Name(), tc.want.Name())
+		}
+	}
+	// The reason for all this: errors.As finds the cause's code first.
+	err := fmt.Errorf("bad reply: %w: %w", notFound, Network)
+	var c Code
+	if !errors.As(err, &c) || c != NotFound {
+		t.Fatalf("errors.As found %s: the test no longer shows why Of walks by depth", c.Name())
+	}
+	// And the cause is still found.
+	if !errors.Is(fmt.Errorf("get: %w: %w", context.DeadlineExceeded, Network), context.DeadlineExceeded) {
+		t.Fatal("the cause is lost")
 	}
 }

@@ -30,16 +30,27 @@ func (f *fakePings) ping(ctx context.Context, addr string) error {
 func TestDetector(t *testing.T) {
 	f := &fakePings{alive: map[string]bool{}, calls: map[string]int{}}
 	var ups, downs atomic.Int32
-	upc := make(chan string, 10)
+	// The callbacks run in goroutines of their own: the test learns of
+	// each call through a channel, as reading the counters alone would
+	// race with them.
+	upc, downc := make(chan string, 10), make(chan string, 10)
 	d := New([]string{"a", "b", "c"}, f.ping, Options{
 		OnUp:   func(addr string) { ups.Add(1); upc <- addr },
-		OnDown: func(string, error) { downs.Add(1) },
+		OnDown: func(addr string, _ error) { downs.Add(1); downc <- addr },
 	})
 	if !d.Up("a") || !d.Up("unknown") {
 		t.Fatal("peers start up")
 	}
 	d.Failed("b", errors.New("timeout"))
 	d.Failed("b", errors.New("again")) // already down: no second event
+	select {
+	case addr := <-downc:
+		if addr != "b" {
+			t.Fatalf("OnDown(%s)", addr)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("OnDown not called")
+	}
 	if d.Up("b") || !d.Up("a") {
 		t.Fatal("b should be down, a up")
 	}

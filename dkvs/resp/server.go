@@ -9,6 +9,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/dkvs/dkvs/dkvs/netutil"
 )
 
 // Defaults of Options.
@@ -142,7 +144,9 @@ func New(b Backend, opts Options) *Server {
 }
 
 // Serve accepts connections on ln until Close or Shutdown, and then
-// returns ErrServerClosed. It closes ln when it returns.
+// returns ErrServerClosed; it returns early only on an accept error that
+// will not pass (temporary ones, such as running out of file descriptors,
+// are waited out as netutil.Backoff says). It closes ln when it returns.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closing {
@@ -160,7 +164,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	defer ln.Close()
 
 	s.log.Info("resp: serving", "addr", ln.Addr().String())
-	var backoff time.Duration
+	backoff := netutil.Backoff{Logger: s.log, Op: "resp accept"}
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -170,18 +174,15 @@ func (s *Server) Serve(ln net.Listener) error {
 			if closing || errors.Is(err, net.ErrClosed) {
 				return ErrServerClosed
 			}
-			// Out of file descriptors and the like: wait a little
-			// rather than spin, as net/http does.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn("resp: accept", "err", err, "retry_in", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-s.ctx.Done():
-				return ErrServerClosed
+			if err := backoff.Wait(s.ctx.Done(), err); err != nil {
+				// Said here too, as a server may run Serve in a goroutine
+				// that no one waits on.
+				s.log.Error("resp: accept failed; no longer serving", "err", err)
+				return fmt.Errorf("resp: accept: %w", err)
 			}
 			continue
 		}
-		backoff = 0
+		backoff.Reset()
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()

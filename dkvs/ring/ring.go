@@ -110,7 +110,7 @@ func (r *Ring) PreferenceAt(start, n int) []int {
 	}
 	out := make([]int, 0, n)
 	var small [64]bool
-	seen := small[:0]
+	var seen []bool
 	if len(r.servers) <= len(small) {
 		seen = small[:len(r.servers)]
 	} else {

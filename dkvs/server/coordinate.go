@@ -28,7 +28,7 @@ func (t selfTransport) Call(ctx context.Context, addr string, req wire.Frame) (w
 		return t.s.coordNet.Call(ctx, addr, req)
 	}
 	if err := ctx.Err(); err != nil {
-		return wire.Frame{}, fmt.Errorf("%s: %v: %w: %w", addr, err, transport.ErrNotSent, errcode.Network)
+		return wire.Frame{}, fmt.Errorf("%s: %w: %w: %w", addr, err, transport.ErrNotSent, errcode.Network)
 	}
 	if req.Op().IsCoord() {
 		return wire.Frame{}, errSelfCoord
@@ -61,6 +61,7 @@ func (s *Server) coordReq(op wire.Op, p wire.CoordParams) (coord.Req, time.Durat
 	lin := p.Flags&wire.CoordLinearizable != 0
 	if p.Flags&wire.CoordDefaults != 0 {
 		if p.N != 0 || p.Q != 0 || p.Level != wire.CoordLevelDefault {
+			//lint:ignore ST1005 the message starts with N, cs202's name for the replica count
 			return coord.Req{}, 0, fmt.Errorf("N=%d, R or W=%d and level %d given with the server-defaults flag: they must be 0: %w",
 				p.N, p.Q, p.Level, errcode.InvalidArg)
 		}
@@ -73,6 +74,7 @@ func (s *Server) coordReq(op wire.Op, p wire.CoordParams) (coord.Req, time.Durat
 		name = "R"
 	}
 	if p.N < 1 || p.N > MaxReplicas {
+		//lint:ignore ST1005 the message starts with N, cs202's name for the replica count
 		return coord.Req{}, 0, fmt.Errorf("N=%d: want 1 to %d (or the server-defaults flag): %w", p.N, MaxReplicas, errcode.InvalidArg)
 	}
 	if p.Q > p.N {

@@ -356,7 +356,7 @@ func (s *Server) ServeAll(ctx context.Context, ep Endpoints) error {
 	var serveErr error
 	select {
 	case err := <-errc:
-		serveErr = fmt.Errorf("serve: %v: %w", err, errcode.Network)
+		serveErr = fmt.Errorf("serve: %w: %w", err, errcode.Network)
 	case <-ctx.Done():
 	}
 	// The front ends that coordinate stop first, while the native protocol

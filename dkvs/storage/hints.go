@@ -32,7 +32,7 @@ func hintKey(target string, key []byte) []byte {
 func (d *DB) countHints() error {
 	it, err := d.db.NewIter(spaceBounds(spaceHint, nil))
 	if err != nil {
-		return fmt.Errorf("storage: %v: %w", err, errcode.IO)
+		return fmt.Errorf("storage: %w: %w", err, errcode.IO)
 	}
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
@@ -92,13 +92,13 @@ func (d *DB) ScanHints(target string, fn func(key []byte, rec kv.Record) bool) e
 	upper := append(append([]byte(nil), prefix[:len(prefix)-1]...), 1)
 	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
 	if err != nil {
-		return fmt.Errorf("storage: %v: %w", err, errcode.IO)
+		return fmt.Errorf("storage: %w: %w", err, errcode.IO)
 	}
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return fmt.Errorf("storage: %v: %w", err, errcode.IO)
+			return fmt.Errorf("storage: %w: %w", err, errcode.IO)
 		}
 		rec, err := decodeRecord(v)
 		if err != nil {
@@ -161,7 +161,7 @@ func (d *DB) deleteIf(pk []byte, ok func(header) bool) (bool, error) {
 		if errors.Is(err, pebble.ErrClosed) {
 			return false, ErrClosed
 		}
-		return false, fmt.Errorf("%v: %w", err, errcode.IO)
+		return false, fmt.Errorf("%w: %w", err, errcode.IO)
 	}
 	st.remember(pk, sh, header{}, false, d.perCache)
 	return true, nil

@@ -132,11 +132,11 @@ func Open(opts Options) (*DB, error) {
 	} else if dir == "" {
 		return nil, fmt.Errorf("storage: no data directory: %w", errcode.InvalidConfig)
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("storage: create %s: %v: %w", dir, err, errcode.IO)
+		return nil, fmt.Errorf("storage: create %s: %w: %w", dir, err, errcode.IO)
 	}
 	pdb, err := pebble.Open(dir, po)
 	if err != nil {
-		return nil, fmt.Errorf("storage: open %s: %v: %w", dir, err, errcode.IO)
+		return nil, fmt.Errorf("storage: open %s: %w: %w", dir, err, errcode.IO)
 	}
 	if err := checkFormat(pdb, dir); err != nil {
 		pdb.Close()
@@ -179,22 +179,22 @@ func checkFormat(pdb *pebble.DB, dir string) error {
 		}
 		return nil
 	case !errors.Is(err, pebble.ErrNotFound):
-		return fmt.Errorf("storage: open %s: %v: %w", dir, err, errcode.IO)
+		return fmt.Errorf("storage: open %s: %w: %w", dir, err, errcode.IO)
 	}
 	it, err := pdb.NewIter(nil)
 	if err != nil {
-		return fmt.Errorf("storage: open %s: %v: %w", dir, err, errcode.IO)
+		return fmt.Errorf("storage: open %s: %w: %w", dir, err, errcode.IO)
 	}
 	empty := !it.First()
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return fmt.Errorf("storage: open %s: %v: %w", dir, err, errcode.IO)
+		return fmt.Errorf("storage: open %s: %w: %w", dir, err, errcode.IO)
 	}
 	if !empty {
 		return fmt.Errorf("storage: %s holds data written by an older dkvs (no format marker); "+
 			"this dkvs reads format %d: start from an empty directory: %w", dir, FormatVersion, errcode.IO)
 	}
 	if err := pdb.Set(formatKey, []byte(strconv.Itoa(FormatVersion)), pebble.Sync); err != nil {
-		return fmt.Errorf("storage: open %s: %v: %w", dir, err, errcode.IO)
+		return fmt.Errorf("storage: open %s: %w: %w", dir, err, errcode.IO)
 	}
 	return nil
 }
@@ -203,13 +203,13 @@ func checkFormat(pdb *pebble.DB, dir string) error {
 func (d *DB) count() error {
 	it, err := d.db.NewIter(spaceBounds(spaceData, nil))
 	if err != nil {
-		return fmt.Errorf("storage: %v: %w", err, errcode.IO)
+		return fmt.Errorf("storage: %w: %w", err, errcode.IO)
 	}
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return fmt.Errorf("storage: %v: %w", err, errcode.IO)
+			return fmt.Errorf("storage: %w: %w", err, errcode.IO)
 		}
 		h, err := decodeHeader(v)
 		if err != nil {
@@ -271,7 +271,7 @@ func (d *DB) Get(key []byte) (rec kv.Record, found bool, err error) {
 		return kv.Record{}, false, nil
 	}
 	if err != nil {
-		return kv.Record{}, false, fmt.Errorf("storage: get: %v: %w", err, errcode.IO)
+		return kv.Record{}, false, fmt.Errorf("storage: get: %w: %w", err, errcode.IO)
 	}
 	defer closer.Close()
 	rec, err = decodeRecord(v)
@@ -339,7 +339,7 @@ func (d *DB) ApplyMany(recs []KeyRecord) (int, error) {
 		// The WAL is written in order: syncing a record written after the
 		// batch makes every record before it durable.
 		if err := d.db.LogData([]byte{0}, pebble.Sync); err != nil {
-			return applied, fmt.Errorf("storage: sync: %v: %w", err, errcode.IO)
+			return applied, fmt.Errorf("storage: sync: %w: %w", err, errcode.IO)
 		}
 	}
 	return applied, nil
@@ -366,7 +366,7 @@ func (d *DB) apply(pk []byte, rec kv.Record, counted, sync bool) (ApplyResult, b
 	if err := b.Set(pk, enc, nil); err != nil {
 		st.mu.Unlock()
 		b.Close()
-		return ApplyResult{}, false, fmt.Errorf("%v: %w", err, errcode.IO)
+		return ApplyResult{}, false, fmt.Errorf("%w: %w", err, errcode.IO)
 	}
 	// The new record is visible once applied; the stripe is released before
 	// waiting for the fsync so that writes of the same key share fsyncs too.
@@ -393,7 +393,7 @@ func (d *DB) apply(pk []byte, rec kv.Record, counted, sync bool) (ApplyResult, b
 	}
 	b.Close()
 	if err != nil {
-		return ApplyResult{}, false, fmt.Errorf("write: %v: %w", err, errcode.IO)
+		return ApplyResult{}, false, fmt.Errorf("write: %w: %w", err, errcode.IO)
 	}
 	return ApplyResult{Applied: true, Current: rec.Version}, found, nil
 }
@@ -418,7 +418,7 @@ func (d *DB) header(pk []byte) (header, bool, error) {
 		return header{}, false, nil
 	}
 	if err != nil {
-		return header{}, false, fmt.Errorf("%v: %w", err, errcode.IO)
+		return header{}, false, fmt.Errorf("%w: %w", err, errcode.IO)
 	}
 	defer closer.Close()
 	h, err := decodeHeader(v)
@@ -441,13 +441,13 @@ func (d *DB) Scan(start []byte, o ScanOptions, fn func(key []byte, rec kv.Record
 	defer d.leave()
 	it, err := d.db.NewIter(spaceBounds(spaceData, start))
 	if err != nil {
-		return fmt.Errorf("storage: %v: %w", err, errcode.IO)
+		return fmt.Errorf("storage: %w: %w", err, errcode.IO)
 	}
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return fmt.Errorf("storage: %v: %w", err, errcode.IO)
+			return fmt.Errorf("storage: %w: %w", err, errcode.IO)
 		}
 		var rec kv.Record
 		if o.NoValues {
@@ -490,7 +490,7 @@ func (d *DB) Close() error {
 	}
 	d.closed = true
 	if err := d.db.Close(); err != nil {
-		return fmt.Errorf("storage: close: %v: %w", err, errcode.IO)
+		return fmt.Errorf("storage: close: %w: %w", err, errcode.IO)
 	}
 	return nil
 }

@@ -152,7 +152,7 @@ func (c *Client) Call(ctx context.Context, addr string, req wire.Frame) (wire.Fr
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return wire.Frame{}, fmt.Errorf("%s: %w", addr, ErrTimeout)
 		}
-		return wire.Frame{}, fmt.Errorf("%s: %v: %w", addr, ctx.Err(), errcode.Network)
+		return wire.Frame{}, fmt.Errorf("%s: %w: %w", addr, ctx.Err(), errcode.Network)
 	}
 }
 
@@ -326,7 +326,7 @@ func (cc *clientConn) fail(cause error) {
 		return
 	}
 	cc.dead.Store(true)
-	cc.err = fmt.Errorf("%v: %w", cause, ErrConnLost)
+	cc.err = fmt.Errorf("%w: %w", cause, ErrConnLost)
 	if errors.Is(cause, ErrClosed) {
 		cc.err = ErrClosed
 	}

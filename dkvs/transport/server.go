@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dkvs/dkvs/dkvs/netutil"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
@@ -102,8 +103,10 @@ func NewServer(h Handler, opts ServerOptions) *Server {
 }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after
-// Shutdown, or the accept error.
+// Shutdown, or an accept error that will not pass; temporary ones (out of
+// file descriptors, say) are waited out as netutil.Backoff says.
 func (s *Server) Serve(ln net.Listener) error {
+	backoff := netutil.Backoff{Logger: s.log, Op: "transport accept"}
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -113,12 +116,12 @@ func (s *Server) Serve(ln net.Listener) error {
 			if closing {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if err := backoff.Wait(s.ctx.Done(), err); err != nil {
+				return err
 			}
-			return err
+			continue
 		}
+		backoff.Reset()
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}

@@ -56,12 +56,11 @@ func main() {
 }
 
 type options struct {
-	bin, out  string
-	duration  time.Duration
-	loadKeys  int
-	keep      bool
-	progress  bool // let dkvs-client draw its progress bar on our stderr
-	serverEnv []string
+	bin, out string
+	duration time.Duration
+	loadKeys int
+	keep     bool
+	progress bool // let dkvs-client draw its progress bar on our stderr
 }
 
 // workload is one standard run of dkvs-client bench.

@@ -100,15 +100,6 @@ func counts(c *cli.Context) (n, r, w *int, err error) {
 	return vals[0], vals[1], vals[2], nil
 }
 
-// quorumOf reads -n, -r and -w from the command's context.
-func quorumOf(c *cli.Context) (quorum, error) {
-	n, r, w, err := counts(c)
-	if err != nil {
-		return quorum{}, err
-	}
-	return resolveQuorum(n, r, w)
-}
-
 // requestOf turns -n, -r, -w, -c and --linearizable into a request. The
 // numbers follow cs202 (N from -n, else the largest of -r and -w, else
 // 3); -c sets R and W from N where -r and -w are not given, and the

@@ -194,16 +194,16 @@ func (e *env) bench(c *cli.Context, args []string) error {
 		ReadRepair:     !opts.DisableReadRepair,
 	}
 	if err := bench.WriteTable(e.stdout, res); err != nil {
-		return fmt.Errorf("writing the table: %v: %w", err, errcode.IO)
+		return fmt.Errorf("writing the table: %w: %w", err, errcode.IO)
 	}
 	if path := c.String("json"); path != "" {
 		if err := writeJSONFile(path, res); err != nil {
-			return fmt.Errorf("--json %s: %v: %w", path, err, errcode.IO)
+			return fmt.Errorf("--json %s: %w: %w", path, err, errcode.IO)
 		}
 	}
 	if path := c.String("plot"); path != "" {
 		if err := bench.WritePlotFile(path, res); err != nil {
-			return fmt.Errorf("--plot %s: %v: %w", path, err, errcode.IO)
+			return fmt.Errorf("--plot %s: %w: %w", path, err, errcode.IO)
 		}
 	}
 	return res.Failure()
@@ -217,16 +217,16 @@ func startCPUProfile(path string) (func() error, error) {
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("--cpu-profile %s: %v: %w", path, err, errcode.IO)
+		return nil, fmt.Errorf("--cpu-profile %s: %w: %w", path, err, errcode.IO)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("--cpu-profile %s: %v: %w", path, err, errcode.IO)
+		return nil, fmt.Errorf("--cpu-profile %s: %w: %w", path, err, errcode.IO)
 	}
 	return func() error {
 		pprof.StopCPUProfile()
 		if err := f.Close(); err != nil {
-			return fmt.Errorf("--cpu-profile %s: %v: %w", path, err, errcode.IO)
+			return fmt.Errorf("--cpu-profile %s: %w: %w", path, err, errcode.IO)
 		}
 		return nil
 	}, nil

@@ -252,19 +252,19 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 	// half-configured.
 	ep := server.Endpoints{}
 	if ep.Native, err = listenTCP(listen); err != nil {
-		return fmt.Errorf("listen on %s: %v: %w", listen, err, errcode.Network)
+		return fmt.Errorf("listen on %s: %w: %w", listen, err, errcode.Network)
 	}
 	defer ep.Native.Close()
 	if !c.Bool("no-datagram") {
 		if ep.Datagram, err = listenUDP(listen); err != nil {
-			return fmt.Errorf("datagram protocol: listen on UDP %s: %v: %w", listen, err, errcode.Network)
+			return fmt.Errorf("datagram protocol: listen on UDP %s: %w: %w", listen, err, errcode.Network)
 		}
 		defer ep.Datagram.Close()
 	}
 	earlybind.Release()
 	if respAddr != "" {
 		if ep.RESP, err = net.Listen("tcp", respAddr); err != nil {
-			return fmt.Errorf("redis protocol: listen on %s: %v: %w", respAddr, err, errcode.Network)
+			return fmt.Errorf("redis protocol: listen on %s: %w: %w", respAddr, err, errcode.Network)
 		}
 		defer ep.RESP.Close()
 	}
@@ -274,7 +274,7 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 			return err
 		}
 		if metricsLn, err = net.Listen("tcp", m); err != nil {
-			return fmt.Errorf("metrics: listen on %s: %v: %w", m, err, errcode.Network)
+			return fmt.Errorf("metrics: listen on %s: %w: %w", m, err, errcode.Network)
 		}
 		defer metricsLn.Close()
 	}

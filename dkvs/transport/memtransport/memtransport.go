@@ -114,6 +114,6 @@ func (n *Network) Call(ctx context.Context, addr string, req wire.Frame) (wire.F
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return wire.Frame{}, fmt.Errorf("%s: %w", addr, ErrTimeout)
 		}
-		return wire.Frame{}, fmt.Errorf("%s: %v: %w", addr, ctx.Err(), errcode.Network)
+		return wire.Frame{}, fmt.Errorf("%s: %w: %w", addr, ctx.Err(), errcode.Network)
 	}
 }
