@@ -10,6 +10,7 @@ package errcode
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Code is a DKVS error code. Codes are negative; None is zero.
@@ -105,4 +106,12 @@ func Of(err error) Code {
 // errors.Is(err, code) and prints as "<format>: <code message>".
 func Errorf(code Code, format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), code)
+}
+
+// Detail returns err's message without the code's message that ends it
+// when err wraps a code ("empty key" for "empty key: Invalid argument
+// (internal error)"): for a report that names the code itself, or an
+// error reported under another code.
+func Detail(err error) string {
+	return strings.TrimSuffix(err.Error(), ": "+Of(err).Error())
 }
