@@ -133,6 +133,22 @@ int dkvs_del_req(dkvs_t *h, const void *key, size_t klen, const dkvs_request_t *
                           req->n, req->r, req->w, req->level, req->linearizable);
 }
 
+int dkvs_resolve_args(const char *n, const char *r, const char *w, const char *c,
+                      int linearizable, dkvs_request_t *req, char *msg, size_t msg_size)
+{
+    int rn = 0, rr = 0, rw = 0, rlin = 0;
+    int rc = dkvsgo_resolve_args((char *)n, (char *)r, (char *)w, (char *)c, linearizable,
+                                 req ? &rn : NULL, &rr, &rw, &rlin, msg, msg_size);
+    if (req) {
+        req->n = rn;
+        req->r = rr;
+        req->w = rw;
+        req->level = DKVS_LEVEL_DEFAULT;
+        req->linearizable = rlin;
+    }
+    return rc;
+}
+
 int dkvs_set_linearizable(dkvs_t *h, int on)
 {
     return dkvsgo_set_linearizable((uintptr_t)h, on);

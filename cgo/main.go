@@ -35,6 +35,7 @@ import (
 
 	"github.com/dkvs/dkvs/dkvs"
 	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/quorum"
 )
 
 // unknownOutcome is DKVS_ERR_UNKNOWN_OUTCOME of dkvs.h: a write that may
@@ -53,25 +54,31 @@ func codeOf(err error) errcode.Code {
 // request builds the request of an explicit n and r or w: both at least
 // 1, as the plain C functions document.
 func request(e *entry, n, q C.int, read bool) (dkvs.Request, bool) {
-	if n < 1 || q < 1 {
+	k := quorum.Write
+	if read {
+		k = quorum.Read
+	}
+	r, err := quorum.Explicit(k, int(n), int(q))
+	if err != nil {
 		return dkvs.Request{}, false
 	}
-	r := dkvs.Request{N: int(n), Linearizable: e.lin.Load()}
-	if read {
-		r.R = int(q)
-	} else {
-		r.W = int(q)
-	}
+	r.Linearizable = e.lin.Load()
 	return r, true
 }
 
+// maxRequestN bounds the n of a dkvs_request_t, as it always has: far
+// above any ring, it only keeps garbage from a C caller's uninitialised
+// struct from passing for a request.
+const maxRequestN = 1 << 16
+
 // requestOf checks a dkvs_request_t and turns it into a request.
 func requestOf(e *entry, n, r, w, level, lin C.int) (dkvs.Request, bool) {
-	if n < 0 || r < 0 || w < 0 || n > 1<<16 || level < 0 || level > C.int(dkvs.All) {
+	req := dkvs.Request{N: int(n), R: int(r), W: int(w), Level: dkvs.Level(level),
+		Linearizable: lin != 0 || e.lin.Load()}
+	if req.Valid() != nil || n > maxRequestN {
 		return dkvs.Request{}, false
 	}
-	return dkvs.Request{N: int(n), R: int(r), W: int(w), Level: dkvs.Level(level),
-		Linearizable: lin != 0 || e.lin.Load()}, true
+	return req, true
 }
 
 // handles holds every open handle of the process: the global state that
@@ -296,6 +303,51 @@ func dkvsgo_del_req(h C.uintptr_t, key unsafe.Pointer, klen C.size_t, n, r, w, l
 	return C.int(run(func() errcode.Code {
 		return keyed(h, key, klen, fromStruct(n, r, w, level, lin), delOp)
 	}))
+}
+
+// dkvsgo_resolve_args backs dkvs_resolve_args: it applies the command
+// line's rules (quorum.Args) to -n, -r, -w and -c as written (NULL: not
+// given) and --linearizable, and stores N, R, W and the linearizable mode
+// in the out-pointers, or, on an error, its message without the code's in
+// msg (at most msgSize bytes with the NUL; nothing when msg is NULL).
+//
+//export dkvsgo_resolve_args
+func dkvsgo_resolve_args(n, r, w, c *C.char, lin C.int, outN, outR, outW, outLin *C.int, msg *C.char, msgSize C.size_t) C.int {
+	return C.int(run(func() errcode.Code {
+		setMessage(msg, msgSize, "")
+		if outN == nil || outR == nil || outW == nil || outLin == nil {
+			setMessage(msg, msgSize, "no request to store the result in")
+			return errcode.InvalidArg
+		}
+		given := func(p *C.char) *string {
+			if p == nil {
+				return nil
+			}
+			s := C.GoString(p)
+			return &s
+		}
+		req, err := quorum.Args{N: given(n), R: given(r), W: given(w), C: given(c), Linearizable: lin != 0}.Resolve()
+		if err != nil {
+			setMessage(msg, msgSize, errcode.Detail(err))
+			return errcode.Of(err)
+		}
+		*outN, *outR, *outW = C.int(req.N), C.int(req.R), C.int(req.W)
+		*outLin = 0
+		if req.Linearizable {
+			*outLin = 1
+		}
+		return errcode.None
+	}))
+}
+
+// setMessage copies s into the C buffer msg of size bytes, cut to fit and
+// always NUL-terminated; a NULL msg or a size of 0 takes nothing.
+func setMessage(msg *C.char, size C.size_t, s string) {
+	if msg == nil || size == 0 {
+		return
+	}
+	buf := unsafe.Slice((*byte)(unsafe.Pointer(msg)), int(min(uint64(size), math.MaxInt32)))
+	buf[copy(buf[:len(buf)-1], s)] = 0
 }
 
 // dkvsgo_set_linearizable backs dkvs_set_linearizable.

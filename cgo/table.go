@@ -18,6 +18,9 @@ type client interface {
 	Close() error
 }
 
+// Handles hold Go clients.
+var _ client = (*dkvs.Client)(nil)
+
 // entry is one open handle.
 type entry struct {
 	c client

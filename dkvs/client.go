@@ -28,6 +28,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/health"
 	"github.com/dkvs/dkvs/dkvs/kv"
+	"github.com/dkvs/dkvs/dkvs/quorum"
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/scan"
 	"github.com/dkvs/dkvs/dkvs/transport"
@@ -72,9 +73,9 @@ type Request = coord.Req
 
 // Defaults of the DKVS command line: N=3, R=2, W=2.
 const (
-	DefaultN = 3
-	DefaultR = 2
-	DefaultW = 2
+	DefaultN = quorum.DefaultN
+	DefaultR = quorum.DefaultR
+	DefaultW = quorum.DefaultW
 )
 
 // Options configure a Client. The zero value is ready to use.
@@ -89,7 +90,7 @@ type Options struct {
 	// zero means transport.DefaultRefusedRetry (200ms), negative none.
 	RefusedRetry time.Duration
 	// MaxKeySize and MaxValueSize are checked before sending; zero means
-	// 64 KiB and 16 MiB, the servers' defaults.
+	// 64 KiB and 16 MiB, the servers' defaults (package limits).
 	MaxKeySize, MaxValueSize int
 	// Logger receives debug messages; nil discards them.
 	Logger *slog.Logger
@@ -196,44 +197,38 @@ func (c *Client) Ring() *ring.Ring { return c.ring }
 // versions or other lower-level results.
 func (c *Client) Coordinator() *coord.Coordinator { return c.coord }
 
-// explicit checks N and R or W given as plain numbers.
-func explicit(n, q int) error {
-	if n < 1 || q < 1 {
-		//lint:ignore ST1005 the message starts with N, cs202's name for the replica count
-		return fmt.Errorf("N=%d and R or W=%d must be at least 1: %w", n, q, errcode.InvalidArg)
-	}
-	return nil
-}
-
 // Put stores value under key on the key's n home servers and returns once
 // w of them have acknowledged a durable write. The remaining replicas are
 // still written after Put returns (Close waits for them). The value is not
 // modified and may be reused once Put returns. A failure that matches
 // ErrUnknownOutcome may still have been applied.
 func (c *Client) Put(ctx context.Context, key, value []byte, n, w int) error {
-	if err := explicit(n, w); err != nil {
+	req, err := quorum.Explicit(quorum.Write, n, w)
+	if err != nil {
 		return err
 	}
-	return c.PutWith(ctx, key, value, Request{N: n, W: w})
+	return c.PutWith(ctx, key, value, req)
 }
 
 // Get returns the newest value of key among the first r of its n home
 // servers to answer. ErrNotFound means the newest answer was "absent" or
 // a deletion.
 func (c *Client) Get(ctx context.Context, key []byte, n, r int) ([]byte, error) {
-	if err := explicit(n, r); err != nil {
+	req, err := quorum.Explicit(quorum.Read, n, r)
+	if err != nil {
 		return nil, err
 	}
-	return c.GetWith(ctx, key, Request{N: n, R: r})
+	return c.GetWith(ctx, key, req)
 }
 
 // Delete removes key: it writes a deletion marker (tombstone) on the key's
 // n home servers, acknowledged by w of them.
 func (c *Client) Delete(ctx context.Context, key []byte, n, w int) error {
-	if err := explicit(n, w); err != nil {
+	req, err := quorum.Explicit(quorum.Write, n, w)
+	if err != nil {
 		return err
 	}
-	return c.DeleteWith(ctx, key, Request{N: n, W: w})
+	return c.DeleteWith(ctx, key, req)
 }
 
 func (c *Client) req(r Request) Request {

@@ -11,6 +11,8 @@ import (
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/coord"
 	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/limits"
+	"github.com/dkvs/dkvs/dkvs/quorum"
 	"github.com/dkvs/dkvs/dkvs/transport"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
@@ -36,30 +38,24 @@ func checkVia(via string) error {
 	return nil
 }
 
-// viaParams encodes a Request. A Request that chooses nothing (N, R, W
-// and Level zero) asks for the server's defaults.
+// viaParams encodes a Request as quorum.Req.Params says: a Request that
+// chooses nothing (N, R, W and Level zero) asks for the server's
+// defaults.
 func viaParams(op wire.Op, r Request) (wire.CoordParams, error) {
-	var p wire.CoordParams
-	if r.Linearizable {
+	k := quorum.Write
+	if op == wire.OpCoordGet {
+		k = quorum.Read
+	}
+	qp, err := r.Params(k)
+	if err != nil {
+		return wire.CoordParams{}, err
+	}
+	p := wire.CoordParams{Level: qp.Level, N: qp.N, Q: qp.Q}
+	if qp.Linearizable {
 		p.Flags |= wire.CoordLinearizable
 	}
-	if r.N < 0 || r.R < 0 || r.W < 0 || r.Level < coord.LevelDefault || r.Level > coord.LevelAll {
-		//lint:ignore ST1005 the message starts with N, cs202's name for the replica count
-		return p, fmt.Errorf("N=%d R=%d W=%d level %d: must not be negative: %w", r.N, r.R, r.W, r.Level, errcode.InvalidArg)
-	}
-	if r.N == 0 && r.R == 0 && r.W == 0 && r.Level == coord.LevelDefault {
+	if qp.Defaults {
 		p.Flags |= wire.CoordDefaults
-		return p, nil
-	}
-	p.N = uint64(r.N)
-	if r.N == 0 {
-		p.N = coord.DefaultN
-	}
-	p.Level = uint8(r.Level)
-	if op == wire.OpCoordGet {
-		p.Q = uint64(r.R)
-	} else {
-		p.Q = uint64(r.W)
 	}
 	return p, nil
 }
@@ -84,14 +80,8 @@ func (c *Client) viaBudget(ctx context.Context) (budget, wait time.Duration) {
 // response frame (status OK) or an error carrying the DKVS code.
 func (c *Client) viaCall(ctx context.Context, op wire.Op, key, value []byte, r Request) (wire.Frame, error) {
 	name := strings.TrimPrefix(op.String(), "coord-")
-	if len(key) == 0 {
-		return wire.Frame{}, fmt.Errorf("empty key: %w", errcode.InvalidArg)
-	}
-	if max := c.maxKey(); len(key) > max {
-		return wire.Frame{}, fmt.Errorf("key of %d bytes is above the limit of %d: %w", len(key), max, errcode.InvalidArg)
-	}
-	if max := c.maxValue(); len(value) > max {
-		return wire.Frame{}, fmt.Errorf("value of %d bytes is above the limit of %d: %w", len(value), max, errcode.InvalidArg)
+	if err := c.limits().CheckRecord(key, value); err != nil {
+		return wire.Frame{}, err
 	}
 	p, err := viaParams(op, c.req(r))
 	if err != nil {
@@ -164,18 +154,10 @@ func truncate(key []byte) string {
 	return string(key)
 }
 
-func (c *Client) maxKey() int {
-	if c.opts.MaxKeySize > 0 {
-		return c.opts.MaxKeySize
-	}
-	return coord.DefaultMaxKeySize
-}
-
-func (c *Client) maxValue() int {
-	if c.opts.MaxValueSize > 0 {
-		return c.opts.MaxValueSize
-	}
-	return coord.DefaultMaxValueSize
+// limits returns the limits of Options: the coordinator's, checked here
+// too because a request via a server does not pass the coordinator.
+func (c *Client) limits() limits.Limits {
+	return limits.Limits{MaxKeySize: c.opts.MaxKeySize, MaxValueSize: c.opts.MaxValueSize}.OrDefault()
 }
 
 func (c *Client) viaPut(ctx context.Context, key, value []byte, r Request) error {

@@ -7,8 +7,9 @@
  * It keeps the command line, outputs and exit codes of dkvs-client for
  * these commands (cs202.md sections 3 and 4): flags are parsed the way Go's
  * flag package parses them for dkvs-client ("-n 3", "-n=3", "--n 3"; "--"
- * ends the flags; "-h" and "--help" print the usage), the same rules give
- * N, R and W, the same environment variables apply (DKVS_SERVERS,
+ * ends the flags; "-h" and "--help" print the usage), the library applies
+ * the same rules to give N, R and W (dkvs_resolve_args: this program has
+ * no copy of them), the same environment variables apply (DKVS_SERVERS,
  * DKVS_TIMEOUT, DKVS_N, DKVS_R, DKVS_W) and the errors are checked in the
  * same order; -c LEVEL and --linearizable (DKVS_CONSISTENCY,
  * DKVS_LINEARIZABLE) set the consistency as they do for dkvs-client. It
@@ -60,10 +61,6 @@ static const char usage_text[] =
     "256+code: 129 ERR_IO, 132 ERR_NETWORK, 133 ERR_INVALID_CONFIG,\n"
     "134 ERR_INVALID_COMMAND, 135 ERR_INVALID_ARGUMENT, 136 ERR_ADDRESS,\n"
     "137 ERR_NOT_FOUND.\n";
-
-/* N, R and W travel as one byte in DKVS tools: they must be below this. */
-#define MAX_QUORUM 255
-#define DEFAULT_TIMEOUT_NS INT64_C(500000000)
 
 /* An error: its code and the details printed after the code's message. */
 struct error {
@@ -304,105 +301,6 @@ static int parse_flags(int argc, char **argv, int *i, struct flag *flags, size_t
     return PARSE_OK;
 }
 
-/* parse_count accepts a strictly positive whole number in decimal digits
- * only, below MAX_QUORUM ("0", "-1", "abc", "1234abc", "+2", "" are not). */
-static int parse_count(const char *flag, const char *s, int *out, struct error *e)
-{
-    size_t len = strlen(s);
-    if (len == 0 || len > 9 || strspn(s, "0123456789") != len)
-        return usage_error(e, "-%s \"%s\" is not a strictly positive whole number", flag, s);
-    int n = atoi(s);
-    if (n < 1)
-        return usage_error(e, "-%s \"%s\" is not a strictly positive whole number", flag, s);
-    if (n >= MAX_QUORUM)
-        return usage_error(e, "-%s %d: must be below %d", flag, n, MAX_QUORUM);
-    *out = n;
-    return 0;
-}
-
-struct quorum {
-    int n, r, w;
-    int linearizable;
-};
-
-/* ieq compares ASCII strings ignoring case. */
-static int ieq(const char *a, const char *b)
-{
-    for (; *a && *b; a++, b++) {
-        char x = *a >= 'a' && *a <= 'z' ? *a - 32 : *a;
-        char y = *b >= 'a' && *b <= 'z' ? *b - 32 : *b;
-        if (x != y)
-            return 0;
-    }
-    return *a == *b;
-}
-
-/* apply_level applies -c and the linearizable mode to a resolved quorum,
- * as dkvs-client does: a level sets R and W from N where -r and -w were
- * not given; LINEARIZABLE makes R and W at least a majority of N, and
- * refuses an R or W given below it. */
-static int apply_level(const struct flag *fc, int r_given, int w_given, struct quorum *q,
-                       struct error *e)
-{
-    if (fc->value) {
-        int count = 0;
-        if (ieq(fc->value, "LINEARIZABLE"))
-            q->linearizable = 1;
-        else if (ieq(fc->value, "ONE"))
-            count = 1;
-        else if (ieq(fc->value, "QUORUM"))
-            count = q->n / 2 + 1;
-        else if (ieq(fc->value, "ALL"))
-            count = q->n;
-        else
-            return usage_error(e, "-c \"%s\": want ONE, QUORUM, ALL or LINEARIZABLE", fc->value);
-        if (count > 0 && !r_given)
-            q->r = count;
-        if (count > 0 && !w_given)
-            q->w = count;
-    }
-    if (q->linearizable) {
-        int maj = q->n / 2 + 1;
-        if (!r_given && q->r < maj)
-            q->r = maj;
-        if (!w_given && q->w < maj)
-            q->w = maj;
-        if (q->r < maj || q->w < maj)
-            return usage_error(e, "linearizable needs R and W of at least a majority of N=%d (%d), got R=%d W=%d",
-                               q->n, maj, q->r, q->w);
-    }
-    return 0;
-}
-
-/* resolve_quorum applies cs202.md section 3 to the flags given (NULL: not
- * given): N defaults to the largest of the R and W given, or 3; an R or W
- * not given becomes min(2, N); R and W may not exceed N. */
-static int resolve_quorum(const struct flag *fn, const struct flag *fr, const struct flag *fw,
-                          struct quorum *q, struct error *e)
-{
-    int n = 0, r = 0, w = 0;
-    if (fn->value && parse_count("n", fn->value, &n, e))
-        return e->code;
-    if (fr->value && parse_count("r", fr->value, &r, e))
-        return e->code;
-    if (fw->value && parse_count("w", fw->value, &w, e))
-        return e->code;
-    if (fn->value)
-        q->n = n;
-    else if (fr->value || fw->value)
-        q->n = r > w ? r : w;
-    else
-        q->n = DKVS_DEFAULT_N;
-    int def = q->n < 2 ? q->n : 2;
-    q->r = fr->value ? r : def;
-    q->w = fw->value ? w : def;
-    if (q->r > q->n)
-        return usage_error(e, "R=%d is larger than N=%d", q->r, q->n);
-    if (q->w > q->n)
-        return usage_error(e, "W=%d is larger than N=%d", q->w, q->n);
-    return 0;
-}
-
 /* print_ok prints "OK" or "OK <value>" and a newline, as one write. */
 static int print_ok(const void *value, size_t vlen, int with_value, struct error *e)
 {
@@ -502,25 +400,27 @@ int main(int argc, char **argv)
         return report(&e);
     }
 
-    struct quorum q = {0, 0, 0, 0};
-    if (resolve_quorum(&qflags[0], &qflags[1], &qflags[2], &q, &e))
+    dkvs_request_t req;
+    int lin = linearizable->value && parse_bool(linearizable->value) == 1;
+    int rc = dkvs_resolve_args(qflags[0].value, qflags[1].value, qflags[2].value, qflags[3].value, lin,
+                               &req, e.detail, sizeof e.detail);
+    if (rc != DKVS_ERR_NONE) {
+        e.code = rc;
         return report(&e);
-    q.linearizable = linearizable->value && parse_bool(linearizable->value) == 1;
-    if (apply_level(&qflags[3], qflags[1].value != NULL, qflags[2].value != NULL, &q, &e))
-        return report(&e);
-    dkvs_request_t req = {q.n, q.r, q.w, DKVS_LEVEL_DEFAULT, q.linearizable};
+    }
 
-    int64_t timeout_ns = DEFAULT_TIMEOUT_NS;
-    if (timeout->value)
+    int64_t timeout_ns = 0; /* not given: the library's default */
+    if (timeout->value) {
         parse_duration(timeout->value, &timeout_ns); /* checked while parsing */
-    if (timeout_ns <= 0) {
-        usage_error(&e, "--timeout must be positive");
-        return report(&e);
+        if (timeout_ns <= 0) {
+            usage_error(&e, "--timeout must be positive");
+            return report(&e);
+        }
     }
 
     const char *file = servers->value ? servers->value : "";
     dkvs_t *h = NULL;
-    int rc = dkvs_open_timeout(file, timeout_ns, &h);
+    rc = dkvs_open_timeout(file, timeout_ns, &h);
     if (rc != DKVS_ERR_NONE) {
         set_error(&e, rc, "servers file \"%s\"", file[0] ? file : "servers.txt");
         return report(&e);

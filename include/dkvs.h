@@ -85,7 +85,7 @@ typedef enum dkvs_error {
     DKVS_ERR_OUT_OF_MEMORY = -125,   /* malloc failed */
     DKVS_ERR_NETWORK = -124,         /* fewer than R (or W) servers answered in time */
     DKVS_ERR_INVALID_CONFIG = -123,  /* bad servers file */
-    DKVS_ERR_INVALID_COMMAND = -122, /* bad command line (command-line tools only) */
+    DKVS_ERR_INVALID_COMMAND = -122, /* bad command line (command-line tools, dkvs_resolve_args) */
     DKVS_ERR_INVALID_ARGUMENT = -121, /* bad argument: see "Misuse" above; key or value too large */
     DKVS_ERR_ADDRESS = -120,         /* an IP in the servers file is not dotted IPv4 */
     DKVS_ERR_NOT_FOUND = -119,       /* the key is absent or deleted */
@@ -311,6 +311,40 @@ int dkvs_del_req(dkvs_t *h, const void *key, size_t klen, const dkvs_request_t *
  * running in other threads use the setting they started with. Since 1.1.
  */
 int dkvs_set_linearizable(dkvs_t *h, int on);
+
+/*
+ * dkvs_resolve_args applies the rules of the DKVS command line (cs202
+ * section 3, as dkvs-client applies them) to the replication flags of one
+ * command as the user wrote them: n, r, w and c are the values of -n, -r,
+ * -w and -c, NULL for a flag that was not given; linearizable is non-zero
+ * for --linearizable. On success *req holds the request to pass to
+ * dkvs_put_req, dkvs_get_req or dkvs_del_req: n, r and w set, level
+ * DKVS_LEVEL_DEFAULT, linearizable 0 or 1. The rules, checked in this
+ * order:
+ *
+ * - -n, -r and -w are strictly positive whole numbers in decimal digits,
+ *   below 255 ("0", "-1", "abc", "1234abc", "+2" and "" are refused).
+ * - N is -n, else the largest of the R and W given, else DKVS_DEFAULT_N;
+ *   an R or W not given is min(2, N). So -r 1 means N = W = 1, -n 1 means
+ *   R = W = 1, -n 7 means R = W = 2. R or W above N is refused.
+ * - -c ONE, QUORUM or ALL (any case) sets R and W from N (1, N / 2 + 1,
+ *   N) where -r and -w were not given: the numbers win.
+ * - -c LINEARIZABLE, or linearizable, asks for the linearizable mode
+ *   (see dkvs_request_t): an R or W not given becomes at least a
+ *   majority of N, and one given below it is refused.
+ *
+ * The first rule broken is reported. When msg is not NULL it receives
+ * what is wrong, without the code's own message (dkvs_strerror gives
+ * that), e.g. "R=3 is larger than N=2", or "" on success: at most
+ * msg_size bytes, NUL included, cut to fit. On failure every field of
+ * *req is set to 0. No handle is needed: a command-line tool checks its
+ * flags before it opens the ring.
+ *
+ * Errors: DKVS_ERR_INVALID_COMMAND (a rule above is broken),
+ * DKVS_ERR_INVALID_ARGUMENT (req is NULL). Thread-safe. Since 1.1.
+ */
+int dkvs_resolve_args(const char *n, const char *r, const char *w, const char *c,
+                      int linearizable, dkvs_request_t *req, char *msg, size_t msg_size);
 
 /*
  * dkvs_free releases a buffer returned by dkvs_get, dkvs_get_bin or

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/dkvs/dkvs/dkvs"
+	"github.com/dkvs/dkvs/dkvs/limits"
+	"github.com/dkvs/dkvs/dkvs/quorum"
 	"github.com/dkvs/dkvs/tests/harness"
 )
 
@@ -596,5 +598,33 @@ func TestCModes(t *testing.T) {
 	t.Logf("%s", strings.TrimSpace(out))
 	if err != nil || strings.Contains(out, "not ok") || !regexp.MustCompile(`(?m)^PASS \d+ checks$`).MatchString(out) {
 		t.Fatalf("C test failed: %v\n%s\n%s", err, out, stderr.String())
+	}
+}
+
+// TestCResolveArgs runs tests/c/args.c: dkvs_resolve_args gives C command
+// lines (the thin client) the replication rules of dkvs-client, messages
+// included. It needs no ring.
+func TestCResolveArgs(t *testing.T) {
+	prog := compileC(t, cTest("args.c"))
+	wantPass(t, harness.Run(t, t.TempDir(), prog))
+}
+
+// TestCHeaderSaysTheRules: dkvs.h cannot import the Go constants, so it
+// is checked against them: the DKVS_DEFAULT_* macros against package
+// quorum, the limits it documents against package limits.
+func TestCHeaderSaysTheRules(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(repoRoot(), "include", "dkvs.h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int{"DKVS_DEFAULT_N": quorum.DefaultN, "DKVS_DEFAULT_R": quorum.DefaultR, "DKVS_DEFAULT_W": quorum.DefaultW} {
+		m := regexp.MustCompile(`(?m)^#define ` + name + ` (\d+)$`).FindSubmatch(src)
+		if m == nil || string(m[1]) != strconv.Itoa(want) {
+			t.Errorf("dkvs.h: %s is %q, package quorum says %d", name, m, want)
+		}
+	}
+	limitsText := fmt.Sprintf("keys of 1 byte to %d KiB, values of 0 to %d MiB", limits.DefaultMaxKeySize>>10, limits.DefaultMaxValueSize>>20)
+	if !strings.Contains(strings.Join(strings.Fields(string(src)), " "), limitsText) {
+		t.Errorf("dkvs.h does not say %q", limitsText)
 	}
 }

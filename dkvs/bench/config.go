@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/dkvs/dkvs/dkvs/cmdutil"
+	"github.com/dkvs/dkvs/dkvs/limits"
 )
 
 // Distribution says how a workload picks its keys.
@@ -56,7 +57,7 @@ const (
 	MaxConcurrency = 10000
 	MaxKeys        = 1_000_000_000
 	// MaxValueSize is the client's default limit (16 MiB).
-	MaxValueSize = 16 << 20
+	MaxValueSize = limits.DefaultMaxValueSize
 	// DefaultZipfS is the zipf exponent when none is given. math/rand/v2
 	// needs s > 1; 1.1 is close to YCSB's 0.99 while meeting that.
 	DefaultZipfS = 1.1
@@ -170,7 +171,7 @@ func (c Config) Validate() error {
 	if c.LoadOnly && !c.Preload {
 		return bad("--load-only measures the preload: it cannot go with --no-preload")
 	}
-	if len(c.KeyPrefix)+20 > 64<<10 {
+	if len(c.KeyPrefix)+20 > limits.DefaultMaxKeySize {
 		return bad("--key-prefix of %d bytes: keys would exceed 64 KiB", len(c.KeyPrefix))
 	}
 	return nil

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/dkvs/dkvs/dkvs/errcode"
 )
@@ -32,8 +31,7 @@ func Report(stderr io.Writer, err error) int {
 // Message formats err as "<code message>: <details>".
 func Message(err error) string {
 	code := errcode.Of(err)
-	detail := err.Error()
-	detail = strings.TrimSuffix(detail, ": "+code.Error())
+	detail := errcode.Detail(err)
 	if detail == code.Error() || detail == "" {
 		return code.Error()
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/health"
 	"github.com/dkvs/dkvs/dkvs/kv"
+	"github.com/dkvs/dkvs/dkvs/limits"
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/transport"
 	"github.com/dkvs/dkvs/dkvs/wire"
@@ -41,11 +42,11 @@ type Transport interface {
 	Call(ctx context.Context, addr string, req wire.Frame) (wire.Frame, error)
 }
 
-// Defaults.
+// Defaults. The size limits are package limits'.
 const (
 	DefaultTimeout      = 500 * time.Millisecond
-	DefaultMaxKeySize   = 64 << 10
-	DefaultMaxValueSize = 16 << 20
+	DefaultMaxKeySize   = limits.DefaultMaxKeySize
+	DefaultMaxValueSize = limits.DefaultMaxValueSize
 )
 
 // Options configure a Coordinator.
@@ -53,7 +54,8 @@ type Options struct {
 	// Timeout is the deadline of one request to one replica (default
 	// DefaultTimeout). Large values get extra time in proportion to size.
 	Timeout time.Duration
-	// MaxKeySize and MaxValueSize are checked before anything is sent.
+	// MaxKeySize and MaxValueSize are checked before anything is sent
+	// (zero: the defaults of package limits).
 	MaxKeySize, MaxValueSize int
 	// Clock stamps versions; nil makes one with a random writer id.
 	Clock *kv.Clock
@@ -78,6 +80,7 @@ type Coordinator struct {
 	tr    Transport
 	clock *kv.Clock
 	opts  Options
+	lim   limits.Limits
 	log   *slog.Logger
 	bg    tracker // work still running after its operation returned
 
@@ -90,12 +93,8 @@ func New(r *ring.Ring, tr Transport, opts Options) *Coordinator {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	if opts.MaxKeySize <= 0 {
-		opts.MaxKeySize = DefaultMaxKeySize
-	}
-	if opts.MaxValueSize <= 0 {
-		opts.MaxValueSize = DefaultMaxValueSize
-	}
+	lim := limits.Limits{MaxKeySize: opts.MaxKeySize, MaxValueSize: opts.MaxValueSize}.OrDefault()
+	opts.MaxKeySize, opts.MaxValueSize = lim.MaxKeySize, lim.MaxValueSize
 	if opts.Clock == nil {
 		opts.Clock = kv.NewClock(RandomWriterID(), nil)
 	}
@@ -103,7 +102,7 @@ func New(r *ring.Ring, tr Transport, opts Options) *Coordinator {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Coordinator{ring: r, tr: tr, clock: opts.Clock, opts: opts, log: log}
+	c := &Coordinator{ring: r, tr: tr, clock: opts.Clock, opts: opts, lim: lim, log: log}
 	c.bg.init()
 	for _, s := range r.Servers() {
 		c.addrs = append(c.addrs, s.Addr())
@@ -312,15 +311,7 @@ func quorumCode(fs []ReplicaError) errcode.Code {
 }
 
 // checkKey validates a key against the limits.
-func (c *Coordinator) checkKey(key []byte) error {
-	if len(key) == 0 {
-		return fmt.Errorf("empty key: %w", errcode.InvalidArg)
-	}
-	if len(key) > c.opts.MaxKeySize {
-		return fmt.Errorf("key of %d bytes is above the limit of %d: %w", len(key), c.opts.MaxKeySize, errcode.InvalidArg)
-	}
-	return nil
-}
+func (c *Coordinator) checkKey(key []byte) error { return c.lim.CheckKey(key) }
 
 // deadline returns the time by which one replica must answer a request
 // carrying size bytes: the timeout plus 1 ms per 64 KiB, capped by ctx.
@@ -374,6 +365,14 @@ func (c *Coordinator) requestContext(ctx context.Context, size int) (context.Con
 type asyncCaller interface {
 	Go(addr string, req wire.Frame, deadline time.Time, done func(wire.Frame, error))
 }
+
+// send finds asyncCaller by a type assertion, which would quietly fall
+// back to a goroutine per request if the TCP transport's Go drifted from
+// it: the compiler checks it here instead.
+var (
+	_ Transport   = (*transport.Client)(nil)
+	_ asyncCaller = (*transport.Client)(nil)
+)
 
 // send calls server with req on rctx, a context from requestContext that
 // the requests of one operation share, and delivers the reply on out,

@@ -6,6 +6,7 @@ import (
 
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/kv"
+	"github.com/dkvs/dkvs/dkvs/quorum"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
@@ -16,10 +17,11 @@ import (
 // older version (or not found) are sent the newest one (read repair), off
 // the caller's path.
 func (c *Coordinator) Get(ctx context.Context, key []byte, n, r int) (kv.Record, error) {
-	if err := explicit(n, r, "R"); err != nil {
+	req, err := quorum.Explicit(quorum.Read, n, r)
+	if err != nil {
 		return kv.Record{}, err
 	}
-	return c.GetReq(ctx, key, Req{N: n, R: r})
+	return c.GetReq(ctx, key, req)
 }
 
 // GetReq reads key as req says. In linearizable mode, when the replies

@@ -6,6 +6,7 @@ import (
 
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/kv"
+	"github.com/dkvs/dkvs/dkvs/quorum"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
@@ -13,34 +14,27 @@ import (
 // w of them acknowledged a durable write (n, w >= 1). The others still
 // complete in the background. It returns the version written.
 func (c *Coordinator) Put(ctx context.Context, key, value []byte, n, w int) (kv.Version, error) {
-	if err := explicit(n, w, "W"); err != nil {
+	req, err := quorum.Explicit(quorum.Write, n, w)
+	if err != nil {
 		return kv.Version{}, err
 	}
-	return c.PutReq(ctx, key, value, Req{N: n, W: w})
+	return c.PutReq(ctx, key, value, req)
 }
 
 // Delete writes a tombstone for key on its n home replicas, acknowledged
 // by w of them.
 func (c *Coordinator) Delete(ctx context.Context, key []byte, n, w int) (kv.Version, error) {
-	if err := explicit(n, w, "W"); err != nil {
+	req, err := quorum.Explicit(quorum.Write, n, w)
+	if err != nil {
 		return kv.Version{}, err
 	}
-	return c.DeleteReq(ctx, key, Req{N: n, W: w})
-}
-
-// explicit checks N and R or W given as plain numbers: both at least 1.
-func explicit(n, q int, name string) error {
-	if n < 1 || q < 1 {
-		//lint:ignore ST1005 the message starts with N, cs202's name for the replica count
-		return fmt.Errorf("N=%d %s=%d: both must be at least 1: %w", n, name, q, errcode.InvalidArg)
-	}
-	return nil
+	return c.DeleteReq(ctx, key, req)
 }
 
 // PutReq stores value under key as req says.
 func (c *Coordinator) PutReq(ctx context.Context, key, value []byte, req Req) (kv.Version, error) {
-	if len(value) > c.opts.MaxValueSize {
-		return kv.Version{}, fmt.Errorf("value of %d bytes is above the limit of %d: %w", len(value), c.opts.MaxValueSize, errcode.InvalidArg)
+	if err := c.lim.CheckValue(value); err != nil {
+		return kv.Version{}, err
 	}
 	if value == nil {
 		value = []byte{}

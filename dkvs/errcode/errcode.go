@@ -9,7 +9,10 @@
 // cause as well; Of returns the code the outer error chose.
 package errcode
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Code is a DKVS error code. Codes are negative; None is zero.
 type Code int
@@ -151,4 +154,12 @@ func own(e error) (Code, bool) {
 // errors.Is(err, code) and prints as "<format>: <code message>".
 func Errorf(code Code, format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), code)
+}
+
+// Detail returns err's message without the code's message that ends it
+// when err wraps a code ("empty key" for "empty key: Invalid argument
+// (internal error)"): for a report that names the code itself, or an
+// error reported under another code.
+func Detail(err error) string {
+	return strings.TrimSuffix(err.Error(), ": "+Of(err).Error())
 }

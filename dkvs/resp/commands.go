@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/limits"
 	"github.com/tidwall/redcon"
 )
 
@@ -105,25 +106,37 @@ func backendError(err error) []byte {
 
 func isNotFound(err error) bool { return errors.Is(err, errcode.NotFound) }
 
+// checkKey checks a key that is read: an empty one is no error there,
+// since it cannot exist (the command answers as for a missing key).
 func (s *Server) checkKey(key []byte) string {
-	if len(key) > s.opts.MaxKeySize {
-		return fmt.Sprintf("ERR key too large: %d bytes, the limit is %d", len(key), s.opts.MaxKeySize)
+	if len(key) == 0 {
+		return ""
 	}
-	return ""
+	return limitReply(s.opts.limits().CheckKey(key))
 }
 
+// checkWriteKey checks a key that is written.
 func (s *Server) checkWriteKey(key []byte) string {
-	if len(key) == 0 {
-		return "ERR empty key: dkvs keys are at least one byte long"
-	}
-	return s.checkKey(key)
+	return limitReply(s.opts.limits().CheckKey(key))
 }
 
 func (s *Server) checkValue(v []byte) string {
-	if len(v) > s.opts.MaxValueSize {
-		return fmt.Sprintf("ERR value too large: %d bytes, the limit is %d", len(v), s.opts.MaxValueSize)
+	return limitReply(s.opts.limits().CheckValue(v))
+}
+
+// limitReply words a refusal of the limits as Redis clients have always
+// seen it from dkvs ("" for no error).
+func limitReply(err error) string {
+	e, ok := limits.As(err)
+	switch {
+	case err == nil:
+		return ""
+	case !ok:
+		return "ERR " + err.Error()
+	case !e.TooLarge():
+		return "ERR empty key: dkvs keys are at least one byte long"
 	}
-	return ""
+	return fmt.Sprintf("ERR %s too large: %d bytes, the limit is %d", e.What, e.Size, e.Limit)
 }
 
 // parallelism bounds the backend calls one multi-key command makes at once.

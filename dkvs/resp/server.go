@@ -10,14 +10,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dkvs/dkvs/dkvs/limits"
 	"github.com/dkvs/dkvs/dkvs/netutil"
 )
 
 // Defaults of Options.
 const (
 	DefaultCommandTimeout  = 5 * time.Second
-	DefaultMaxKeySize      = 64 << 10
-	DefaultMaxValueSize    = 16 << 20
+	DefaultMaxKeySize      = limits.DefaultMaxKeySize
+	DefaultMaxValueSize    = limits.DefaultMaxValueSize
 	DefaultMaxArgs         = 1 << 20
 	DefaultMaxPipeline     = 128
 	DefaultMaxPendingBytes = 64 << 20
@@ -70,12 +71,8 @@ func (o Options) withDefaults() Options {
 	if o.CommandTimeout <= 0 {
 		o.CommandTimeout = DefaultCommandTimeout
 	}
-	if o.MaxKeySize <= 0 {
-		o.MaxKeySize = DefaultMaxKeySize
-	}
-	if o.MaxValueSize <= 0 {
-		o.MaxValueSize = DefaultMaxValueSize
-	}
+	lim := o.limits()
+	o.MaxKeySize, o.MaxValueSize = lim.MaxKeySize, lim.MaxValueSize
 	if o.MaxRequestSize <= 0 {
 		o.MaxRequestSize = max(64<<20, o.MaxKeySize+o.MaxValueSize+64<<10)
 	}
@@ -95,6 +92,11 @@ func (o Options) withDefaults() Options {
 		o.CursorTTL = DefaultCursorTTL
 	}
 	return o
+}
+
+// limits returns the key and value limits of o, defaults filled in.
+func (o Options) limits() limits.Limits {
+	return limits.Limits{MaxKeySize: o.MaxKeySize, MaxValueSize: o.MaxValueSize}.OrDefault()
 }
 
 // ErrServerClosed is returned by Serve after Close or Shutdown.

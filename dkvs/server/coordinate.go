@@ -8,6 +8,8 @@ import (
 
 	"github.com/dkvs/dkvs/dkvs/coord"
 	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/quorum"
+	"github.com/dkvs/dkvs/dkvs/scan"
 	"github.com/dkvs/dkvs/dkvs/transport"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
@@ -16,6 +18,13 @@ import (
 // for this server itself is answered by Handle in this process, with no
 // network hop and no connection to itself; the others go over TCP.
 type selfTransport struct{ s *Server }
+
+// The coordinator sends through selfTransport, and ring scans read pages
+// through it.
+var (
+	_ coord.Transport = selfTransport{}
+	_ scan.Caller     = selfTransport{}
+)
 
 // errSelfCoord refuses a coordinated request sent by the coordinator to
 // its own server: it only ever sends replica operations, so this would be
@@ -58,33 +67,19 @@ func (s *Server) coordReq(op wire.Op, p wire.CoordParams) (coord.Req, time.Durat
 	if p.TimeoutMS > 0 && p.TimeoutMS < uint64(budget/time.Millisecond) {
 		budget = time.Duration(p.TimeoutMS) * time.Millisecond
 	}
-	lin := p.Flags&wire.CoordLinearizable != 0
-	if p.Flags&wire.CoordDefaults != 0 {
-		if p.N != 0 || p.Q != 0 || p.Level != wire.CoordLevelDefault {
-			//lint:ignore ST1005 the message starts with N, cs202's name for the replica count
-			return coord.Req{}, 0, fmt.Errorf("N=%d, R or W=%d and level %d given with the server-defaults flag: they must be 0: %w",
-				p.N, p.Q, p.Level, errcode.InvalidArg)
-		}
-		req := s.DefaultRequest()
-		req.Linearizable = req.Linearizable || lin
-		return req, budget, nil
-	}
-	name := "W"
+	k := quorum.Write
 	if op == wire.OpCoordGet {
-		name = "R"
+		k = quorum.Read
 	}
-	if p.N < 1 || p.N > MaxReplicas {
-		//lint:ignore ST1005 the message starts with N, cs202's name for the replica count
-		return coord.Req{}, 0, fmt.Errorf("N=%d: want 1 to %d (or the server-defaults flag): %w", p.N, MaxReplicas, errcode.InvalidArg)
-	}
-	if p.Q > p.N {
-		return coord.Req{}, 0, fmt.Errorf("%s=%d is above N=%d: %w", name, p.Q, p.N, errcode.InvalidArg)
-	}
-	req := coord.Req{N: int(p.N), Level: coord.Level(p.Level), Linearizable: lin}
-	if op == wire.OpCoordGet {
-		req.R = int(p.Q)
-	} else {
-		req.W = int(p.Q)
+	req, err := quorum.FromParams(k, quorum.Params{
+		Defaults:     p.Flags&wire.CoordDefaults != 0,
+		Linearizable: p.Flags&wire.CoordLinearizable != 0,
+		Level:        p.Level,
+		N:            p.N,
+		Q:            p.Q,
+	}, s.DefaultRequest())
+	if err != nil {
+		return coord.Req{}, 0, err
 	}
 	return req, budget, nil
 }

@@ -3,11 +3,10 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 
-	"github.com/dkvs/dkvs/dkvs/coord"
-	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/datagram"
 	"github.com/dkvs/dkvs/dkvs/kv"
+	"github.com/dkvs/dkvs/dkvs/quorum"
 	"github.com/dkvs/dkvs/dkvs/resp"
 	"github.com/dkvs/dkvs/dkvs/scan"
 	"github.com/dkvs/dkvs/dkvs/storage"
@@ -17,6 +16,8 @@ import (
 // respBackend runs the Redis protocol's commands on the ring through the
 // server's coordinator, with the server's default replication.
 type respBackend struct{ s *Server }
+
+var _ resp.Backend = respBackend{}
 
 // RESPBackend returns the backend the server's Redis-protocol port runs
 // its commands through.
@@ -87,14 +88,16 @@ func (b respBackend) Info(ctx context.Context) (resp.Info, error) {
 	if err := s.ScanRing(ctx, nil, func(_, _ []byte) bool { keys++; return true }); err != nil {
 		return resp.Info{}, err
 	}
-	n := min(s.cfg.Coord.N, len(s.addrs))
+	// What a RESP read and write run with on this ring, as the
+	// coordinator resolves it.
 	req := s.DefaultRequest()
-	r, w := req.R, req.W
-	if r == 0 || r > n {
-		r = quorumOf(req, n)
+	n, r, err := req.Resolve(quorum.Read, len(s.addrs))
+	if err != nil {
+		return resp.Info{}, err
 	}
-	if w == 0 || w > n {
-		w = quorumOf(req, n)
+	_, w, err := req.Resolve(quorum.Write, len(s.addrs))
+	if err != nil {
+		return resp.Info{}, err
 	}
 	return resp.Info{
 		Version: Version,
@@ -106,26 +109,17 @@ func (b respBackend) Info(ctx context.Context) (resp.Info, error) {
 	}, nil
 }
 
-// quorumOf is R or W when the request leaves it to the level.
-func quorumOf(req coord.Req, n int) int {
-	if req.Level != coord.LevelDefault {
-		return req.Level.Count(n)
-	}
-	if req.Linearizable {
-		return coord.Majority(n)
-	}
-	return min(2, n)
-}
-
 // datagramLocal is the server's own storage as the datagram protocol sees
 // it: reads of this server's records, writes to this server alone.
 type datagramLocal struct{ s *Server }
 
+var _ datagram.Local = datagramLocal{}
+
 // GetLocal returns this server's record of key; a tombstone is "not
 // found".
 func (l datagramLocal) GetLocal(ctx context.Context, key []byte) ([]byte, bool, error) {
-	if len(key) > l.s.cfg.MaxKeySize {
-		return nil, false, fmt.Errorf("key of %d bytes is above the limit of %d: %w", len(key), l.s.cfg.MaxKeySize, errcode.InvalidArg)
+	if err := l.s.lim.CheckKey(key); err != nil {
+		return nil, false, err
 	}
 	rec, found, err := l.s.db.Get(key)
 	if err != nil || !found || !rec.Live() {

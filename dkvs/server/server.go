@@ -20,6 +20,8 @@ import (
 	"github.com/dkvs/dkvs/dkvs/handoff"
 	"github.com/dkvs/dkvs/dkvs/health"
 	"github.com/dkvs/dkvs/dkvs/kv"
+	"github.com/dkvs/dkvs/dkvs/limits"
+	"github.com/dkvs/dkvs/dkvs/quorum"
 	"github.com/dkvs/dkvs/dkvs/resp"
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/storage"
@@ -91,7 +93,8 @@ type CoordConfig struct {
 	// N, R and W are used by RESP commands and by native requests that ask
 	// for the server's defaults (defaults 3, 2 and 2). Level, when set,
 	// gives R and W from N where R or W is zero; Linearizable makes them
-	// linearizable.
+	// linearizable. New checks and completes them with quorum's rules
+	// (quorum.Req.Defaults).
 	N, R, W      int
 	Level        coord.Level
 	Linearizable bool
@@ -101,14 +104,14 @@ type CoordConfig struct {
 	DisableReadRepair bool
 }
 
-// Defaults of CoordConfig.
+// Defaults of CoordConfig; the replication's are quorum's.
 const (
 	DefaultCoordMaxTime = 5 * time.Second
-	DefaultCoordN       = 3
-	DefaultCoordR       = 2
-	DefaultCoordW       = 2
+	DefaultCoordN       = quorum.DefaultN
+	DefaultCoordR       = quorum.DefaultR
+	DefaultCoordW       = quorum.DefaultW
 	// MaxReplicas is the largest N, R or W a request may ask for.
-	MaxReplicas = 254
+	MaxReplicas = quorum.MaxN
 )
 
 // Version is the dkvs version the server reports (INFO over the Redis
@@ -123,6 +126,7 @@ type Server struct {
 	clock   *kv.Clock
 	ring    *ring.Ring
 	ts      *transport.Server
+	lim     limits.Limits
 	started time.Time
 
 	peers   *transport.Client // to other servers: pings, hint delivery, anti-entropy
@@ -138,15 +142,21 @@ type Server struct {
 	addrs    []string // the ring's servers in servers.txt order
 }
 
+// Server answers the native protocol for the transport.
+var _ transport.Handler = (*Server)(nil)
+
 // New opens the server's storage. Call Serve to answer requests and Close
-// to release the storage.
+// to release the storage. A Coord replication that quorum's rules refuse
+// is an error wrapping errcode.InvalidArg.
 func New(cfg Config) (*Server, error) {
-	if cfg.MaxKeySize <= 0 {
-		cfg.MaxKeySize = coord.DefaultMaxKeySize
+	lim := limits.Limits{MaxKeySize: cfg.MaxKeySize, MaxValueSize: cfg.MaxValueSize}.OrDefault()
+	cfg.MaxKeySize, cfg.MaxValueSize = lim.MaxKeySize, lim.MaxValueSize
+	def, err := quorum.Req{N: cfg.Coord.N, R: cfg.Coord.R, W: cfg.Coord.W, Level: cfg.Coord.Level,
+		Linearizable: cfg.Coord.Linearizable}.Defaults()
+	if err != nil {
+		return nil, fmt.Errorf("coordinated replication: %w", err)
 	}
-	if cfg.MaxValueSize <= 0 {
-		cfg.MaxValueSize = coord.DefaultMaxValueSize
-	}
+	cfg.Coord.N, cfg.Coord.R, cfg.Coord.W = def.N, def.R, def.W
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -162,7 +172,7 @@ func New(cfg Config) (*Server, error) {
 	if clock == nil {
 		clock = kv.NewClock(coord.RandomWriterID(), nil)
 	}
-	s := &Server{cfg: cfg, log: log, db: db, clock: clock, ring: ring.New(cfg.Servers), started: time.Now()}
+	s := &Server{cfg: cfg, log: log, db: db, clock: clock, ring: ring.New(cfg.Servers), lim: lim, started: time.Now()}
 	ip, _, _ := net.SplitHostPort(cfg.Addr)
 	s.peers = transport.NewClient(transport.ClientOptions{PoolSize: 1, SourceIP: ip})
 	var others []string
@@ -203,15 +213,6 @@ func New(cfg Config) (*Server, error) {
 	if cc.MaxTime <= 0 {
 		cc.MaxTime = DefaultCoordMaxTime
 	}
-	if cc.N <= 0 {
-		cc.N = DefaultCoordN
-	}
-	if cc.R <= 0 && cc.Level == coord.LevelDefault && !cc.Linearizable {
-		cc.R = min(DefaultCoordR, cc.N)
-	}
-	if cc.W <= 0 && cc.Level == coord.LevelDefault && !cc.Linearizable {
-		cc.W = min(DefaultCoordW, cc.N)
-	}
 	for _, sv := range cfg.Servers {
 		s.addrs = append(s.addrs, sv.Addr())
 	}
@@ -227,7 +228,7 @@ func New(cfg Config) (*Server, error) {
 		DisableReadRepair:   cc.DisableReadRepair,
 	})
 	s.ts = transport.NewServer(s, transport.ServerOptions{
-		MaxFrame:     cfg.MaxKeySize + cfg.MaxValueSize + 4096,
+		MaxFrame:     cfg.MaxKeySize + cfg.MaxValueSize + wire.FrameRoom,
 		FrameTimeout: cfg.FrameTimeout,
 		Logger:       log,
 		Observer:     cfg.Observer,
@@ -245,24 +246,11 @@ func (s *Server) DB() *storage.DB { return s.db }
 // StoreLocal stores value under key on this server alone, with a fresh
 // version (the pairs given on dkvs-server's command line).
 func (s *Server) StoreLocal(key, value []byte) error {
-	if err := s.checkSizes(key, value); err != nil {
+	if err := s.lim.CheckRecord(key, value); err != nil {
 		return err
 	}
 	_, err := s.db.Apply(key, kv.Record{Version: s.clock.Now(), Value: value})
 	return err
-}
-
-func (s *Server) checkSizes(key, value []byte) error {
-	if len(key) == 0 {
-		return fmt.Errorf("empty key: %w", errcode.InvalidArg)
-	}
-	if len(key) > s.cfg.MaxKeySize {
-		return fmt.Errorf("key of %d bytes is above the limit of %d: %w", len(key), s.cfg.MaxKeySize, errcode.InvalidArg)
-	}
-	if len(value) > s.cfg.MaxValueSize {
-		return fmt.Errorf("value of %d bytes is above the limit of %d: %w", len(value), s.cfg.MaxValueSize, errcode.InvalidArg)
-	}
-	return nil
 }
 
 // ping asks a peer for its clock: the failure detector's heartbeat.
@@ -459,11 +447,8 @@ func (s *Server) handleGet(f wire.Frame) wire.Frame {
 	if err != nil {
 		return fail(wire.StatusBadRequest, "%v", err)
 	}
-	if len(m.Key) == 0 {
-		return fail(wire.StatusBadRequest, "empty key")
-	}
-	if len(m.Key) > s.cfg.MaxKeySize {
-		return fail(wire.StatusTooLarge, "key of %d bytes is above the limit of %d", len(m.Key), s.cfg.MaxKeySize)
+	if err := s.lim.CheckKey(m.Key); err != nil {
+		return limitFail(err)
 	}
 	rec, found, err := s.db.Get(m.Key)
 	if err != nil {
@@ -478,19 +463,36 @@ func (s *Server) handleGet(f wire.Frame) wire.Frame {
 	return ok(wire.AppendRecord(make([]byte, 0, wire.RecordSize(rec)), rec))
 }
 
+// limitFail answers a key or value that the limits refuse: too large is
+// StatusTooLarge, an empty key a bad request.
+func limitFail(err error) wire.Frame {
+	e, ok := limits.As(err)
+	switch {
+	case !ok:
+		return fail(wire.StatusBadRequest, "%v", err)
+	case e.TooLarge():
+		return fail(wire.StatusTooLarge, "%s", e.Detail())
+	}
+	return fail(wire.StatusBadRequest, "%s", e.Detail())
+}
+
 // checkRecord validates a record received for storage; a non-nil frame
-// is the refusal to send.
+// is the refusal to send. The malformed (an empty key, a zero version) is
+// refused before the too large.
 func (s *Server) checkRecord(key []byte, rec kv.Record) *wire.Frame {
+	err := s.lim.CheckRecord(key, rec.Value)
+	tooLarge := false
+	if e, ok := limits.As(err); ok {
+		tooLarge = e.TooLarge()
+	}
 	var f wire.Frame
 	switch {
-	case len(key) == 0:
-		f = fail(wire.StatusBadRequest, "empty key")
+	case err != nil && !tooLarge:
+		f = limitFail(err)
 	case rec.Version.IsZero():
 		f = fail(wire.StatusBadRequest, "zero version")
-	case len(key) > s.cfg.MaxKeySize:
-		f = fail(wire.StatusTooLarge, "key of %d bytes is above the limit of %d", len(key), s.cfg.MaxKeySize)
-	case len(rec.Value) > s.cfg.MaxValueSize:
-		f = fail(wire.StatusTooLarge, "value of %d bytes is above the limit of %d", len(rec.Value), s.cfg.MaxValueSize)
+	case err != nil:
+		f = limitFail(err)
 	default:
 		return nil
 	}

@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/dkvs/dkvs/dkvs/limits"
 )
 
 // HeaderSize is the size of a frame header: length (4), kind (1), flags
@@ -22,9 +24,14 @@ const HeaderSize = 14
 // headerAfterLen is the part of the header counted by the length field.
 const headerAfterLen = HeaderSize - 4
 
-// DefaultMaxFrame is the largest frame accepted by default: a 64 KiB key,
-// a 16 MiB value and room for the rest.
-const DefaultMaxFrame = 16<<20 + 64<<10 + 4096
+// FrameRoom is what a frame may hold beyond its key and value (header,
+// version, lengths): a server accepts frames of its largest key plus its
+// largest value plus FrameRoom.
+const FrameRoom = 4096
+
+// DefaultMaxFrame is the largest frame accepted by default: a key and a
+// value of the default limits, and room for the rest.
+const DefaultMaxFrame = limits.DefaultMaxValueSize + limits.DefaultMaxKeySize + FrameRoom
 
 // Op is the operation of a request. A response carries the op of its
 // request with RespBit set.

@@ -15,55 +15,6 @@ import (
 	"github.com/dkvs/dkvs/dkvs/errcode"
 )
 
-func p(v int) *int { return &v }
-
-func TestResolveQuorum(t *testing.T) {
-	cases := []struct {
-		name    string
-		n, r, w *int
-		want    quorum
-		invalid bool
-	}{
-		{"defaults", nil, nil, nil, quorum{3, 2, 2}, false},
-		{"-r 1", nil, p(1), nil, quorum{1, 1, 1}, false},
-		{"-w 1", nil, nil, p(1), quorum{1, 1, 1}, false},
-		{"-n 1", p(1), nil, nil, quorum{1, 1, 1}, false},
-		{"-n 7", p(7), nil, nil, quorum{7, 2, 2}, false},
-		{"-r 3", nil, p(3), nil, quorum{3, 3, 2}, false},
-		{"-r 1 -w 3", nil, p(1), p(3), quorum{3, 1, 3}, false},
-		{"-r 4 -w 2", nil, p(4), p(2), quorum{4, 4, 2}, false},
-		{"-n 2", p(2), nil, nil, quorum{2, 2, 2}, false},
-		{"-n 5 -r 5 -w 1", p(5), p(5), p(1), quorum{5, 5, 1}, false},
-		{"R>N", p(2), p(3), nil, quorum{}, true},
-		{"W>N", p(1), nil, p(2), quorum{}, true},
-	}
-	for _, tc := range cases {
-		got, err := resolveQuorum(tc.n, tc.r, tc.w)
-		if tc.invalid {
-			if errcode.Of(err) != errcode.InvalidCommand {
-				t.Errorf("%s: %v, want ERR_INVALID_COMMAND", tc.name, err)
-			}
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("%s: %+v %v, want %+v", tc.name, got, err, tc.want)
-		}
-	}
-}
-
-func TestParseCount(t *testing.T) {
-	for _, s := range []string{"0", "-1", "abc", "1234abc", "", "+2", " 1", "1.5", "255", "1000", "0x3"} {
-		if _, err := parseCount("r", s); errcode.Of(err) != errcode.InvalidCommand {
-			t.Errorf("%q accepted: %v", s, err)
-		}
-	}
-	for s, want := range map[string]int{"1": 1, "3": 3, "254": 254, "007": 7} {
-		if got, err := parseCount("r", s); err != nil || got != want {
-			t.Errorf("%q: %d %v", s, got, err)
-		}
-	}
-}
-
 // run the command line in-process; no server is needed for the cases that
 // fail before connecting.
 func runCLI(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {

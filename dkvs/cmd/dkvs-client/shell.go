@@ -14,7 +14,7 @@ import (
 
 	"github.com/dkvs/dkvs/dkvs"
 	"github.com/dkvs/dkvs/dkvs/cmdutil"
-	"github.com/dkvs/dkvs/dkvs/coord"
+	"github.com/dkvs/dkvs/dkvs/quorum"
 )
 
 const shellHelp = `Commands (arguments separated by spaces; quote them with "..." or '...'):
@@ -191,7 +191,7 @@ func (s *session) set(args []string) error {
 	switch {
 	case len(args) == 0:
 	case len(args) == 2 && (args[0] == "n" || args[0] == "r" || args[0] == "w"):
-		v, err := parseCount(args[0], args[1])
+		v, err := quorum.ParseCount(args[0], args[1])
 		if err != nil {
 			return err
 		}
@@ -235,25 +235,10 @@ func (s *session) set(args []string) error {
 	return nil
 }
 
-// effective returns the N, R and W a request will use: R and W given, or
-// from the level (a majority in the linearizable mode).
-func effective(req dkvs.Request) (n, r, w int) {
-	n, r, w = req.N, req.R, req.W
-	if n == 0 {
-		n = coord.DefaultN
-	}
-	count := req.Level.Count(n)
-	if req.Linearizable && req.Level == dkvs.LevelDefault {
-		count = coord.Majority(n)
-	}
-	if r == 0 {
-		r = count
-	}
-	if w == 0 {
-		w = count
-	}
-	return n, r, w
-}
+// effective returns the N, R and W a request will use before the ring
+// clamps them: R and W given, or from the level (a majority in the
+// linearizable mode).
+func effective(req dkvs.Request) (n, r, w int) { return req.Counts() }
 
 // splitWords splits a line into words: blanks separate them; "..." groups
 // with backslash escapes (\n, \t, \\, \", and any other character taken

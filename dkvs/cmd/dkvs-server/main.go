@@ -26,7 +26,9 @@ import (
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/coord"
 	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/limits"
 	"github.com/dkvs/dkvs/dkvs/metrics"
+	"github.com/dkvs/dkvs/dkvs/quorum"
 	"github.com/dkvs/dkvs/dkvs/server"
 	"github.com/dkvs/dkvs/dkvs/storage"
 	"github.com/dkvs/dkvs/dkvs/transport"
@@ -146,8 +148,8 @@ func flags() []cli.Flag {
 		&cli.BoolFlag{Name: "memory", EnvVars: []string{"DKVS_MEMORY"}},
 		&cli.BoolFlag{Name: "no-sync", EnvVars: []string{"DKVS_NO_SYNC"}},
 		&cli.Int64Flag{Name: "cache-size", Value: storage.DefaultCacheSize, EnvVars: []string{"DKVS_CACHE_SIZE"}},
-		&cli.IntFlag{Name: "max-key-size", Value: 64 << 10, EnvVars: []string{"DKVS_MAX_KEY_SIZE"}},
-		&cli.IntFlag{Name: "max-value-size", Value: 16 << 20, EnvVars: []string{"DKVS_MAX_VALUE_SIZE"}},
+		&cli.IntFlag{Name: "max-key-size", Value: limits.DefaultMaxKeySize, EnvVars: []string{"DKVS_MAX_KEY_SIZE"}},
+		&cli.IntFlag{Name: "max-value-size", Value: limits.DefaultMaxValueSize, EnvVars: []string{"DKVS_MAX_VALUE_SIZE"}},
 		&cli.DurationFlag{Name: "frame-timeout", Value: 10 * time.Second, EnvVars: []string{"DKVS_FRAME_TIMEOUT"}},
 		&cli.DurationFlag{Name: "heartbeat", Value: 100 * time.Millisecond, EnvVars: []string{"DKVS_HEARTBEAT"}},
 		&cli.DurationFlag{Name: "peer-timeout", Value: 200 * time.Millisecond, EnvVars: []string{"DKVS_PEER_TIMEOUT"}},
@@ -159,9 +161,9 @@ func flags() []cli.Flag {
 		&cli.DurationFlag{Name: "tombstone-grace", Value: antientropy.DefaultTombstoneGrace, EnvVars: []string{"DKVS_TOMBSTONE_GRACE"}},
 		&cli.BoolFlag{Name: "no-datagram", EnvVars: []string{"DKVS_NO_DATAGRAM"}},
 		&cli.StringFlag{Name: "resp", EnvVars: []string{"DKVS_RESP"}},
-		&cli.IntFlag{Name: "resp-n", Value: server.DefaultCoordN, EnvVars: []string{"DKVS_RESP_N"}},
-		&cli.IntFlag{Name: "resp-r", Value: server.DefaultCoordR, EnvVars: []string{"DKVS_RESP_R"}},
-		&cli.IntFlag{Name: "resp-w", Value: server.DefaultCoordW, EnvVars: []string{"DKVS_RESP_W"}},
+		&cli.IntFlag{Name: "resp-n", Value: quorum.DefaultN, EnvVars: []string{"DKVS_RESP_N"}},
+		&cli.IntFlag{Name: "resp-r", Value: quorum.DefaultR, EnvVars: []string{"DKVS_RESP_R"}},
+		&cli.IntFlag{Name: "resp-w", Value: quorum.DefaultW, EnvVars: []string{"DKVS_RESP_W"}},
 		&cli.StringFlag{Name: "resp-level", EnvVars: []string{"DKVS_RESP_LEVEL"}},
 		&cli.BoolFlag{Name: "resp-linearizable", EnvVars: []string{"DKVS_RESP_LINEARIZABLE"}},
 		&cli.DurationFlag{Name: "coord-timeout", Value: coord.DefaultTimeout, EnvVars: []string{"DKVS_COORD_TIMEOUT"}},
@@ -390,47 +392,46 @@ func checkHostPort(flag, v string) error {
 	return nil
 }
 
-// coordConfig reads the replication the server coordinates with. R and W
-// left to their defaults follow --resp-level (or the linearizable mode)
-// when one is given.
+// coordConfig reads the replication the server coordinates with and
+// checks it with quorum's rules, as server.New will: R and W not given
+// follow --resp-level (or the linearizable mode) when one is given, and
+// are min(2, N) otherwise.
 func coordConfig(c *cli.Context) (server.CoordConfig, error) {
-	cc := server.CoordConfig{
-		Timeout:      c.Duration("coord-timeout"),
-		MaxTime:      c.Duration("coord-max-time"),
-		N:            c.Int("resp-n"),
-		Linearizable: c.Bool("resp-linearizable"),
-	}
-	if cc.N < 1 || cc.N > server.MaxReplicas {
-		return cc, cmdutil.UsageError("--resp-n %d: want 1 to %d", cc.N, server.MaxReplicas)
-	}
+	req := quorum.Req{N: c.Int("resp-n"), Linearizable: c.Bool("resp-linearizable")}
 	if l := c.String("resp-level"); l != "" {
-		lv, err := coord.ParseLevel(l)
+		lv, err := quorum.ParseLevel(l)
 		if err != nil {
-			return cc, cmdutil.UsageError("--resp-level %q: want ONE, QUORUM or ALL", l)
+			return server.CoordConfig{}, cmdutil.UsageError("--resp-level %q: want ONE, QUORUM or ALL", l)
 		}
-		cc.Level = lv
+		req.Level = lv
 	}
-	byLevel := cc.Level != coord.LevelDefault || cc.Linearizable
-	for _, q := range []struct {
+	// A count of 0 means "not given" to quorum: one given as 0 (or less)
+	// is refused here, before it could pass for a default.
+	for _, f := range []struct {
 		name string
 		dst  *int
-	}{{"resp-r", &cc.R}, {"resp-w", &cc.W}} {
-		v := c.Int(q.name)
-		if !c.IsSet(q.name) {
-			if byLevel {
-				continue // from the level or the majority
-			}
-			v = min(v, cc.N) // the default 2 follows a smaller N down
+	}{{"resp-n", &req.N}, {"resp-r", &req.R}, {"resp-w", &req.W}} {
+		if !c.IsSet(f.name) {
+			continue
 		}
-		if v < 1 || v > cc.N {
-			return cc, cmdutil.UsageError("--%s %d: want 1 to --resp-n (%d)", q.name, v, cc.N)
+		if v := c.Int(f.name); v < 1 {
+			return server.CoordConfig{}, cmdutil.UsageError("--%s %d: must be at least 1", f.name, v)
 		}
-		if cc.Linearizable && v < coord.Majority(cc.N) {
-			return cc, cmdutil.UsageError("--%s %d: linearizable mode needs at least a majority of N=%d (%d)", q.name, v, cc.N, coord.Majority(cc.N))
-		}
-		*q.dst = v
+		*f.dst = c.Int(f.name)
 	}
-	return cc, nil
+	req, err := req.Defaults()
+	if err != nil {
+		return server.CoordConfig{}, cmdutil.UsageError("--resp-n, --resp-r, --resp-w, --resp-level, --resp-linearizable: %s", errcode.Detail(err))
+	}
+	return server.CoordConfig{
+		Timeout:      c.Duration("coord-timeout"),
+		MaxTime:      c.Duration("coord-max-time"),
+		N:            req.N,
+		R:            req.R,
+		W:            req.W,
+		Level:        req.Level,
+		Linearizable: req.Linearizable,
+	}, nil
 }
 
 func dirOrMemory(dir string, mem bool) string {
