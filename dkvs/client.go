@@ -85,9 +85,9 @@ type Options struct {
 	Timeout time.Duration
 	// PoolSize is the number of connections kept per server (default 2).
 	PoolSize int
-	// RefusedRetry is how long a refused connection to a server is tried
-	// again within a request's deadline, for a server that is starting:
-	// zero means transport.DefaultRefusedRetry (200ms), negative none.
+	// RefusedRetry bounds how long a refused connection to a server is
+	// tried again, for a server that is starting: zero means until the
+	// request's deadline, negative never.
 	RefusedRetry time.Duration
 	// MaxKeySize and MaxValueSize are checked before sending; zero means
 	// 64 KiB and 16 MiB, the servers' defaults (package limits).

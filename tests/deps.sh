@@ -16,8 +16,14 @@ printf '#include <stdio.h>\n' | ${CC:-cc} -E -x c - >/dev/null 2>&1 || need+=(li
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && have apt-get; then
   echo "make test: installing ${need[*]} with apt-get"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  log=$(mktemp)
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "make test: apt-get could not install ${need[*]}" >&2
+    exit 1
+  fi
+  rm -f "$log"
   exit 0
 fi
 echo "make test: missing ${need[*]}: install with 'sudo apt-get install ${need[*]}' or run make test as root" >&2

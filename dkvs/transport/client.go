@@ -51,19 +51,16 @@ type ClientOptions struct {
 	// of outgoing connections (a server dials its peers from its ring
 	// address, so they and anything between can tell who is calling).
 	SourceIP string
-	// RefusedRetry is how long a refused connection is dialed again, with
-	// a backoff from 1 to 16 ms, within the call's deadline: a server
-	// started at the same moment as its client refuses until it has bound
-	// its port. Zero means DefaultRefusedRetry; negative, no retry.
+	// RefusedRetry bounds how long a refused connection is dialed again,
+	// 1 to 16 ms apart: a server started at the same moment as its client
+	// refuses until it has bound its port. Zero means until the call's
+	// deadline (MaxRefusedRetry for a call without one); negative, never.
 	RefusedRetry time.Duration
 }
 
-// DefaultRefusedRetry is ClientOptions.RefusedRetry's default. A server
-// binds its port 1-3 ms after exec on an idle machine and within tens of
-// milliseconds on a loaded one; a server that is really down costs a
-// call this much more before it fails (a long-running client pays it
-// once: its failure detector then skips the server).
-const DefaultRefusedRetry = 200 * time.Millisecond
+// MaxRefusedRetry bounds the retries of a refused connection for a call
+// whose context has no deadline.
+const MaxRefusedRetry = 5 * time.Second
 
 // Client sends requests to servers. It is safe for concurrent use.
 type Client struct {
@@ -83,9 +80,6 @@ func NewClient(opts ClientOptions) *Client {
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 5 * time.Second
-	}
-	if opts.RefusedRetry == 0 {
-		opts.RefusedRetry = DefaultRefusedRetry
 	}
 	if opts.Dial == nil {
 		var d, plain net.Dialer
@@ -290,8 +284,8 @@ func (c *Client) conn(ctx context.Context, addr string) (*clientConn, error) {
 	return cc, nil
 }
 
-// dial opens a connection to addr, dialing again while it is refused, for
-// up to RefusedRetry within ctx.
+// dial opens a connection to addr, dialing again while it is refused
+// (see RefusedRetry).
 func (c *Client) dial(ctx context.Context, addr string) (net.Conn, error) {
 	var giveUp time.Time
 	wait := time.Millisecond
@@ -302,7 +296,14 @@ func (c *Client) dial(ctx context.Context, addr string) (net.Conn, error) {
 		}
 		now := time.Now()
 		if giveUp.IsZero() {
-			giveUp = now.Add(c.opts.RefusedRetry)
+			limit := MaxRefusedRetry
+			if c.opts.RefusedRetry > 0 {
+				limit = c.opts.RefusedRetry
+			}
+			giveUp = now.Add(limit)
+			if dl, ok := ctx.Deadline(); ok && dl.Before(giveUp) {
+				giveUp = dl
+			}
 		}
 		if now.Add(wait).After(giveUp) {
 			return nil, err

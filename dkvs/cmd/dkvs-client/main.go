@@ -24,7 +24,6 @@ import (
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/coord"
 	"github.com/dkvs/dkvs/dkvs/errcode"
-	"github.com/dkvs/dkvs/dkvs/transport"
 )
 
 const usage = `Usage: dkvs-client [global options] <command> [-r R] [-w W] [-n N] -- <arguments>
@@ -62,8 +61,8 @@ Global options (before the command; also from the environment):
                    (default 500ms)
   --connect-retry D
                    how long a refused connection is tried     DKVS_CONNECT_RETRY
-                   again within --timeout, for a server that
-                   is starting (default 200ms; 0: never)
+                   again, for a server that is starting
+                   (default: until --timeout; 0: never)
   --no-sloppy      writes go to home servers only: no hints   DKVS_NO_SLOPPY
                    on fallback servers when homes are down
   --no-read-repair gets do not update stale replicas          DKVS_NO_READ_REPAIR
@@ -116,7 +115,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "servers", Value: config.DefaultFile, EnvVars: []string{"DKVS_SERVERS"}},
 			&cli.DurationFlag{Name: "timeout", Value: coord.DefaultTimeout, EnvVars: []string{"DKVS_TIMEOUT"}},
-			&cli.DurationFlag{Name: "connect-retry", Value: transport.DefaultRefusedRetry, EnvVars: []string{"DKVS_CONNECT_RETRY"}},
+			&cli.DurationFlag{Name: "connect-retry", EnvVars: []string{"DKVS_CONNECT_RETRY"}},
 			&cli.BoolFlag{Name: "no-sloppy", EnvVars: []string{"DKVS_NO_SLOPPY"}},
 			&cli.BoolFlag{Name: "no-read-repair", EnvVars: []string{"DKVS_NO_READ_REPAIR"}},
 			&cli.BoolFlag{Name: "linearizable", EnvVars: []string{"DKVS_LINEARIZABLE"}},
@@ -220,12 +219,12 @@ func (e *env) clientOptions(c *cli.Context) (dkvs.Options, error) {
 	if t <= 0 {
 		return dkvs.Options{}, cmdutil.UsageError("--timeout must be positive")
 	}
-	retry := c.Duration("connect-retry")
+	retry := c.Duration("connect-retry") // not given: until the deadline
 	if retry < 0 {
 		return dkvs.Options{}, cmdutil.UsageError("--connect-retry must not be negative")
 	}
-	if retry == 0 {
-		retry = -1 // none
+	if retry == 0 && c.IsSet("connect-retry") {
+		retry = -1 // never
 	}
 	opts := dkvs.Options{
 		Timeout:             t,
