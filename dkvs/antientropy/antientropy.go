@@ -185,12 +185,13 @@ func (e *Engine) Run(ctx context.Context) {
 	}
 	var tick <-chan time.Time
 	round := func() {
-		start := time.Now()
-		e.Round(ctx)
+		work := e.round(ctx)
 		if e.opts.Interval > 0 {
-			// However short the interval, rounds take at most a twentieth
-			// of the time: on a large store a round scans a lot.
-			tick = time.After(max(e.opts.Interval, 20*time.Since(start)))
+			// However short the interval, a round's scans of storage take
+			// at most a twentieth of the time: on a large store they read
+			// a lot. Time spent waiting for peers (one that died and is not
+			// known down yet costs its deadlines) is not work.
+			tick = time.After(max(e.opts.Interval, 20*work))
 		}
 	}
 	round()
@@ -210,15 +211,20 @@ func (e *Engine) Run(ctx context.Context) {
 
 // Round compares with every peer that is up, then drops the tombstones
 // that every replica has and that are older than the grace period.
-func (e *Engine) Round(ctx context.Context) {
+func (e *Engine) Round(ctx context.Context) { e.round(ctx) }
+
+// round is Round; it returns how long it spent scanning its own storage
+// (building trees, finding tombstones to purge).
+func (e *Engine) round(ctx context.Context) (work time.Duration) {
 	if e.self < 0 {
-		return
+		return 0
 	}
 	start := e.opts.Now()
 	if _, err := e.buildTrees(ctx); err != nil {
 		e.log.Warn("anti-entropy: reading storage failed", "err", err)
-		return
+		return e.opts.Now().Sub(start)
 	}
+	work = e.opts.Now().Sub(start)
 	var synced, received, failed int
 	for _, p := range e.peers {
 		addr := e.addr(p)
@@ -228,7 +234,7 @@ func (e *Engine) Round(ctx context.Context) {
 		n, err := e.SyncPeer(ctx, addr)
 		if err != nil {
 			if ctx.Err() != nil {
-				return
+				return work
 			}
 			failed++
 			e.log.Debug("anti-entropy session failed", "peer", addr, "err", err)
@@ -237,7 +243,9 @@ func (e *Engine) Round(ctx context.Context) {
 		synced++
 		received += n
 	}
+	purgeStart := e.opts.Now()
 	purged, err := e.PurgeTombstones(ctx)
+	work += e.opts.Now().Sub(purgeStart)
 	if err != nil {
 		e.log.Warn("anti-entropy: tombstone purge failed", "err", err)
 	}
@@ -246,6 +254,7 @@ func (e *Engine) Round(ctx context.Context) {
 	e.mu.Unlock()
 	e.log.Info("anti-entropy round", "peers_synced", synced, "peers_failed", failed,
 		"keys_received", received, "tombstones_purged", purged, "took", e.opts.Now().Sub(start).Round(time.Millisecond))
+	return work
 }
 
 // buildTrees scans storage once and builds a tree per peer of the entries

@@ -174,7 +174,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, db: db, clock: clock, ring: ring.New(cfg.Servers), lim: lim, started: time.Now()}
 	ip, _, _ := net.SplitHostPort(cfg.Addr)
-	s.peers = transport.NewClient(transport.ClientOptions{PoolSize: 1, SourceIP: ip})
+	// A peer that refuses is down or starting: the background work (pings,
+	// hints, anti-entropy) tries again on its own schedule, so its requests
+	// fail at once rather than wait out their deadline.
+	s.peers = transport.NewClient(transport.ClientOptions{PoolSize: 1, SourceIP: ip, RefusedRetry: -1})
 	var others []string
 	for _, sv := range cfg.Servers {
 		if sv.Addr() != cfg.Addr {
