@@ -21,6 +21,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/dkvs/dkvs/dkvs/config"
@@ -29,6 +30,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/health"
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/quorum"
+	"github.com/dkvs/dkvs/dkvs/netx"
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/scan"
 	"github.com/dkvs/dkvs/dkvs/transport"
@@ -85,6 +87,11 @@ type Options struct {
 	Timeout time.Duration
 	// PoolSize is the number of connections kept per server (default 2).
 	PoolSize int
+	// Network is what the client dials the servers over; nil is TCP.
+	Network netx.Network
+	// Clock stamps the versions of the client's writes; nil makes one
+	// with a random writer id on the system clock.
+	Clock *kv.Clock
 	// RefusedRetry bounds how long a refused connection to a server is
 	// tried again, for a server that is starting: zero means until the
 	// request's deadline, negative never.
@@ -156,7 +163,11 @@ func New(servers []config.Server, opts *Options) (*Client, error) {
 		return nil, fmt.Errorf("no servers: %w", errcode.InvalidConfig)
 	}
 	r := ring.New(servers)
-	tr := transport.NewClient(transport.ClientOptions{PoolSize: o.PoolSize, RefusedRetry: o.RefusedRetry})
+	var dial func(context.Context, string) (net.Conn, error)
+	if o.Network != nil {
+		dial = o.Network.Dial
+	}
+	tr := transport.NewClient(transport.ClientOptions{PoolSize: o.PoolSize, RefusedRetry: o.RefusedRetry, Dial: dial})
 	var addrs []string
 	for _, s := range servers {
 		addrs = append(addrs, s.Addr())
@@ -173,6 +184,7 @@ func New(servers []config.Server, opts *Options) (*Client, error) {
 		Timeout:             o.Timeout,
 		MaxKeySize:          o.MaxKeySize,
 		MaxValueSize:        o.MaxValueSize,
+		Clock:               o.Clock,
 		Logger:              o.Logger,
 		Health:              hd,
 		DisableSloppyQuorum: o.DisableSloppyQuorum,

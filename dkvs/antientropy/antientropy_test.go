@@ -61,6 +61,7 @@ func newCluster(t *testing.T, n int, opts Options) *cluster {
 		servers = append(servers, config.Server{IP: "127.0.0.1", Port: uint16(3000 + i), Count: 2})
 	}
 	cl := &cluster{ring: ring.New(servers), net: memtransport.New(), clock: &clock{t: time.UnixMilli(1_700_000_000_000)}, cut: map[string]bool{}}
+	t.Cleanup(cl.net.Close)
 	for _, s := range servers {
 		db, err := storage.Open(storage.Options{InMemory: true})
 		if err != nil {

@@ -359,20 +359,20 @@ func (c *Coordinator) requestContext(ctx context.Context, size int) (context.Con
 	return context.WithDeadline(context.WithoutCancel(ctx), c.deadline(ctx, size))
 }
 
-// asyncCaller is a transport that can send a request without a goroutine
-// waiting for it; the TCP transport is one. Under load the goroutine per
-// replica request was a measurable share of the coordinator's CPU.
-type asyncCaller interface {
+// AsyncTransport is a Transport that can also send a request without a
+// goroutine waiting for it; the TCP transport is one, and so is a
+// server's own. Under load a goroutine per replica request was a
+// measurable share of the coordinator's CPU, so the coordinator uses Go
+// whenever its transport has it.
+type AsyncTransport interface {
+	Transport
+	// Go sends req to addr and calls done exactly once, from another
+	// goroutine, with the response or an error (a timeout once deadline
+	// passes). done must not block.
 	Go(addr string, req wire.Frame, deadline time.Time, done func(wire.Frame, error))
 }
 
-// send finds asyncCaller by a type assertion, which would quietly fall
-// back to a goroutine per request if the TCP transport's Go drifted from
-// it: the compiler checks it here instead.
-var (
-	_ Transport   = (*transport.Client)(nil)
-	_ asyncCaller = (*transport.Client)(nil)
-)
+var _ AsyncTransport = (*transport.Client)(nil)
 
 // send calls server with req on rctx, a context from requestContext that
 // the requests of one operation share, and delivers the reply on out,
@@ -401,7 +401,7 @@ func (c *Coordinator) send(rctx context.Context, server, hintFor int, req wire.F
 	}
 	// rctx never ends by cancellation before its replies are in, so its
 	// deadline is all an asynchronous call needs.
-	if a, ok := c.tr.(asyncCaller); ok {
+	if a, ok := c.tr.(AsyncTransport); ok {
 		if dl, ok := rctx.Deadline(); ok {
 			a.Go(addr, req, dl, finish)
 			return

@@ -103,6 +103,7 @@ func newCluster(t *testing.T, nservers int, opts Options) *cluster {
 		servers = append(servers, config.Server{IP: "127.0.0.1", Port: uint16(2000 + i), Count: 1 + i%3})
 	}
 	cl := &cluster{net: memtransport.New(), ring: ring.New(servers), replicas: map[string]*replica{}}
+	t.Cleanup(cl.net.Close)
 	for _, s := range servers {
 		r := &replica{data: map[string]kv.Record{}, hints: map[string]map[string]kv.Record{}}
 		cl.replicas[s.Addr()] = r

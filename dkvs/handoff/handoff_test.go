@@ -49,6 +49,7 @@ func TestDeliver(t *testing.T) {
 	}
 	db.ApplyHint("other:2", []byte("x"), kv.Record{Version: kv.Version{Wall: 5}, N: 3})
 	net := memtransport.New()
+	defer net.Close()
 	tg := &target{data: map[string]kv.Record{}}
 	net.Register("t:1", tg)
 	h := New(db, net, Options{BatchRecords: 100})
@@ -97,6 +98,7 @@ func TestNewerHintKept(t *testing.T) {
 	defer db.Close()
 	db.ApplyHint("t:1", []byte("k"), kv.Record{Version: kv.Version{Wall: 5}, N: 3, Value: []byte("old")})
 	net := memtransport.New()
+	defer net.Close()
 	r := &racing{target: target{data: map[string]kv.Record{}}, db: db}
 	net.Register("t:1", r)
 	h := New(db, net, Options{})

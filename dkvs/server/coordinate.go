@@ -31,6 +31,8 @@ var (
 // a bug, and answering it would recurse.
 var errSelfCoord = fmt.Errorf("coordinated request to itself: %w: %w", transport.ErrNotSent, errcode.Runtime)
 
+var _ coord.AsyncTransport = selfTransport{}
+
 // Call implements coord.Transport.
 func (t selfTransport) Call(ctx context.Context, addr string, req wire.Frame) (wire.Frame, error) {
 	if addr != t.s.cfg.Addr {
@@ -45,6 +47,22 @@ func (t selfTransport) Call(ctx context.Context, addr string, req wire.Frame) (w
 	resp := t.s.Handle(ctx, req)
 	resp.Kind, resp.ID = req.Kind|wire.RespBit, req.ID
 	return resp, nil
+}
+
+// Go implements coord.AsyncTransport: a request for another server goes
+// out on the coordinator's connections without a goroutine; one for this
+// server runs Handle on a goroutine of its own, so that the requests to
+// the other replicas leave at once rather than after this server's fsync.
+func (t selfTransport) Go(addr string, req wire.Frame, deadline time.Time, done func(wire.Frame, error)) {
+	if addr != t.s.cfg.Addr {
+		t.s.coordNet.Go(addr, req, deadline, done)
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		done(t.Call(ctx, addr, req))
+	}()
 }
 
 // Coordinator returns the coordinator the server runs operations with for

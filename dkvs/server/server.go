@@ -22,6 +22,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/limits"
 	"github.com/dkvs/dkvs/dkvs/quorum"
+	"github.com/dkvs/dkvs/dkvs/netx"
 	"github.com/dkvs/dkvs/dkvs/resp"
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/storage"
@@ -43,6 +44,9 @@ type Config struct {
 	MaxKeySize, MaxValueSize int
 	// FrameTimeout bounds the arrival of one frame (transport default).
 	FrameTimeout time.Duration
+	// Network is what the server dials its peers over; nil is TCP from
+	// the server's IP. The endpoints it answers on are given to ServeAll.
+	Network netx.Network
 	// Clock stamps versions made here; nil makes one.
 	Clock *kv.Clock
 	// Logger receives the server's events; nil discards.
@@ -173,11 +177,15 @@ func New(cfg Config) (*Server, error) {
 		clock = kv.NewClock(coord.RandomWriterID(), nil)
 	}
 	s := &Server{cfg: cfg, log: log, db: db, clock: clock, ring: ring.New(cfg.Servers), lim: lim, started: time.Now()}
-	ip, _, _ := net.SplitHostPort(cfg.Addr)
+	if cfg.Network == nil {
+		ip, _, _ := net.SplitHostPort(cfg.Addr)
+		cfg.Network = netx.TCP{SourceIP: ip}
+		s.cfg.Network = cfg.Network
+	}
 	// A peer that refuses is down or starting: the background work (pings,
 	// hints, anti-entropy) tries again on its own schedule, so its requests
 	// fail at once rather than wait out their deadline.
-	s.peers = transport.NewClient(transport.ClientOptions{PoolSize: 1, SourceIP: ip, RefusedRetry: -1})
+	s.peers = transport.NewClient(transport.ClientOptions{PoolSize: 1, Dial: cfg.Network.Dial, RefusedRetry: -1})
 	var others []string
 	for _, sv := range cfg.Servers {
 		if sv.Addr() != cfg.Addr {
@@ -219,7 +227,7 @@ func New(cfg Config) (*Server, error) {
 	for _, sv := range cfg.Servers {
 		s.addrs = append(s.addrs, sv.Addr())
 	}
-	s.coordNet = transport.NewClient(transport.ClientOptions{SourceIP: ip})
+	s.coordNet = transport.NewClient(transport.ClientOptions{Dial: cfg.Network.Dial})
 	s.coord = coord.New(s.ring, selfTransport{s}, coord.Options{
 		Timeout:             cc.Timeout,
 		MaxKeySize:          cfg.MaxKeySize,

@@ -63,6 +63,10 @@ type Options struct {
 	Dir string
 	// InMemory keeps everything in memory: nothing survives Close.
 	InMemory bool
+	// FS, when set, is the file system Dir lives on, instead of the
+	// operating system's: tests give Pebble's crashable in-memory one
+	// (vfs.NewCrashableMem) to lose, in a crash, what was not synced.
+	FS vfs.FS
 	// NoSync acknowledges writes once they are in the OS buffer instead of
 	// after fsync: they survive a crash of the process, not of the machine.
 	NoSync bool
@@ -126,7 +130,15 @@ func Open(opts Options) (*DB, error) {
 	defer cache.Unref()
 	po.Cache = cache
 	dir := opts.Dir
-	if opts.InMemory {
+	if opts.FS != nil {
+		po.FS = opts.FS
+		if dir == "" {
+			dir = "data"
+		}
+		if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("storage: create %s: %w: %w", dir, err, errcode.IO)
+		}
+	} else if opts.InMemory {
 		po.FS = vfs.NewMem()
 		dir = "mem"
 	} else if dir == "" {

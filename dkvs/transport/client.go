@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/netx"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
@@ -45,11 +46,9 @@ type ClientOptions struct {
 	MaxFrame int
 	// WriteTimeout bounds one flush to a server (default 5s).
 	WriteTimeout time.Duration
-	// Dial opens a connection; nil uses net.Dialer with TCP_NODELAY.
+	// Dial opens a connection; nil is netx.TCP's, from SourceIP.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
-	// SourceIP, if set and an address of this host, is the local address
-	// of outgoing connections (a server dials its peers from its ring
-	// address, so they and anything between can tell who is calling).
+	// SourceIP is netx.TCP's SourceIP when Dial is nil.
 	SourceIP string
 	// RefusedRetry bounds how long a refused connection is dialed again,
 	// 1 to 16 ms apart: a server started at the same moment as its client
@@ -82,17 +81,7 @@ func NewClient(opts ClientOptions) *Client {
 		opts.WriteTimeout = 5 * time.Second
 	}
 	if opts.Dial == nil {
-		var d, plain net.Dialer
-		if ip := net.ParseIP(opts.SourceIP); ip != nil {
-			d.LocalAddr = &net.TCPAddr{IP: ip}
-		}
-		opts.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
-			nc, err := d.DialContext(ctx, "tcp", addr)
-			if err != nil && d.LocalAddr != nil && errors.Is(err, syscall.EADDRNOTAVAIL) {
-				return plain.DialContext(ctx, "tcp", addr) // not an address of this host
-			}
-			return nc, err
-		}
+		opts.Dial = netx.TCP{SourceIP: opts.SourceIP}.Dial
 	}
 	return &Client{opts: opts, peers: make(map[string]*peer)}
 }
@@ -264,9 +253,6 @@ func (c *Client) conn(ctx context.Context, addr string) (*clientConn, error) {
 	nc, err := c.dial(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w: %w: %w", addr, err, ErrNotSent, errcode.Network)
-	}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
 	}
 	cc := &clientConn{nc: nc, pending: make(map[uint64]*call), done: make(chan struct{})}
 	cc.w = newFrameWriter(nc, c.opts.WriteTimeout, cc.done, cc.fail)
