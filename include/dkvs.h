@@ -67,7 +67,7 @@ extern "C" {
 #define DKVS_VERSION_MAJOR 1
 #define DKVS_VERSION_MINOR 1
 #define DKVS_VERSION_PATCH 0
-#define DKVS_VERSION "1.1.0"
+#define DKVS_VERSION "1.2.0"
 
 /* The defaults of the DKVS command line. */
 #define DKVS_DEFAULT_N 3

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dkvs/dkvs/dkvs/config"
@@ -168,171 +169,183 @@ func (cl *cluster) check(t *testing.T, want map[string]kv.Record) {
 }
 
 func TestRepairsMissingAndStale(t *testing.T) {
-	cl := newCluster(t, 4, Options{})
-	want := map[string]kv.Record{}
-	for i := 0; i < 500; i++ {
-		key := fmt.Sprintf("key-%d", i)
-		homes := cl.homes(key, 3)
-		rec := val(i, 10)
-		switch i % 4 {
-		case 0: // everywhere
-			cl.write(t, key, rec)
-		case 1: // missing on one home
-			cl.write(t, key, rec, homes[0], homes[2])
-		case 2: // only one home has it
-			cl.write(t, key, rec, homes[1])
-		case 3: // one home has an older version
-			cl.write(t, key, val(i, 5))
-			cl.write(t, key, rec, homes[2])
-		}
-		want[key] = rec
-	}
-	// A key written with N=1 stays on its one server.
-	one := kv.Record{Version: kv.Version{Wall: 3}, N: 1, Value: []byte("alone")}
-	cl.write(t, "solo", one)
-	want["solo"] = one
-	// A record that belongs to its server alone (N=0) is never copied.
-	cl.nodes[0].db.Apply([]byte("local"), kv.Record{Version: kv.Version{Wall: 3}, Value: []byte("mine")})
-	cl.round()
-	cl.check(t, want)
-	if _, has := dump(t, cl.nodes[1])["local"]; has {
-		t.Fatal("a local-only record was copied")
-	}
-	// Every tree now agrees.
-	for _, n := range cl.nodes {
-		n.eng.buildTrees(context.Background())
-	}
-	for _, a := range cl.nodes {
-		for _, b := range cl.nodes {
-			if a == b {
-				continue
+	synctest.Test(t, func(t *testing.T) {
+		cl := newCluster(t, 4, Options{})
+		want := map[string]kv.Record{}
+		for i := 0; i < 500; i++ {
+			key := fmt.Sprintf("key-%d", i)
+			homes := cl.homes(key, 3)
+			rec := val(i, 10)
+			switch i % 4 {
+			case 0: // everywhere
+				cl.write(t, key, rec)
+			case 1: // missing on one home
+				cl.write(t, key, rec, homes[0], homes[2])
+			case 2: // only one home has it
+				cl.write(t, key, rec, homes[1])
+			case 3: // one home has an older version
+				cl.write(t, key, val(i, 5))
+				cl.write(t, key, rec, homes[2])
 			}
-			pa, pb := a.eng.peerIndex(b.addr), b.eng.peerIndex(a.addr)
-			if a.eng.trees.tree(pa, 10).Root() != b.eng.trees.tree(pb, 10).Root() {
-				t.Fatalf("trees of %s and %s still differ", a.addr, b.addr)
+			want[key] = rec
+		}
+		// A key written with N=1 stays on its one server.
+		one := kv.Record{Version: kv.Version{Wall: 3}, N: 1, Value: []byte("alone")}
+		cl.write(t, "solo", one)
+		want["solo"] = one
+		// A record that belongs to its server alone (N=0) is never copied.
+		cl.nodes[0].db.Apply([]byte("local"), kv.Record{Version: kv.Version{Wall: 3}, Value: []byte("mine")})
+		cl.round()
+		cl.check(t, want)
+		if _, has := dump(t, cl.nodes[1])["local"]; has {
+			t.Fatal("a local-only record was copied")
+		}
+		// Every tree now agrees.
+		for _, n := range cl.nodes {
+			n.eng.buildTrees(context.Background())
+		}
+		for _, a := range cl.nodes {
+			for _, b := range cl.nodes {
+				if a == b {
+					continue
+				}
+				pa, pb := a.eng.peerIndex(b.addr), b.eng.peerIndex(a.addr)
+				if a.eng.trees.tree(pa, 10).Root() != b.eng.trees.tree(pb, 10).Root() {
+					t.Fatalf("trees of %s and %s still differ", a.addr, b.addr)
+				}
 			}
 		}
-	}
-	st := cl.nodes[0].eng.Stats()
-	for peer, s := range st {
-		if s.LastCompleted.IsZero() || s.Rounds == 0 {
-			t.Fatalf("no completed session with %s: %+v", peer, s)
+		st := cl.nodes[0].eng.Stats()
+		for peer, s := range st {
+			if s.LastCompleted.IsZero() || s.Rounds == 0 {
+				t.Fatalf("no completed session with %s: %+v", peer, s)
+			}
 		}
-	}
+	})
 }
 
 func TestWipedServerRegainsEverything(t *testing.T) {
-	cl := newCluster(t, 3, Options{})
-	want := map[string]kv.Record{}
-	// Values large enough that the pull takes several pages.
-	big := bytes.Repeat([]byte("x"), 64<<10)
-	for i := 0; i < 200; i++ {
-		key := fmt.Sprintf("key-%03d", i)
-		rec := kv.Record{Version: kv.Version{Wall: 10}, N: 3, Value: append([]byte(key), big...)}
-		cl.write(t, key, rec, cl.nodes[1].addr, cl.nodes[2].addr) // node 0 has nothing
-		want[key] = rec
-	}
-	n, err := cl.nodes[0].eng.SyncPeer(context.Background(), cl.nodes[1].addr)
-	if err != nil || n != 200 {
-		t.Fatalf("pulled %d records: %v", n, err)
-	}
-	cl.check(t, want)
-	if st := cl.nodes[1].eng.Stats()[cl.nodes[0].addr]; st.KeysSent != 200 {
-		t.Fatalf("responder counted %d keys sent", st.KeysSent)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		cl := newCluster(t, 3, Options{})
+		want := map[string]kv.Record{}
+		// Values large enough that the pull takes several pages.
+		big := bytes.Repeat([]byte("x"), 64<<10)
+		for i := 0; i < 200; i++ {
+			key := fmt.Sprintf("key-%03d", i)
+			rec := kv.Record{Version: kv.Version{Wall: 10}, N: 3, Value: append([]byte(key), big...)}
+			cl.write(t, key, rec, cl.nodes[1].addr, cl.nodes[2].addr) // node 0 has nothing
+			want[key] = rec
+		}
+		n, err := cl.nodes[0].eng.SyncPeer(context.Background(), cl.nodes[1].addr)
+		if err != nil || n != 200 {
+			t.Fatalf("pulled %d records: %v", n, err)
+		}
+		cl.check(t, want)
+		if st := cl.nodes[1].eng.Stats()[cl.nodes[0].addr]; st.KeysSent != 200 {
+			t.Fatalf("responder counted %d keys sent", st.KeysSent)
+		}
+	})
 }
 
 func TestDescendsOnlyIntoDifferences(t *testing.T) {
-	cl := newCluster(t, 2, Options{})
-	for i := 0; i < 2000; i++ {
-		cl.write(t, fmt.Sprintf("k%d", i), kv.Record{Version: kv.Version{Wall: 1}, N: 2, Value: []byte("v")})
-	}
-	cl.write(t, "changed", kv.Record{Version: kv.Version{Wall: 2}, N: 2, Value: []byte("new")}, cl.nodes[1].addr)
-	before := cl.net.Calls(cl.nodes[1].addr)
-	if n, err := cl.nodes[0].eng.SyncPeer(context.Background(), cl.nodes[1].addr); err != nil || n != 1 {
-		t.Fatalf("pulled %d: %v", n, err)
-	}
-	// One tree request per level (11) and one diff request.
-	if calls := cl.net.Calls(cl.nodes[1].addr) - before; calls != 12 {
-		t.Fatalf("%d requests", calls)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		cl := newCluster(t, 2, Options{})
+		for i := 0; i < 2000; i++ {
+			cl.write(t, fmt.Sprintf("k%d", i), kv.Record{Version: kv.Version{Wall: 1}, N: 2, Value: []byte("v")})
+		}
+		cl.write(t, "changed", kv.Record{Version: kv.Version{Wall: 2}, N: 2, Value: []byte("new")}, cl.nodes[1].addr)
+		before := cl.net.Calls(cl.nodes[1].addr)
+		if n, err := cl.nodes[0].eng.SyncPeer(context.Background(), cl.nodes[1].addr); err != nil || n != 1 {
+			t.Fatalf("pulled %d: %v", n, err)
+		}
+		// One tree request per level (11) and one diff request.
+		if calls := cl.net.Calls(cl.nodes[1].addr) - before; calls != 12 {
+			t.Fatalf("%d requests", calls)
+		}
+	})
 }
 
 func TestTombstonePurge(t *testing.T) {
-	cl := newCluster(t, 3, Options{TombstoneGrace: time.Minute})
-	wall := uint64(cl.clock.now().UnixMilli())
-	tomb := kv.Record{Version: kv.Version{Wall: wall}, Tombstone: true, N: 3}
-	cl.write(t, "gone", tomb) // on all three
-	old := kv.Record{Version: kv.Version{Wall: wall - 1000}, N: 3, Value: []byte("old")}
-	cl.write(t, "stale", old)
-	cl.write(t, "stale", kv.Record{Version: kv.Version{Wall: wall}, Tombstone: true, N: 3}, cl.nodes[0].addr, cl.nodes[1].addr)
-	// Node 2 misses the deletion of "stale" and is cut off.
-	cl.setCut(cl.nodes[2].addr, true)
-	cl.clock.add(2 * time.Second)
-	cl.round()
-	cl.clock.add(2 * time.Minute) // past the grace period
-	cl.round()
-	if _, has := dump(t, cl.nodes[0])["gone"]; has {
-		// node 2 has never been compared since: "gone" must stay.
-	} else {
-		t.Fatal("tombstone dropped although a replica was never compared after it")
-	}
-	if _, has := dump(t, cl.nodes[0])["stale"]; !has {
-		t.Fatal("tombstone of stale dropped while a replica still has the old value")
-	}
-	// Node 2 returns: it pulls the tombstone of "stale"; once every pair
-	// has compared equal, both tombstones go everywhere.
-	cl.setCut(cl.nodes[2].addr, false)
-	cl.clock.add(2 * time.Second)
-	cl.nodes[2].eng.Round(context.Background())
-	if r := dump(t, cl.nodes[2])["stale"]; !r.Tombstone {
-		t.Fatalf("node 2 did not get the deletion: %+v", r)
-	}
-	cl.clock.add(2 * time.Second)
-	cl.round()
-	for _, n := range cl.nodes {
-		d := dump(t, n)
-		if len(d) != 0 {
-			t.Fatalf("%s still holds %d records after purge", n.addr, len(d))
+	synctest.Test(t, func(t *testing.T) {
+		cl := newCluster(t, 3, Options{TombstoneGrace: time.Minute})
+		wall := uint64(cl.clock.now().UnixMilli())
+		tomb := kv.Record{Version: kv.Version{Wall: wall}, Tombstone: true, N: 3}
+		cl.write(t, "gone", tomb) // on all three
+		old := kv.Record{Version: kv.Version{Wall: wall - 1000}, N: 3, Value: []byte("old")}
+		cl.write(t, "stale", old)
+		cl.write(t, "stale", kv.Record{Version: kv.Version{Wall: wall}, Tombstone: true, N: 3}, cl.nodes[0].addr, cl.nodes[1].addr)
+		// Node 2 misses the deletion of "stale" and is cut off.
+		cl.setCut(cl.nodes[2].addr, true)
+		cl.clock.add(2 * time.Second)
+		cl.round()
+		cl.clock.add(2 * time.Minute) // past the grace period
+		cl.round()
+		if _, has := dump(t, cl.nodes[0])["gone"]; has {
+			// node 2 has never been compared since: "gone" must stay.
+		} else {
+			t.Fatal("tombstone dropped although a replica was never compared after it")
 		}
-	}
-	// And nothing comes back.
-	cl.round()
-	for _, n := range cl.nodes {
-		if len(dump(t, n)) != 0 {
-			t.Fatalf("%s: a purged key came back", n.addr)
+		if _, has := dump(t, cl.nodes[0])["stale"]; !has {
+			t.Fatal("tombstone of stale dropped while a replica still has the old value")
 		}
-	}
+		// Node 2 returns: it pulls the tombstone of "stale"; once every pair
+		// has compared equal, both tombstones go everywhere.
+		cl.setCut(cl.nodes[2].addr, false)
+		cl.clock.add(2 * time.Second)
+		cl.nodes[2].eng.Round(context.Background())
+		if r := dump(t, cl.nodes[2])["stale"]; !r.Tombstone {
+			t.Fatalf("node 2 did not get the deletion: %+v", r)
+		}
+		cl.clock.add(2 * time.Second)
+		cl.round()
+		for _, n := range cl.nodes {
+			d := dump(t, n)
+			if len(d) != 0 {
+				t.Fatalf("%s still holds %d records after purge", n.addr, len(d))
+			}
+		}
+		// And nothing comes back.
+		cl.round()
+		for _, n := range cl.nodes {
+			if len(dump(t, n)) != 0 {
+				t.Fatalf("%s: a purged key came back", n.addr)
+			}
+		}
+	})
 }
 
 func TestNotAPeer(t *testing.T) {
-	cl := newCluster(t, 2, Options{})
-	if _, err := cl.nodes[0].eng.SyncPeer(context.Background(), "10.0.0.1:1"); err == nil {
-		t.Fatal("sync with a stranger")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		cl := newCluster(t, 2, Options{})
+		if _, err := cl.nodes[0].eng.SyncPeer(context.Background(), "10.0.0.1:1"); err == nil {
+			t.Fatal("sync with a stranger")
+		}
+	})
 }
 
 func TestLimiter(t *testing.T) {
-	c := &clock{t: time.Unix(0, 0)}
-	l := newLimiter(1<<20, c.now) // 1 MiB/s, burst 256 KiB
-	if took, d := l.reserve(100 << 10); took != 100<<10 || d != 0 {
-		t.Fatalf("within burst: %d %v", took, d)
-	}
-	took, d := l.reserve(1 << 20)
-	if took != 256<<10 {
-		t.Fatalf("took %d, want one burst", took)
-	}
-	// 156 KiB were left; 100 KiB more are owed at 1 MiB/s.
-	if want := 100 * time.Second / 1024; d < want-time.Millisecond || d > want+time.Millisecond {
-		t.Fatalf("delay %v, want %v", d, want)
-	}
-	c.add(time.Second)
-	if _, d := l.reserve(1024); d != 0 {
-		t.Fatalf("after refill: %v", d)
-	}
-	if err := newLimiter(0, c.now).wait(context.Background(), 1<<30); err != nil {
-		t.Fatal("unlimited limiter waited")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		c := &clock{t: time.Unix(0, 0)}
+		l := newLimiter(1<<20, c.now) // 1 MiB/s, burst 256 KiB
+		if took, d := l.reserve(100 << 10); took != 100<<10 || d != 0 {
+			t.Fatalf("within burst: %d %v", took, d)
+		}
+		took, d := l.reserve(1 << 20)
+		if took != 256<<10 {
+			t.Fatalf("took %d, want one burst", took)
+		}
+		// 156 KiB were left; 100 KiB more are owed at 1 MiB/s.
+		if want := 100 * time.Second / 1024; d < want-time.Millisecond || d > want+time.Millisecond {
+			t.Fatalf("delay %v, want %v", d, want)
+		}
+		c.add(time.Second)
+		if _, d := l.reserve(1024); d != 0 {
+			t.Fatalf("after refill: %v", d)
+		}
+		if err := newLimiter(0, c.now).wait(context.Background(), 1<<30); err != nil {
+			t.Fatal("unlimited limiter waited")
+		}
+	})
 }
 
 // A responder asks for a pull-back only when the initiator holds something
@@ -340,53 +353,55 @@ func TestLimiter(t *testing.T) {
 // whose trees differ only by the writes in flight must not pull from each
 // other without end.
 func TestPullBackOnlyWhenBehind(t *testing.T) {
-	cl := newCluster(t, 2, Options{})
-	a, b := cl.nodes[0], cl.nodes[1]
-	queued := func() bool {
-		select {
-		case p := <-b.eng.pullBack:
-			if p != a.addr {
-				t.Fatalf("pull-back queued for %s", p)
+	synctest.Test(t, func(t *testing.T) {
+		cl := newCluster(t, 2, Options{})
+		a, b := cl.nodes[0], cl.nodes[1]
+		queued := func() bool {
+			select {
+			case p := <-b.eng.pullBack:
+				if p != a.addr {
+					t.Fatalf("pull-back queued for %s", p)
+				}
+				return true
+			default:
+				return false
 			}
-			return true
-		default:
-			return false
 		}
-	}
-	sync := func() {
-		t.Helper()
-		for _, n := range cl.nodes {
-			n.eng.buildTrees(context.Background())
+		sync := func() {
+			t.Helper()
+			for _, n := range cl.nodes {
+				n.eng.buildTrees(context.Background())
+			}
+			if _, err := a.eng.SyncPeer(context.Background(), b.addr); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if _, err := a.eng.SyncPeer(context.Background(), b.addr); err != nil {
-			t.Fatal(err)
+		steps := []struct {
+			name    string
+			prepare func()
+			want    bool
+		}{
+			{"responder newer", func() {
+				cl.write(t, "k1", kv.Record{Version: kv.Version{Wall: 5}, N: 2, Value: []byte("old")}, a.addr)
+				cl.write(t, "k1", kv.Record{Version: kv.Version{Wall: 9}, N: 2, Value: []byte("new")}, b.addr)
+			}, false},
+			{"initiator holds a key the responder lacks, within a second of a check", func() {
+				cl.write(t, "k2", kv.Record{Version: kv.Version{Wall: 5}, N: 2, Value: []byte("v")}, a.addr)
+			}, false},
+			{"the same a second later", func() { cl.clock.add(time.Second) }, true},
+			{"again within a second", func() {
+				cl.write(t, "k3", kv.Record{Version: kv.Version{Wall: 5}, N: 2, Value: []byte("v")}, a.addr)
+			}, false},
+			{"a second later", func() { cl.clock.add(time.Second) }, true},
 		}
-	}
-	steps := []struct {
-		name    string
-		prepare func()
-		want    bool
-	}{
-		{"responder newer", func() {
-			cl.write(t, "k1", kv.Record{Version: kv.Version{Wall: 5}, N: 2, Value: []byte("old")}, a.addr)
-			cl.write(t, "k1", kv.Record{Version: kv.Version{Wall: 9}, N: 2, Value: []byte("new")}, b.addr)
-		}, false},
-		{"initiator holds a key the responder lacks, within a second of a check", func() {
-			cl.write(t, "k2", kv.Record{Version: kv.Version{Wall: 5}, N: 2, Value: []byte("v")}, a.addr)
-		}, false},
-		{"the same a second later", func() { cl.clock.add(time.Second) }, true},
-		{"again within a second", func() {
-			cl.write(t, "k3", kv.Record{Version: kv.Version{Wall: 5}, N: 2, Value: []byte("v")}, a.addr)
-		}, false},
-		{"a second later", func() { cl.clock.add(time.Second) }, true},
-	}
-	for _, s := range steps {
-		s.prepare()
-		sync()
-		if got := queued(); got != s.want {
-			t.Fatalf("%s: pull-back queued %v, want %v", s.name, got, s.want)
+		for _, s := range steps {
+			s.prepare()
+			sync()
+			if got := queued(); got != s.want {
+				t.Fatalf("%s: pull-back queued %v, want %v", s.name, got, s.want)
+			}
 		}
-	}
+	})
 }
 
 // countingStore counts the version reads a pull-back check makes.
@@ -405,47 +420,49 @@ func (s *countingStore) VersionOf(key []byte) (kv.Version, bool, error) {
 // the responder held every entry: the common case), and still finds a
 // newer entry when many are newer.
 func TestPullBackCheckBounded(t *testing.T) {
-	cl := newCluster(t, 2, Options{})
-	a, b := cl.nodes[0], cl.nodes[1]
-	store := &countingStore{Store: b.db}
-	eng := New(store, cl.net, Options{Self: b.addr, Ring: cl.ring, Now: cl.clock.now, Interval: -1})
-	const entries = 50000
-	held := wire.AEDiffRequest{From: a.addr}
-	newer := wire.AEDiffRequest{From: a.addr}
-	var recs []storage.KeyRecord
-	for i := 0; i < entries; i++ {
-		key := []byte(fmt.Sprintf("k%06d", i))
-		recs = append(recs, storage.KeyRecord{Key: key, Record: kv.Record{Version: kv.Version{Wall: 1}, N: 2, Value: []byte("v")}})
-		held.Entries = append(held.Entries, wire.Entry{Key: key, Version: kv.Version{Wall: 1}})
-		newer.Entries = append(newer.Entries, wire.Entry{Key: key, Version: kv.Version{Wall: 2}})
-	}
-	if _, err := b.db.ApplyMany(recs); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name string
-		req  wire.AEDiffRequest
-		want bool
-	}{
-		{"responder holds every entry", held, false},
-		{"every entry is newer", newer, true},
-	} {
-		cl.clock.add(minPullBack)
-		store.versionReads = 0
-		if err := eng.maybePullBack(tc.req); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		cl := newCluster(t, 2, Options{})
+		a, b := cl.nodes[0], cl.nodes[1]
+		store := &countingStore{Store: b.db}
+		eng := New(store, cl.net, Options{Self: b.addr, Ring: cl.ring, Now: cl.clock.now, Interval: -1})
+		const entries = 50000
+		held := wire.AEDiffRequest{From: a.addr}
+		newer := wire.AEDiffRequest{From: a.addr}
+		var recs []storage.KeyRecord
+		for i := 0; i < entries; i++ {
+			key := []byte(fmt.Sprintf("k%06d", i))
+			recs = append(recs, storage.KeyRecord{Key: key, Record: kv.Record{Version: kv.Version{Wall: 1}, N: 2, Value: []byte("v")}})
+			held.Entries = append(held.Entries, wire.Entry{Key: key, Version: kv.Version{Wall: 1}})
+			newer.Entries = append(newer.Entries, wire.Entry{Key: key, Version: kv.Version{Wall: 2}})
+		}
+		if _, err := b.db.ApplyMany(recs); err != nil {
 			t.Fatal(err)
 		}
-		if store.versionReads > pullBackProbes+1 {
-			t.Fatalf("%s: the check read %d versions for %d entries, want at most %d", tc.name, store.versionReads, entries, pullBackProbes+1)
+		for _, tc := range []struct {
+			name string
+			req  wire.AEDiffRequest
+			want bool
+		}{
+			{"responder holds every entry", held, false},
+			{"every entry is newer", newer, true},
+		} {
+			cl.clock.add(minPullBack)
+			store.versionReads = 0
+			if err := eng.maybePullBack(tc.req); err != nil {
+				t.Fatal(err)
+			}
+			if store.versionReads > pullBackProbes+1 {
+				t.Fatalf("%s: the check read %d versions for %d entries, want at most %d", tc.name, store.versionReads, entries, pullBackProbes+1)
+			}
+			got := false
+			select {
+			case <-eng.pullBack:
+				got = true
+			default:
+			}
+			if got != tc.want {
+				t.Fatalf("%s: pull-back queued %v, want %v", tc.name, got, tc.want)
+			}
 		}
-		got := false
-		select {
-		case <-eng.pullBack:
-			got = true
-		default:
-		}
-		if got != tc.want {
-			t.Fatalf("%s: pull-back queued %v, want %v", tc.name, got, tc.want)
-		}
-	}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dkvs/dkvs/dkvs/config"
@@ -138,41 +139,45 @@ func (cl *cluster) holders(key string) map[string]bool {
 var ctx = context.Background()
 
 func TestPutGetPlacement(t *testing.T) {
-	cl := newCluster(t, 5, Options{})
-	for i := 0; i < 50; i++ {
-		key := fmt.Sprintf("key-%d", i)
-		if _, err := cl.c.Put(ctx, []byte(key), []byte("v"+key), 3, 2); err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		cl := newCluster(t, 5, Options{})
+		for i := 0; i < 50; i++ {
+			key := fmt.Sprintf("key-%d", i)
+			if _, err := cl.c.Put(ctx, []byte(key), []byte("v"+key), 3, 2); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	cl.c.Wait(ctx)
-	for i := 0; i < 50; i++ {
-		key := fmt.Sprintf("key-%d", i)
-		rec, err := cl.c.Get(ctx, []byte(key), 3, 2)
-		if err != nil || string(rec.Value) != "v"+key {
-			t.Fatalf("%s: %q %v", key, rec.Value, err)
+		cl.c.Wait(ctx)
+		for i := 0; i < 50; i++ {
+			key := fmt.Sprintf("key-%d", i)
+			rec, err := cl.c.Get(ctx, []byte(key), 3, 2)
+			if err != nil || string(rec.Value) != "v"+key {
+				t.Fatalf("%s: %q %v", key, rec.Value, err)
+			}
+			h := cl.holders(key)
+			home := cl.home(key, 3)
+			if len(h) != 3 || !h[home[0]] || !h[home[1]] || !h[home[2]] {
+				t.Fatalf("%s held by %v, home %v", key, h, home)
+			}
 		}
-		h := cl.holders(key)
-		home := cl.home(key, 3)
-		if len(h) != 3 || !h[home[0]] || !h[home[1]] || !h[home[2]] {
-			t.Fatalf("%s held by %v, home %v", key, h, home)
-		}
-	}
+	})
 }
 
 func TestWaitCompletesAllReplicas(t *testing.T) {
-	cl := newCluster(t, 3, Options{})
-	slow := cl.home("k", 3)[2]
-	cl.net.SetDelay(slow, 30*time.Millisecond)
-	if _, err := cl.c.Put(ctx, []byte("k"), []byte("v"), 3, 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.c.Wait(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := cl.replicas[slow].get("k"); !ok {
-		t.Fatal("slow replica did not get the write before Wait returned")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		cl := newCluster(t, 3, Options{})
+		slow := cl.home("k", 3)[2]
+		cl.net.SetDelay(slow, 30*time.Millisecond)
+		if _, err := cl.c.Put(ctx, []byte("k"), []byte("v"), 3, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.c.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := cl.replicas[slow].get("k"); !ok {
+			t.Fatal("slow replica did not get the write before Wait returned")
+		}
+	})
 }
 
 func TestFailures(t *testing.T) {
@@ -194,133 +199,145 @@ func TestFailures(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cl := newCluster(t, 5, Options{DisableSloppyQuorum: true})
-			home := cl.home("key", 3)
-			// Seed every home replica so a successful get has a value.
-			cl.c.Put(ctx, []byte("key"), []byte("value"), 3, 3)
-			for i, f := range tc.faults {
-				cl.net.SetFault(home[i], f)
-			}
-			start := time.Now()
-			_, err := cl.c.Put(ctx, []byte("key"), []byte("value"), tc.n, tc.w)
-			if errcode.Of(err) != tc.putErr {
-				t.Fatalf("put: %v, want %s", err, tc.putErr.Name())
-			}
-			if err != nil && !errors.Is(err, ErrQuorum) {
-				t.Fatalf("put error is not a quorum error: %v", err)
-			}
-			rec, err := cl.c.Get(ctx, []byte("key"), tc.n, tc.r)
-			if errcode.Of(err) != tc.getErr {
-				t.Fatalf("get: %v, want %s", err, tc.getErr.Name())
-			}
-			if err == nil && string(rec.Value) != "value" {
-				t.Fatalf("get: %q", rec.Value)
-			}
-			if d := time.Since(start); d > 2*tc.maxDelay {
-				t.Fatalf("took %v", d)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				cl := newCluster(t, 5, Options{DisableSloppyQuorum: true})
+				home := cl.home("key", 3)
+				// Seed every home replica so a successful get has a value.
+				cl.c.Put(ctx, []byte("key"), []byte("value"), 3, 3)
+				for i, f := range tc.faults {
+					cl.net.SetFault(home[i], f)
+				}
+				start := time.Now()
+				_, err := cl.c.Put(ctx, []byte("key"), []byte("value"), tc.n, tc.w)
+				if errcode.Of(err) != tc.putErr {
+					t.Fatalf("put: %v, want %s", err, tc.putErr.Name())
+				}
+				if err != nil && !errors.Is(err, ErrQuorum) {
+					t.Fatalf("put error is not a quorum error: %v", err)
+				}
+				rec, err := cl.c.Get(ctx, []byte("key"), tc.n, tc.r)
+				if errcode.Of(err) != tc.getErr {
+					t.Fatalf("get: %v, want %s", err, tc.getErr.Name())
+				}
+				if err == nil && string(rec.Value) != "value" {
+					t.Fatalf("get: %q", rec.Value)
+				}
+				if d := time.Since(start); d > 2*tc.maxDelay {
+					t.Fatalf("took %v", d)
+				}
+			})
 		})
 	}
 }
 
 func TestNewestWins(t *testing.T) {
-	cl := newCluster(t, 3, Options{})
-	home := cl.home("k", 3)
-	versions := []uint64{5, 9, 7}
-	for i, addr := range home {
-		cl.replicas[addr].set("k", kv.Record{Version: kv.Version{Wall: versions[i]}, Value: []byte(fmt.Sprint(versions[i]))})
-	}
-	rec, err := cl.c.Get(ctx, []byte("k"), 3, 3)
-	if err != nil || string(rec.Value) != "9" {
-		t.Fatalf("got %q %v", rec.Value, err)
-	}
-	cl.c.Wait(ctx)
-	// Tombstone newest: not found.
-	cl.replicas[home[2]].set("k", kv.Record{Version: kv.Version{Wall: 10}, Tombstone: true})
-	if _, err := cl.c.Get(ctx, []byte("k"), 3, 3); !errors.Is(err, errcode.NotFound) {
-		t.Fatalf("tombstone: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		cl := newCluster(t, 3, Options{})
+		home := cl.home("k", 3)
+		versions := []uint64{5, 9, 7}
+		for i, addr := range home {
+			cl.replicas[addr].set("k", kv.Record{Version: kv.Version{Wall: versions[i]}, Value: []byte(fmt.Sprint(versions[i]))})
+		}
+		rec, err := cl.c.Get(ctx, []byte("k"), 3, 3)
+		if err != nil || string(rec.Value) != "9" {
+			t.Fatalf("got %q %v", rec.Value, err)
+		}
+		cl.c.Wait(ctx)
+		// Tombstone newest: not found.
+		cl.replicas[home[2]].set("k", kv.Record{Version: kv.Version{Wall: 10}, Tombstone: true})
+		if _, err := cl.c.Get(ctx, []byte("k"), 3, 3); !errors.Is(err, errcode.NotFound) {
+			t.Fatalf("tombstone: %v", err)
+		}
+	})
 }
 
 func TestDeleteAndNotFound(t *testing.T) {
-	cl := newCluster(t, 4, Options{})
-	if _, err := cl.c.Get(ctx, []byte("nope"), 3, 2); !errors.Is(err, errcode.NotFound) {
-		t.Fatalf("absent: %v", err)
-	}
-	cl.c.Put(ctx, []byte("k"), []byte("v"), 3, 2)
-	if _, err := cl.c.Delete(ctx, []byte("k"), 3, 2); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cl.c.Get(ctx, []byte("k"), 3, 2); !errors.Is(err, errcode.NotFound) {
-		t.Fatalf("deleted: %v", err)
-	}
-	cl.c.Put(ctx, []byte("k"), []byte(""), 3, 2)
-	if rec, err := cl.c.Get(ctx, []byte("k"), 3, 2); err != nil || len(rec.Value) != 0 {
-		t.Fatalf("empty value: %q %v", rec.Value, err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		cl := newCluster(t, 4, Options{})
+		if _, err := cl.c.Get(ctx, []byte("nope"), 3, 2); !errors.Is(err, errcode.NotFound) {
+			t.Fatalf("absent: %v", err)
+		}
+		cl.c.Put(ctx, []byte("k"), []byte("v"), 3, 2)
+		if _, err := cl.c.Delete(ctx, []byte("k"), 3, 2); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.c.Get(ctx, []byte("k"), 3, 2); !errors.Is(err, errcode.NotFound) {
+			t.Fatalf("deleted: %v", err)
+		}
+		cl.c.Put(ctx, []byte("k"), []byte(""), 3, 2)
+		if rec, err := cl.c.Get(ctx, []byte("k"), 3, 2); err != nil || len(rec.Value) != 0 {
+			t.Fatalf("empty value: %q %v", rec.Value, err)
+		}
+	})
 }
 
 func TestClockFollowsReads(t *testing.T) {
-	now := time.UnixMilli(1000)
-	cl := newCluster(t, 3, Options{Clock: kv.NewClock(1, func() time.Time { return now })})
-	future := kv.Version{Wall: 50000, Writer: 2}
-	for _, addr := range cl.home("k", 3) {
-		cl.replicas[addr].set("k", kv.Record{Version: future, Value: []byte("from the future")})
-	}
-	if _, err := cl.c.Get(ctx, []byte("k"), 3, 2); err != nil {
-		t.Fatal(err)
-	}
-	v, err := cl.c.Put(ctx, []byte("k"), []byte("mine"), 3, 2)
-	if err != nil || !v.Newer(future) {
-		t.Fatalf("put after reading the future wrote %v", v)
-	}
-	if rec, _ := cl.c.Get(ctx, []byte("k"), 3, 3); string(rec.Value) != "mine" {
-		t.Fatalf("read %q", rec.Value)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		now := time.UnixMilli(1000)
+		cl := newCluster(t, 3, Options{Clock: kv.NewClock(1, func() time.Time { return now })})
+		future := kv.Version{Wall: 50000, Writer: 2}
+		for _, addr := range cl.home("k", 3) {
+			cl.replicas[addr].set("k", kv.Record{Version: future, Value: []byte("from the future")})
+		}
+		if _, err := cl.c.Get(ctx, []byte("k"), 3, 2); err != nil {
+			t.Fatal(err)
+		}
+		v, err := cl.c.Put(ctx, []byte("k"), []byte("mine"), 3, 2)
+		if err != nil || !v.Newer(future) {
+			t.Fatalf("put after reading the future wrote %v", v)
+		}
+		if rec, _ := cl.c.Get(ctx, []byte("k"), 3, 3); string(rec.Value) != "mine" {
+			t.Fatalf("read %q", rec.Value)
+		}
+	})
 }
 
 func TestValidation(t *testing.T) {
-	cl := newCluster(t, 3, Options{MaxKeySize: 10, MaxValueSize: 20})
-	cases := []struct {
-		name string
-		err  error
-	}{
-		{"empty key put", func() error { _, err := cl.c.Put(ctx, nil, []byte("v"), 3, 2); return err }()},
-		{"empty key get", func() error { _, err := cl.c.Get(ctx, []byte{}, 3, 2); return err }()},
-		{"key too large", func() error { _, err := cl.c.Put(ctx, bytes.Repeat([]byte("k"), 11), nil, 3, 2); return err }()},
-		{"value too large", func() error { _, err := cl.c.Put(ctx, []byte("k"), make([]byte, 21), 3, 2); return err }()},
-		{"w zero", func() error { _, err := cl.c.Put(ctx, []byte("k"), nil, 3, 0); return err }()},
-		{"n zero", func() error { _, err := cl.c.Get(ctx, []byte("k"), 0, 1); return err }()},
-		{"w above n", func() error { _, err := cl.c.Put(ctx, []byte("k"), nil, 2, 3); return err }()},
-		{"r above n", func() error { _, err := cl.c.Get(ctx, []byte("k"), 1, 2); return err }()},
-	}
-	for _, tc := range cases {
-		if !errors.Is(tc.err, errcode.InvalidArg) {
-			t.Errorf("%s: %v", tc.name, tc.err)
+	synctest.Test(t, func(t *testing.T) {
+		cl := newCluster(t, 3, Options{MaxKeySize: 10, MaxValueSize: 20})
+		cases := []struct {
+			name string
+			err  error
+		}{
+			{"empty key put", func() error { _, err := cl.c.Put(ctx, nil, []byte("v"), 3, 2); return err }()},
+			{"empty key get", func() error { _, err := cl.c.Get(ctx, []byte{}, 3, 2); return err }()},
+			{"key too large", func() error { _, err := cl.c.Put(ctx, bytes.Repeat([]byte("k"), 11), nil, 3, 2); return err }()},
+			{"value too large", func() error { _, err := cl.c.Put(ctx, []byte("k"), make([]byte, 21), 3, 2); return err }()},
+			{"w zero", func() error { _, err := cl.c.Put(ctx, []byte("k"), nil, 3, 0); return err }()},
+			{"n zero", func() error { _, err := cl.c.Get(ctx, []byte("k"), 0, 1); return err }()},
+			{"w above n", func() error { _, err := cl.c.Put(ctx, []byte("k"), nil, 2, 3); return err }()},
+			{"r above n", func() error { _, err := cl.c.Get(ctx, []byte("k"), 1, 2); return err }()},
 		}
-	}
-	if cl.net.Calls("127.0.0.1:2000")+cl.net.Calls("127.0.0.1:2001")+cl.net.Calls("127.0.0.1:2002") != 0 {
-		t.Error("invalid requests reached the network")
-	}
-	// N above the ring, W and R above the ring: clamped to all servers.
-	if _, err := cl.c.Put(ctx, []byte("k"), []byte("v"), 10, 7); err != nil {
-		t.Fatalf("N=10 W=7 on 3 servers: %v", err)
-	}
-	if len(cl.holders("k")) != 3 {
-		t.Fatalf("held by %v", cl.holders("k"))
-	}
-	if _, err := cl.c.Get(ctx, []byte("k"), 200, 100); err != nil {
-		t.Fatalf("N=200 R=100: %v", err)
-	}
+		for _, tc := range cases {
+			if !errors.Is(tc.err, errcode.InvalidArg) {
+				t.Errorf("%s: %v", tc.name, tc.err)
+			}
+		}
+		if cl.net.Calls("127.0.0.1:2000")+cl.net.Calls("127.0.0.1:2001")+cl.net.Calls("127.0.0.1:2002") != 0 {
+			t.Error("invalid requests reached the network")
+		}
+		// N above the ring, W and R above the ring: clamped to all servers.
+		if _, err := cl.c.Put(ctx, []byte("k"), []byte("v"), 10, 7); err != nil {
+			t.Fatalf("N=10 W=7 on 3 servers: %v", err)
+		}
+		if len(cl.holders("k")) != 3 {
+			t.Fatalf("held by %v", cl.holders("k"))
+		}
+		if _, err := cl.c.Get(ctx, []byte("k"), 200, 100); err != nil {
+			t.Fatalf("N=200 R=100: %v", err)
+		}
+	})
 }
 
 func TestReplicaRefusesValue(t *testing.T) {
-	cl := newCluster(t, 3, Options{})
-	for _, r := range cl.replicas {
-		r.maxValue = 4
-	}
-	_, err := cl.c.Put(ctx, []byte("k"), []byte("too long"), 3, 2)
-	if !errors.Is(err, errcode.InvalidArg) || !errors.Is(err, ErrQuorum) {
-		t.Fatalf("got %v (%s)", err, errcode.Of(err).Name())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		cl := newCluster(t, 3, Options{})
+		for _, r := range cl.replicas {
+			r.maxValue = 4
+		}
+		_, err := cl.c.Put(ctx, []byte("k"), []byte("too long"), 3, 2)
+		if !errors.Is(err, errcode.InvalidArg) || !errors.Is(err, ErrQuorum) {
+			t.Fatalf("got %v (%s)", err, errcode.Of(err).Name())
+		}
+	})
 }

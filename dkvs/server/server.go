@@ -120,7 +120,7 @@ const (
 
 // Version is the dkvs version the server reports (INFO over the Redis
 // protocol); it is DKVS_VERSION of include/dkvs.h.
-const Version = "1.1.0"
+const Version = "1.2.0"
 
 // Server is a running replica.
 type Server struct {

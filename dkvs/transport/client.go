@@ -87,10 +87,11 @@ func NewClient(opts ClientOptions) *Client {
 }
 
 type peer struct {
-	addr  string
-	mu    sync.Mutex // serialises dialing
-	slots []atomic.Pointer[clientConn]
-	next  atomic.Uint32
+	addr    string
+	mu      sync.Mutex  // guards dialing and failAll; never held while dialing
+	dialing []*dialCall // per slot: the dial under way, or nil
+	slots   []atomic.Pointer[clientConn]
+	next    atomic.Uint32
 }
 
 // call is a request waiting for its response.
@@ -229,6 +230,14 @@ func (c *Client) liveConn(addr string) *clientConn {
 	return nil
 }
 
+// dialCall is a dial under way for one slot of a peer: callers that need
+// the slot meanwhile wait for it (or for their own context) rather than
+// dial too.
+type dialCall struct {
+	done chan struct{}
+	err  error // set before done closes
+}
+
 func (c *Client) conn(ctx context.Context, addr string) (*clientConn, error) {
 	c.mu.Lock()
 	if c.closed {
@@ -237,19 +246,51 @@ func (c *Client) conn(ctx context.Context, addr string) (*clientConn, error) {
 	}
 	p := c.peers[addr]
 	if p == nil {
-		p = &peer{addr: addr, slots: make([]atomic.Pointer[clientConn], c.opts.PoolSize)}
+		p = &peer{addr: addr, slots: make([]atomic.Pointer[clientConn], c.opts.PoolSize), dialing: make([]*dialCall, c.opts.PoolSize)}
 		c.peers[addr] = p
 	}
 	c.mu.Unlock()
 	i := int(p.next.Add(1)) % len(p.slots)
-	if cc := p.slots[i].Load(); cc != nil && !cc.dead.Load() {
-		return cc, nil
+	for {
+		if cc := p.slots[i].Load(); cc != nil && !cc.dead.Load() {
+			return cc, nil
+		}
+		p.mu.Lock()
+		if cc := p.slots[i].Load(); cc != nil && !cc.dead.Load() {
+			p.mu.Unlock()
+			return cc, nil // another caller dialed meanwhile
+		}
+		if d := p.dialing[i]; d != nil {
+			// Another caller dials this slot: its outcome is ours too.
+			p.mu.Unlock()
+			select {
+			case <-d.done:
+				if d.err != nil {
+					return nil, d.err
+				}
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("connect %s: %w: %w: %w", addr, ctx.Err(), ErrNotSent, errcode.Network)
+			}
+		}
+		d := &dialCall{done: make(chan struct{})}
+		p.dialing[i] = d
+		p.mu.Unlock()
+		cc, err := c.open(ctx, addr)
+		p.mu.Lock()
+		p.dialing[i] = nil
+		if err == nil {
+			p.slots[i].Store(cc)
+		}
+		d.err = err
+		p.mu.Unlock()
+		close(d.done)
+		return cc, err
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if cc := p.slots[i].Load(); cc != nil && !cc.dead.Load() {
-		return cc, nil // another caller dialed meanwhile
-	}
+}
+
+// open dials addr and starts a connection's reader and writer.
+func (c *Client) open(ctx context.Context, addr string) (*clientConn, error) {
 	nc, err := c.dial(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w: %w: %w", addr, err, ErrNotSent, errcode.Network)
@@ -266,7 +307,6 @@ func (c *Client) conn(ctx context.Context, addr string) (*clientConn, error) {
 		cc.fail(ErrClosed)
 		return nil, ErrClosed
 	}
-	p.slots[i].Store(cc)
 	return cc, nil
 }
 

@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/compress/s2"
 
 	"github.com/dkvs/dkvs/dkvs/kv"
 )
@@ -13,25 +13,24 @@ import (
 // small hostile frame cannot make a server allocate without limit.
 const MaxDecompressed = 64 << 20
 
-// Body flags of compressible messages.
-const flagZstd = 1 << 0
-
-// zstd coders are safe for concurrent EncodeAll/DecodeAll and are never
-// reconfigured after creation, so one of each is shared.
-var (
-	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
-	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderMaxMemory(MaxDecompressed), zstd.WithDecoderConcurrency(0))
+// Body flags of compressible messages. Flag 1 (zstd) was used before
+// format 1.2 and is refused: zstd's coders keep state shared between
+// calls, s2's block format keeps none, and storage compresses values
+// with s2 already.
+const (
+	flagZstd = 1 << 0
+	flagS2   = 1 << 1
 )
 
 // compressAbove is the payload size from which compression is used.
 const compressAbove = 512
 
-// appendPayload appends a flags byte and the payload, compressed with zstd
-// when asked and when that makes it smaller.
+// appendPayload appends a flags byte and the payload, compressed (s2
+// block format) when asked and when that makes it smaller.
 func appendPayload(b []byte, payload []byte, compress bool) []byte {
 	if compress && len(payload) >= compressAbove {
-		if c := zenc.EncodeAll(payload, nil); len(c) < len(payload) {
-			b = append(b, flagZstd)
+		if c := s2.Encode(nil, payload); len(c) < len(payload) {
+			b = append(b, flagS2)
 			return append(b, c...)
 		}
 	}
@@ -45,22 +44,33 @@ func (r *reader) payload() []byte {
 	if r.err != nil {
 		return nil
 	}
-	if fl&^flagZstd != 0 {
+	switch fl {
+	case 0:
+		rest := r.b
+		r.b = nil
+		return rest
+	case flagS2:
+	case flagZstd:
+		r.fail("zstd payload (flag 1) from a server older than format 1.2: upgrade it")
+		return nil
+	default:
 		r.fail("unknown payload flags")
 		return nil
 	}
 	rest := r.b
 	r.b = nil
-	if fl&flagZstd == 0 {
-		return rest
-	}
-	out, err := zdec.DecodeAll(rest, nil)
+	n, err := s2.DecodedLen(rest)
 	if err != nil {
-		r.fail(fmt.Sprintf("zstd: %v", err))
+		r.fail(fmt.Sprintf("s2: %v", err))
 		return nil
 	}
-	if len(out) > MaxDecompressed {
+	if n > MaxDecompressed {
 		r.fail("decompressed payload too large")
+		return nil
+	}
+	out, err := s2.Decode(nil, rest)
+	if err != nil {
+		r.fail(fmt.Sprintf("s2: %v", err))
 		return nil
 	}
 	return out

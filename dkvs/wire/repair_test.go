@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/klauspost/compress/s2"
 	"reflect"
 	"testing"
 
@@ -79,7 +80,7 @@ func TestRepairMessagesRoundTrip(t *testing.T) {
 }
 
 func TestRepairMalformed(t *testing.T) {
-	bomb := zenc.EncodeAll(make([]byte, MaxDecompressed+1), nil)
+	bomb := s2.Encode(nil, make([]byte, MaxDecompressed+1))
 	cases := []struct {
 		name string
 		fn   func() error
@@ -87,8 +88,10 @@ func TestRepairMalformed(t *testing.T) {
 		{"hint truncated", func() error { _, err := DecodeHintRequest([]byte{3, 'a'}); return err }},
 		{"batch empty", func() error { _, err := DecodePutBatch(nil); return err }},
 		{"batch bad flags", func() error { _, err := DecodePutBatch([]byte{4, 0}); return err }},
-		{"batch bad zstd", func() error { _, err := DecodePutBatch([]byte{1, 1, 2, 3}); return err }},
-		{"batch zstd bomb", func() error { _, err := DecodePutBatch(append([]byte{1}, bomb...)); return err }},
+		{"batch both flags", func() error { _, err := DecodePutBatch([]byte{3, 0}); return err }},
+		{"batch legacy zstd", func() error { _, err := DecodePutBatch([]byte{1, 0x28, 0xb5, 0x2f, 0xfd}); return err }},
+		{"batch bad s2", func() error { _, err := DecodePutBatch([]byte{2, 1, 2, 3}); return err }},
+		{"batch s2 bomb", func() error { _, err := DecodePutBatch(append([]byte{2}, bomb...)); return err }},
 		{"batch lying count", func() error { _, err := DecodePutBatch([]byte{0, 0xff, 0x7f}); return err }},
 		{"tree depth", func() error { _, err := DecodeAETreeRequest(AETreeRequest{Depth: 21}.Append(nil)); return err }},
 		{"tree node 0", func() error {
