@@ -205,6 +205,19 @@ func (r *Ring) Kill(i int) {
 	<-done // the process's goroutines end; it writes only to the old disk
 }
 
+// Wipe gives server i, which must not be running, an empty disk: the
+// next Start begins from nothing, as after a disk was replaced.
+func (r *Ring) Wipe(i int) {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	nd := r.nodes[i]
+	if nd.srv != nil {
+		r.t.Fatalf("ringtest: wipe %s: running", nd.addr)
+	}
+	nd.fs = vfs.NewCrashableMem()
+}
+
 // Stop stops server i cleanly, as SIGTERM does.
 func (r *Ring) Stop(i int) {
 	r.t.Helper()

@@ -1,0 +1,5 @@
+//go:build !race
+
+package ringtest_test
+
+const raceDetector = false
