@@ -466,3 +466,28 @@ func TestPullBackCheckBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestRoundsPacedByScansNotWaits: a round that waits out a stalled peer's
+// deadline (10 s) has done little work of its own, so the next round comes
+// after the interval, not twenty times the round's length.
+func TestRoundsPacedByScansNotWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cl := newCluster(t, 3, Options{})
+		stalled := cl.nodes[2].addr
+		cl.net.SetFault(stalled, memtransport.Stalled)
+		nd := cl.nodes[0]
+		o := Options{Self: nd.addr, Ring: cl.ring, Interval: time.Second, Now: time.Now}
+		eng := New(nd.db, cl.net, o)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); eng.Run(ctx) }()
+		time.Sleep(time.Minute)
+		cancel()
+		<-done
+		// Each round waits 10 s for the stalled peer, then 1 s: about five
+		// rounds a minute. Paced by their length, there would be one.
+		if rounds, _ := eng.Totals(); rounds < 4 {
+			t.Fatalf("%d rounds in a minute with a stalled peer", rounds)
+		}
+	})
+}
