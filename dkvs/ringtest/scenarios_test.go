@@ -9,6 +9,7 @@ package ringtest_test
 // second) and the bubble's clock runs them.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -22,6 +23,8 @@ import (
 	"github.com/dkvs/dkvs/dkvs/ringtest"
 	"github.com/dkvs/dkvs/dkvs/server"
 )
+
+var bg = context.Background()
 
 // isHome reports whether server i is one of key's n homes.
 func isHome(r *ringtest.Ring, key string, n, i int) bool {
@@ -504,4 +507,3 @@ func TestLinearizableAcrossAKill(t *testing.T) {
 		}
 	})
 }
-
