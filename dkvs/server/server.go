@@ -26,6 +26,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/resp"
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/storage"
+	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/transport"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
@@ -228,7 +229,7 @@ func New(cfg Config) (*Server, error) {
 		s.addrs = append(s.addrs, sv.Addr())
 	}
 	s.coordNet = transport.NewClient(transport.ClientOptions{Dial: cfg.Network.Dial})
-	s.coord = coord.New(s.ring, selfTransport{s}, coord.Options{
+	s.coord = coord.New(topology.StaticView(cfg.Servers), selfTransport{s}, coord.Options{
 		Timeout:             cc.Timeout,
 		MaxKeySize:          cfg.MaxKeySize,
 		MaxValueSize:        cfg.MaxValueSize,
@@ -421,7 +422,23 @@ func storageFail(err error) wire.Frame {
 // Handle answers one native-protocol request. It implements
 // transport.Handler.
 func (s *Server) Handle(ctx context.Context, f wire.Frame) wire.Frame {
+	epoch, f, err := wire.SplitEpoch(f)
+	if err != nil {
+		return fail(wire.StatusBadRequest, "%v", err)
+	}
+	if epoch != 0 {
+		switch f.Op() {
+		case wire.OpGet, wire.OpPut, wire.OpHint:
+			// A request placed with an older ring than this server knows
+			// may be going to the wrong servers: refuse it with the ring.
+			if v := s.coord.View(); epoch < v.Epoch() {
+				return wire.Frame{Flags: uint8(wire.StatusStaleEpoch), Body: v.State().Encode()}
+			}
+		}
+	}
 	switch f.Op() {
+	case wire.OpRing:
+		return ok(s.coord.View().State().Encode())
 	case wire.OpPing:
 		if len(f.Body) != 0 {
 			return fail(wire.StatusBadRequest, "ping with a body")
