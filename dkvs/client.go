@@ -32,8 +32,8 @@ import (
 	"github.com/dkvs/dkvs/dkvs/netx"
 	"github.com/dkvs/dkvs/dkvs/quorum"
 	"github.com/dkvs/dkvs/dkvs/ring"
-	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/scan"
+	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/transport"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
