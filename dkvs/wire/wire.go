@@ -62,7 +62,7 @@ var opNames = map[Op]string{
 	OpPing: "ping", OpGet: "get", OpPut: "put", OpScan: "scan", OpStats: "stats",
 	OpHint: "hint", OpPutBatch: "put-batch", OpAETree: "ae-tree", OpAEDiff: "ae-diff",
 	OpCoordGet: "coord-get", OpCoordPut: "coord-put", OpCoordDelete: "coord-delete",
-	OpRing: "ring", OpRingChange: "ring-change", OpRaft: "raft",
+	OpRing: "ring", OpRingChange: "ring-change", OpRaft: "raft", OpStream: "stream",
 }
 
 // String returns the op's name.
