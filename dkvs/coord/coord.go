@@ -114,14 +114,16 @@ func New(v *topology.View, tr Transport, opts Options) *Coordinator {
 // View returns the placement the coordinator uses now.
 func (c *Coordinator) View() *topology.View { return c.view.Load() }
 
-// SetView makes v the placement of later operations if its epoch is
-// newer than the current one's, and reports whether it did. Operations
-// under way keep the view they started with; a replica that knows a newer
-// epoch refuses their requests, and they start again with the newer one.
+// SetView makes v the placement of later operations unless its epoch is
+// older than the current one's, and reports whether it did (a state of
+// the same epoch may say more: which servers of a move are done
+// streaming). Operations under way keep the view they started with; a
+// replica that knows a newer epoch refuses their requests, and they start
+// again with the newer one.
 func (c *Coordinator) SetView(v *topology.View) bool {
 	for {
 		cur := c.view.Load()
-		if cur != nil && v.Epoch() <= cur.Epoch() {
+		if cur != nil && v.Epoch() < cur.Epoch() {
 			return false
 		}
 		if c.view.CompareAndSwap(cur, v) {

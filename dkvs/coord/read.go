@@ -224,7 +224,9 @@ func (g *getOp) step(rp reply) {
 		// The answers differ: the newest may be on a minority only. Make
 		// a majority hold it before anyone is told.
 		c.writeBack.Add(1)
-		if err := c.writeBackNewest(g.ctx, g.v, g.key, g.newest, g.answers, g.sets); err != nil {
+		stale, err := c.writeBackNewest(g.ctx, g.v, g.key, g.newest, g.answers, g.sets)
+		g.stale = g.stale || stale
+		if err != nil {
 			g.err = fmt.Errorf("get: writing back the newest version: %w", err)
 			return
 		}
@@ -271,7 +273,8 @@ func agree(answers []answered) bool {
 // writeBackNewest stores newest on the home replicas that did not answer
 // with it until a majority of each ring's homes holds it (counting those
 // that answered with it).
-func (c *Coordinator) writeBackNewest(ctx context.Context, v *topology.View, key []byte, newest kv.Record, answers []answered, sets [][]int) error {
+// It also reports whether a replica refused because it knew a newer ring.
+func (c *Coordinator) writeBackNewest(ctx context.Context, v *topology.View, key []byte, newest kv.Record, answers []answered, sets [][]int) (stale bool, err error) {
 	var holds []int
 	for _, a := range answers {
 		if a.rec.Version == newest.Version {
@@ -300,6 +303,7 @@ func (c *Coordinator) writeBackNewest(ctx context.Context, v *topology.View, key
 	var fails []ReplicaError
 	for ; inflight > 0 && !enough(); inflight-- {
 		r := <-replies
+		stale = stale || r.stale
 		if r.err != nil {
 			fails = append(fails, ReplicaError{v.Addrs()[r.server], r.err})
 			continue
@@ -307,9 +311,9 @@ func (c *Coordinator) writeBackNewest(ctx context.Context, v *topology.View, key
 		holds = append(holds, r.server)
 	}
 	if !enough() {
-		return newQuorumError("write back", Majority(len(sets[0])), len(holds), len(homes), fails, false)
+		return stale, newQuorumError("write back", Majority(len(sets[0])), len(holds), len(homes), fails, false)
 	}
-	return nil
+	return stale, nil
 }
 
 // readRepair sends newest to every replica that answered with an older

@@ -63,17 +63,8 @@ func (c *Coordinator) write(ctx context.Context, op string, key []byte, rec kv.R
 		if err != nil {
 			return kv.Version{}, err
 		}
-		wo := &writeOp{c: c, v: v, ctx: ctx, op: op, key: key, rec: rec, n: n, w: w, lin: req.Linearizable,
-			out: map[int]bool{}, acked: map[int]bool{}, hinted: map[int]bool{}}
-		wo.sets = v.WriteSets(key, n)
-		wo.homes = topology.Union(wo.sets)
-		if !c.opts.DisableSloppyQuorum && !req.Linearizable {
-			for _, s := range v.Walk(key) {
-				if !contains(wo.homes, s) {
-					wo.fallbacks = append(wo.fallbacks, s)
-				}
-			}
-		}
+		wo := c.newWriteOp(ctx, v, op, key, rec, n, w, req.Linearizable)
+		wo.replace = maxAttempts
 		// The caller's goroutine runs the operation until its outcome is
 		// known; the replies still due are collected in the background.
 		version, err := wo.run()
@@ -84,6 +75,21 @@ func (c *Coordinator) write(ctx context.Context, op string, key []byte, rec kv.R
 		// was applied with the old ring holds the same version.
 		rec.Version = wo.rec.Version
 	}
+}
+
+func (c *Coordinator) newWriteOp(ctx context.Context, v *topology.View, op string, key []byte, rec kv.Record, n, w int, lin bool) *writeOp {
+	wo := &writeOp{c: c, v: v, ctx: ctx, op: op, key: key, rec: rec, n: n, w: w, lin: lin,
+		out: map[int]bool{}, acked: map[int]bool{}, hinted: map[int]bool{}}
+	wo.sets = v.WriteSets(key, n)
+	wo.homes = topology.Union(wo.sets)
+	if !c.opts.DisableSloppyQuorum && !lin {
+		for _, s := range v.Walk(key) {
+			if !contains(wo.homes, s) {
+				wo.fallbacks = append(wo.fallbacks, s)
+			}
+		}
+	}
+	return wo
 }
 
 func contains(list []int, x int) bool {
@@ -128,6 +134,7 @@ type writeOp struct {
 	hinted    map[int]bool // homes for which a fallback acknowledged a hint
 	maybe     bool         // some request may have been applied
 	stale     bool         // a replica knew a newer ring
+	replace   int          // how many more times a write refused for a newer ring is placed again
 	fails     []ReplicaError
 }
 
@@ -211,8 +218,9 @@ func (wo *writeOp) targets() (send, skipped []int) {
 func (wo *writeOp) run() (kv.Version, error) {
 	c := wo.c
 	if wo.lin {
-		v, err := c.highestVersion(wo.ctx, wo.v, wo.key, wo.sets)
+		v, stale, err := c.highestVersion(wo.ctx, wo.v, wo.key, wo.sets)
 		if err != nil {
+			wo.stale = stale
 			return kv.Version{}, fmt.Errorf("%s: reading versions: %w", wo.op, err)
 		}
 		// Strictly higher than any version a majority holds (and than an
@@ -330,13 +338,18 @@ func (wo *writeOp) done() bool {
 
 // drain collects the replies still due after the operation was decided,
 // sending hints for home replicas that fail meanwhile, so that every live
-// replica gets the write before Wait returns.
+// replica gets the write before Wait returns. A write some replica refused
+// because it knew a newer ring is placed again with that ring (the same
+// version: where it landed already, nothing changes), so that the homes of
+// the newer ring do not wait for repair to get it.
 func (wo *writeOp) drain() {
 	defer wo.c.bg.done()
-	defer wo.cancel()
 	for wo.inflight > 0 {
 		r := <-wo.replies
 		wo.inflight--
+		if r.stale {
+			wo.stale = true
+		}
 		if r.err != nil && r.netErr {
 			home := r.server
 			if r.hintFor >= 0 {
@@ -345,19 +358,30 @@ func (wo *writeOp) drain() {
 			wo.placeHint(home)
 		}
 	}
+	wo.cancel()
+	c := wo.c
+	if v := c.View(); wo.stale && wo.replace > 1 && v.Epoch() > wo.v.Epoch() {
+		n, w, err := resolve(v, Req{N: wo.n, W: wo.w}, false)
+		if err != nil {
+			return
+		}
+		again := c.newWriteOp(context.WithoutCancel(wo.ctx), v, wo.op, wo.key, wo.rec, n, w, false)
+		again.replace = wo.replace - 1
+		again.run() // its drain is tracked by Wait like any other
+	}
 }
 
 // highestVersion asks the key's homes in every ring of sets for the
 // version they hold of key, and returns the highest among the answers
 // once a majority of each ring's homes answered (a replica with no record
 // answers the zero version).
-func (c *Coordinator) highestVersion(ctx context.Context, v *topology.View, key []byte, sets [][]int) (kv.Version, error) {
+// It also reports whether a replica refused because it knew a newer ring.
+func (c *Coordinator) highestVersion(ctx context.Context, v *topology.View, key []byte, sets [][]int) (highest kv.Version, stale bool, err error) {
 	homes := topology.Union(sets)
 	req := frame(v, wire.OpGet, wire.GetVersionOnly, len(key)+4, wire.GetRequest{Key: key}.Append)
 	replies := c.sendAll(ctx, v, homes, req)
 	answered := map[int]bool{}
 	var fails []ReplicaError
-	var highest kv.Version
 	enough := func() bool {
 		for _, set := range sets {
 			n := 0
@@ -394,8 +418,9 @@ func (c *Coordinator) highestVersion(ctx context.Context, v *topology.View, key 
 		case rp = <-replies:
 		case <-ctx.Done():
 			// Nothing was written yet: a clean failure.
-			return kv.Version{}, fmt.Errorf("%w: %w", ctx.Err(), errcode.Network)
+			return kv.Version{}, stale, fmt.Errorf("%w: %w", ctx.Err(), errcode.Network)
 		}
+		stale = stale || rp.stale
 		if rp.err == nil && rp.f.Status() == wire.StatusOK {
 			if rec, err := wire.DecodeRecord(rp.f.Body); err != nil {
 				rp.err = fmt.Errorf("bad reply: %w: %w", err, errcode.Network)
@@ -408,14 +433,14 @@ func (c *Coordinator) highestVersion(ctx context.Context, v *topology.View, key 
 			// The reply channel holds one reply per request: the requests
 			// still out finish without anyone waiting for them.
 			if !possible() {
-				return kv.Version{}, newQuorumError("read versions", Majority(len(sets[0])), len(answered), len(homes), fails, false)
+				return kv.Version{}, stale, newQuorumError("read versions", Majority(len(sets[0])), len(answered), len(homes), fails, false)
 			}
 			continue
 		}
 		answered[rp.server] = true
 		if enough() {
-			return highest, nil
+			return highest, stale, nil
 		}
 	}
-	return kv.Version{}, newQuorumError("read versions", Majority(len(sets[0])), len(answered), len(homes), fails, false)
+	return kv.Version{}, stale, newQuorumError("read versions", Majority(len(sets[0])), len(answered), len(homes), fails, false)
 }

@@ -90,13 +90,22 @@ func New(cfg Config) (*Node, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, log: log}
-	start, err := LastState(cfg.Store, cfg.Seeds)
+	last, err := LastState(cfg.Store, cfg.Seeds)
 	if err != nil {
 		return nil, err
 	}
-	n.fsm = &fsm{state: start, onChange: func(s topology.State) {
-		if err := writeRing(cfg.Store, s.Encode()); err != nil {
-			log.Warn("consensus: storing the ring state failed", "err", err)
+	stored := last.Epoch
+	// The state machine starts from servers.txt whatever this server
+	// stored last: Raft replays the log (or a snapshot and the log after
+	// it) onto it, and every server must apply the same commands to the
+	// same state. The replay goes through older states again: those are
+	// not stored over a newer one, and the server's view ignores them.
+	n.fsm = &fsm{state: topology.Initial(cfg.Seeds), onChange: func(s topology.State) {
+		if s.Epoch >= stored {
+			stored = s.Epoch
+			if err := writeRing(cfg.Store, s.Encode()); err != nil {
+				log.Warn("consensus: storing the ring state failed", "err", err)
+			}
 		}
 		if cfg.OnChange != nil {
 			cfg.OnChange(s)
@@ -110,6 +119,10 @@ func New(cfg Config) (*Node, error) {
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{log}})
 	rc.SnapshotThreshold = 1024
 	rc.TrailingLogs = 1024
+	// A server demoted from the voters (the first servers of the ring
+	// changed) or removed from the ring goes on as a follower rather than
+	// stop its consensus: it still applies the log, as every member does.
+	rc.ShutdownOnRemove = false
 	has, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("consensus: %w: %w", err, errcode.IO)
@@ -407,6 +420,12 @@ func (n *Node) reconcile(s topology.State) error {
 				return err
 			}
 		}
+	}
+	self := n.cfg.Self
+	if (!want[self] || !slices.Contains(voters, self)) && len(voters) > 0 {
+		// This leader is to leave the voters: hand the leadership over
+		// first; the next leader changes the voters.
+		return n.raft.LeadershipTransfer().Error()
 	}
 	for id, sf := range have {
 		switch {

@@ -29,6 +29,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"sync"
 	"testing"
@@ -57,7 +58,8 @@ type Options struct {
 	// (intervals, coordination defaults, handoff or anti-entropy off).
 	Config func(i int, cfg *server.Config)
 	// Logger receives the servers' logs, tagged with their address; nil
-	// discards them.
+	// discards them, unless DKVS_RINGTEST_LOG is set (to debug, info or
+	// warn): they then go to standard error at that level.
 	Logger *slog.Logger
 }
 
@@ -91,6 +93,15 @@ func New(t testing.TB, opts Options) *Ring {
 	t.Helper()
 	if len(opts.Counts) == 0 {
 		opts.Counts = []int{1, 2, 3, 2, 4}
+	}
+	if opts.Logger == nil {
+		if lv := os.Getenv("DKVS_RINGTEST_LOG"); lv != "" {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(lv)); err != nil {
+				t.Fatalf("DKVS_RINGTEST_LOG=%q: %v", lv, err)
+			}
+			opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+		}
 	}
 	r := &Ring{t: t, net: memnet.New(opts.Seed), opts: opts}
 	for i, c := range opts.Counts {
@@ -140,24 +151,30 @@ func (r *Ring) Index(addr string) int {
 }
 
 // State returns the newest ring state a running server knows.
-func (r *Ring) State() topology.State {
-	st := topology.Initial(r.servers)
+func (r *Ring) State() topology.State { return r.View().State() }
+
+// View returns the placement of the newest ring a running server knows
+// (servers.txt's while none runs).
+func (r *Ring) View() *topology.View {
+	var newest *topology.View
 	for i := range r.All() {
 		if s := r.Server(i); s != nil {
-			if cur := s.Coordinator().View().State(); cur.Epoch > st.Epoch {
-				st = cur
+			if cur := s.Coordinator().View(); newest == nil || cur.Epoch() > newest.Epoch() {
+				newest = cur
 			}
 		}
 	}
-	return st
+	if newest == nil || newest.Epoch() < 1 {
+		return topology.NewView(topology.Initial(r.servers))
+	}
+	return newest
 }
 
 // Homes returns the indexes (as Addr takes them) of key's first n servers
 // on the current ring (the newest a running server knows; during a move,
 // the ring reads go to).
 func (r *Ring) Homes(key string, n int) []int {
-	v := topology.NewView(r.State())
-	rr := v.ReadRing()
+	rr := r.View().ReadRing()
 	var out []int
 	for _, i := range rr.Preference([]byte(key), n) {
 		out = append(out, r.Index(rr.Servers()[i].Addr()))

@@ -174,10 +174,29 @@ func (m *mover) stream(ctx context.Context, v *topology.View) error {
 			return err
 		}
 		m.update(func(ss *wire.StreamStats) { ss.Phase, ss.Sources, ss.Done = "verify", nil, nil })
-		var live []string
+		var live, down []string
 		for _, src := range sources {
 			if m.s.health.Up(src) {
 				live = append(live, src)
+			} else {
+				down = append(down, src)
+			}
+		}
+		// A source that is down can be passed over only where another
+		// home holds the same ranges: where it is the only one (keys of
+		// one replica, or every other home down too), its records exist
+		// nowhere else, and the move waits for it.
+		for _, n := range []int{1, 2, 3} {
+			for _, g := range v.Gains(self, n) {
+				alive := 0
+				for _, src := range g.Sources {
+					if !slices.Contains(down, src) {
+						alive++
+					}
+				}
+				if alive == 0 && len(g.Sources) > 0 {
+					return fmt.Errorf("waiting for %v, the only current homes of ranges this server gains (N=%d): %w", g.Sources, n, errcode.Network)
+				}
 			}
 		}
 		if err := m.pass(ctx, id, wire.StreamAll, live, nil); err != nil {
@@ -336,7 +355,7 @@ func (s *Server) handleStream(f wire.Frame) wire.Frame {
 		if st.Epoch < req.Move {
 			return fail(wire.StatusUnavailable, "move %d not known here yet (ring epoch %d)", req.Move, st.Epoch)
 		}
-		return fail(wire.StatusBadRequest, "no move %d under way (ring epoch %d)", req.Move, st.Epoch)
+		return fail(wire.StatusUnavailable, "no move %d under way (ring epoch %d)", req.Move, st.Epoch)
 	}
 	maxBytes := int(req.MaxBytes)
 	if maxBytes <= 0 || maxBytes > 4<<20 {
