@@ -128,8 +128,9 @@ func (b *browser) errors() []string {
 // virtual node of servers.txt, a key looked up shows its three homes
 // highlighted and their versions, and a killed server turns down on the
 // Ring and Servers pages within seconds, with no JavaScript error
-// logged. Screenshots land in tests/out/ (docs/console.png too with
-// -args -update-docs).
+// logged; when the page's own server dies, the page says so and keeps
+// what it showed. Screenshots land in tests/out/ (docs/console.png too
+// with -args -update-docs).
 func TestConsoleBrowser(t *testing.T) {
 	counts := []int{2, 3, 4}
 	r := harness.NewRing(t, counts...)
@@ -288,5 +289,23 @@ func TestConsoleBrowser(t *testing.T) {
 
 	if errs := b.errors(); len(errs) > 0 {
 		t.Fatalf("the browser's console logged errors:\n%s", errs)
+	}
+
+	// The server of the page itself dies: the page says so, and keeps
+	// what it showed.
+	r.Kill(0)
+	harness.Eventually(t, 10*time.Second, "the page noticing its server gone", func() error {
+		s, err := eval[[]string](b, `[document.getElementById('status').className, document.getElementById('status').textContent,
+			String(document.querySelectorAll('#cards .card').length)]`)
+		if err == nil && (s[0] != "status lost" || s[2] != "3") {
+			err = fmt.Errorf("status %q, %s cards", s[:2], s[2])
+		}
+		return err
+	})
+	// Only the failed requests themselves may be logged now.
+	for _, e := range b.errors() {
+		if !strings.Contains(e, "net::ERR_CONNECTION_REFUSED") {
+			t.Errorf("the browser's console logged an error with its server gone: %s", e)
+		}
 	}
 }

@@ -5,6 +5,7 @@
 
 (() => {
   const POLL_MS = 1500;
+  const FETCH_TIMEOUT_MS = 5000;
   const SVGNS = 'http://www.w3.org/2000/svg';
   const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f',
     '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#8cd17d'];
@@ -54,8 +55,10 @@
     return e;
   }
 
+  // getJSON fetches one endpoint; a server that stopped (SIGSTOP) would
+  // never answer, so a request gives up after FETCH_TIMEOUT_MS.
   async function getJSON(url) {
-    const r = await fetch(url, { cache: 'no-store' });
+    const r = await fetch(url, { cache: 'no-store', signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
     if (!r.ok) {
       let msg = r.status + ' ' + r.statusText;
       try { msg = (await r.json()).error || msg; } catch (e) { /* not JSON */ }
