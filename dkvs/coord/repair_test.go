@@ -320,7 +320,7 @@ func TestGetAsksHomeBelievedDown(t *testing.T) {
 		cl.c = New(cl.ring, cl.net, Options{Health: d, DisableSloppyQuorum: true})
 		home := cl.home("k", 3)
 		d.Failed(home[0], errors.New("wrong: it is back")) // up, but not probed yet
-		cl.net.SetFault(home[1], memtransport.Down)         // really gone
+		cl.net.SetFault(home[1], memtransport.Down)        // really gone
 		if v, err := cl.c.Get(ctx, []byte("k"), 3, 2); err != nil || string(v.Value) != "v" {
 			t.Fatalf("get with a home wrongly believed down and another gone: %q %v", v.Value, err)
 		}
