@@ -56,6 +56,9 @@ type Config struct {
 	// Observer is told of every request and connection (metrics); may be
 	// nil.
 	Observer transport.Observer
+	// Traffic, if set, gives the requests of the last minute that Stats
+	// reports (package window); may be nil.
+	Traffic func() wire.Traffic
 
 	// PeerTimeout is the deadline of a ping to a peer (default 200ms).
 	PeerTimeout time.Duration
@@ -752,5 +755,9 @@ func (s *Server) Stats() wire.Stats {
 	out.ReadRepairs = s.coord.ReadRepairs()
 	out.Epoch = s.coord.View().Epoch()
 	out.Stream = s.mover.Stats()
+	if s.cfg.Traffic != nil {
+		t := s.cfg.Traffic()
+		out.Traffic = &t
+	}
 	return out
 }

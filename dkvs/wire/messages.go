@@ -213,6 +213,9 @@ type Stats struct {
 	// receives in a move of the ring (absent when none).
 	Epoch  uint64       `json:"epoch,omitempty"`
 	Stream *StreamStats `json:"stream,omitempty"`
+	// Traffic is the server's requests of the last minute; nil when the
+	// server does not keep them (it keeps them when it serves metrics).
+	Traffic *Traffic `json:"traffic,omitempty"`
 }
 
 // StreamStats is the progress of the ranges a server receives in a move.
@@ -231,6 +234,24 @@ type StreamStats struct {
 	Sources []string `json:"sources,omitempty"`
 	Done    []string `json:"done,omitempty"`
 	Error   string   `json:"error,omitempty"`
+}
+
+// Traffic is a server's requests of the last minute (package window),
+// pings and stats requests left out. Latencies are in microseconds, from
+// reading a request to queueing its answer.
+type Traffic struct {
+	// Seconds is the time covered: 60, or less just after the start.
+	Seconds  float64 `json:"seconds"`
+	Requests int64   `json:"requests"`
+	// Rate is Requests per second over Seconds.
+	Rate  float64 `json:"rate"`
+	P50US float64 `json:"p50_us"`
+	P99US float64 `json:"p99_us"`
+	// Each second's figures, oldest first; a second without requests has
+	// quantiles of 0.
+	PerSecond    []int64   `json:"per_second"`
+	P50PerSecond []float64 `json:"p50_us_per_second"`
+	P99PerSecond []float64 `json:"p99_us_per_second"`
 }
 
 // PeerStats is what a server knows of one peer.
