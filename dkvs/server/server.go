@@ -750,7 +750,11 @@ func (s *Server) Stats() wire.Stats {
 		out.AERounds, out.TombstonesPurged = s.ae.Totals()
 	}
 	out.ReadRepairs = s.coord.ReadRepairs()
-	out.Epoch = s.coord.View().Epoch()
+	v := s.coord.View()
+	out.Epoch = v.Epoch()
+	if mv := v.State().Move; mv != nil {
+		out.MovePhase = string(mv.Phase)
+	}
 	out.Stream = s.mover.Stats()
 	return out
 }

@@ -213,6 +213,10 @@ type Stats struct {
 	// receives in a move of the ring (absent when none).
 	Epoch  uint64       `json:"epoch,omitempty"`
 	Stream *StreamStats `json:"stream,omitempty"`
+	// MovePhase is the phase of the move of the ring under way as the
+	// server knows it ("streaming" or "read-new"; absent when none): on
+	// every server, where Stream is only on those that receive ranges.
+	MovePhase string `json:"move_phase,omitempty"`
 }
 
 // StreamStats is the progress of the ranges a server receives in a move.
