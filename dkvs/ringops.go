@@ -65,3 +65,10 @@ func (c *Client) ChangeRing(ctx context.Context, cmd topology.Command) (topology
 	}
 	return topology.State{}, fmt.Errorf("ring %s: no server answered: %w", cmd.Op, errors.Join(errs...))
 }
+
+// RingOf asks the server at addr for the ring it knows, without following
+// it: for tools that compare what the servers know (a server that has not
+// applied the latest epoch yet tells an older one).
+func (c *Client) RingOf(ctx context.Context, addr string) (topology.State, error) {
+	return membership.Ring(ctx, c.tr, addr)
+}
