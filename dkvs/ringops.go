@@ -53,9 +53,8 @@ func (c *Client) FetchRing(ctx context.Context) (topology.State, error) {
 func (c *Client) ChangeRing(ctx context.Context, cmd topology.Command) (topology.State, error) {
 	var errs []error
 	for _, addr := range c.candidates() {
-		st, err := membership.Send(ctx, c.tr, addr, cmd)
+		st, err := c.ChangeRingAt(ctx, addr, cmd)
 		if err == nil {
-			c.coord.SetView(topology.NewView(st))
 			return st, nil
 		}
 		if errcode.Of(err) != errcode.Network || ctx.Err() != nil {
@@ -64,4 +63,21 @@ func (c *Client) ChangeRing(ctx context.Context, cmd topology.Command) (topology
 		errs = append(errs, err)
 	}
 	return topology.State{}, fmt.Errorf("ring %s: no server answered: %w", cmd.Op, errors.Join(errs...))
+}
+
+// RingOf asks the server at addr for the ring it knows, without following
+// it: for tools that compare what the servers know (a server that has not
+// applied the latest epoch yet tells an older one).
+func (c *Client) RingOf(ctx context.Context, addr string) (topology.State, error) {
+	return membership.Ring(ctx, c.tr, addr)
+}
+
+// ChangeRingAt is ChangeRing through the server at addr alone, for tools
+// that choose which servers to ask (those that answer, in their order).
+func (c *Client) ChangeRingAt(ctx context.Context, addr string, cmd topology.Command) (topology.State, error) {
+	st, err := membership.Send(ctx, c.tr, addr, cmd)
+	if err == nil {
+		c.coord.SetView(topology.NewView(st))
+	}
+	return st, err
 }

@@ -753,7 +753,11 @@ func (s *Server) Stats() wire.Stats {
 		out.AERounds, out.TombstonesPurged = s.ae.Totals()
 	}
 	out.ReadRepairs = s.coord.ReadRepairs()
-	out.Epoch = s.coord.View().Epoch()
+	v := s.coord.View()
+	out.Epoch = v.Epoch()
+	if mv := v.State().Move; mv != nil {
+		out.MovePhase = string(mv.Phase)
+	}
 	out.Stream = s.mover.Stats()
 	if s.cfg.Traffic != nil {
 		t := s.cfg.Traffic()

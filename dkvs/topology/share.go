@@ -111,7 +111,7 @@ func JoinWarning(current []config.Server, server config.Server, n int) string {
 	if r := mine / mean; r < 0.5 || r > 2 {
 		return fmt.Sprintf("%s with COUNT %d would hold %.1f%% of the keys (N=%d), %.2f times the mean of the other servers (%.1f%%): "+
 			"a COUNT near the others' spreads the load better (see docs/operations.md, choosing COUNT)",
-			server.Addr(), server.Count, 100*mine/float64(n), n, r, 100*mean/float64(n))
+			server.Addr(), server.Count, 100*mine, n, r, 100*mean)
 	}
 	return ""
 }

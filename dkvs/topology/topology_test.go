@@ -300,43 +300,46 @@ func TestJoinWarning(t *testing.T) {
 	}
 }
 
-// TestSpreadTable prints the table of docs/operations.md ("Choosing
+// TestSpreadTable prints the tables of docs/operations.md ("Choosing
 // COUNT"): the largest share over the mean share of n servers with
-// COUNT virtual nodes each, keys of one home (the busiest server's load
-// against a perfect balance), from the real ring code. Run it with -v.
-// It also checks that more virtual nodes spread better.
+// COUNT virtual nodes each, for keys of one home and of three (the
+// busiest server's load against a perfect balance), from the real ring
+// code. Run it with -v. It also checks that more virtual nodes spread
+// better.
 func TestSpreadTable(t *testing.T) {
 	sizes := []int{3, 5, 10, 30, 100, 300, 1000}
 	counts := []int{1, 4, 16, 64, 256}
 	if testing.Short() {
 		sizes = sizes[:4]
 	}
-	var b strings.Builder
-	b.WriteString("| servers |")
-	for _, c := range counts {
-		fmt.Fprintf(&b, " COUNT %d |", c)
-	}
-	b.WriteString("\n|--:|")
-	for range counts {
-		b.WriteString("--:|")
-	}
-	b.WriteString("\n")
-	for _, n := range sizes {
-		fmt.Fprintf(&b, "| %d |", n)
-		prev := math.Inf(1)
+	for _, homes := range []int{1, 3} {
+		var b strings.Builder
+		b.WriteString("| servers |")
 		for _, c := range counts {
-			if n*c > 300000 {
-				b.WriteString(" |")
-				continue
-			}
-			sp := Spread(ring.New(manyServers(n, c)), 1)
-			fmt.Fprintf(&b, " %.2f |", sp)
-			if c >= 16 && sp > prev*1.15 {
-				t.Errorf("n=%d: COUNT %d spreads worse (%.2f) than fewer nodes (%.2f)", n, c, sp, prev)
-			}
-			prev = sp
+			fmt.Fprintf(&b, " COUNT %d |", c)
+		}
+		b.WriteString("\n|--:|")
+		for range counts {
+			b.WriteString("--:|")
 		}
 		b.WriteString("\n")
+		for _, n := range sizes {
+			fmt.Fprintf(&b, "| %d |", n)
+			prev := math.Inf(1)
+			for _, c := range counts {
+				if n*c > 300000 {
+					b.WriteString(" |")
+					continue
+				}
+				sp := Spread(ring.New(manyServers(n, c)), homes)
+				fmt.Fprintf(&b, " %.2f |", sp)
+				if c >= 16 && sp > prev*1.15 {
+					t.Errorf("n=%d, N=%d: COUNT %d spreads worse (%.2f) than fewer nodes (%.2f)", n, homes, c, sp, prev)
+				}
+				prev = sp
+			}
+			b.WriteString("\n")
+		}
+		t.Logf("largest share / mean share, N=%d home(s) per key:\n%s", homes, b.String())
 	}
-	t.Logf("largest share / mean share, one home per key:\n%s", b.String())
 }

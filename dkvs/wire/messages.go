@@ -216,6 +216,10 @@ type Stats struct {
 	// Traffic is the server's requests of the last minute; nil when the
 	// server does not keep them (it keeps them when it serves metrics).
 	Traffic *Traffic `json:"traffic,omitempty"`
+	// MovePhase is the phase of the move of the ring under way as the
+	// server knows it ("streaming" or "read-new"; absent when none): on
+	// every server, where Stream is only on those that receive ranges.
+	MovePhase string `json:"move_phase,omitempty"`
 }
 
 // StreamStats is the progress of the ranges a server receives in a move.
