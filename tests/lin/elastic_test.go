@@ -24,6 +24,13 @@ type ringStep struct {
 	done func(st topology.State) bool
 }
 
+func (s ringStep) String() string {
+	if s.cmd.Addr != "" {
+		return fmt.Sprintf("%s %s", s.cmd.Op, s.cmd.Addr)
+	}
+	return fmt.Sprintf("%s %s", s.cmd.Op, s.cmd.Server.Addr())
+}
+
 func member(st topology.State, addr string) bool { return config.Find(st.Members, addr) >= 0 }
 
 // changeRing makes each step in turn through c, whatever the faults
@@ -35,7 +42,7 @@ func changeRing(ctx context.Context, c *dkvs.Client, steps []ringStep, log func(
 		began := time.Now()
 		for {
 			if ctx.Err() != nil {
-				return fmt.Errorf("%s %s%s: not done after %v: %w", step.cmd.Op, step.cmd.Addr, step.cmd.Server.Addr(),
+				return fmt.Errorf("%s: not done after %v: %w", step,
 					time.Since(began).Round(time.Millisecond), ctx.Err())
 			}
 			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -43,7 +50,7 @@ func changeRing(ctx context.Context, c *dkvs.Client, steps []ringStep, log func(
 			if err == nil && st.Move == nil {
 				if step.done(st) {
 					cancel()
-					log(fmt.Sprintf("%s %s%s over after %v (epoch %d)", step.cmd.Op, step.cmd.Addr, step.cmd.Server.Addr(),
+					log(fmt.Sprintf("%s over after %v (epoch %d)", step,
 						time.Since(began).Round(time.Millisecond), st.Epoch))
 					break
 				}
