@@ -217,6 +217,13 @@ func (n *Node) Propose(ctx context.Context, cmd topology.Command) (topology.Stat
 		}
 		switch r := f.Response().(type) {
 		case error:
+			if errors.Is(r, topology.ErrMoveInProgress) {
+				// The same command again (its answer was lost, or the
+				// operator asked twice): the move it asked for is under way.
+				if cur, _ := n.fsm.current(); cur.Underway(cmd) {
+					return cur, nil
+				}
+			}
 			return topology.State{}, r
 		case topology.State:
 			return r, nil

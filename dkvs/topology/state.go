@@ -297,6 +297,30 @@ func (s State) checkMove(c Command, phase Phase) error {
 	return nil
 }
 
+// Underway reports whether c asks for the move already under way (the
+// same kind, the same servers): a command sent again because its answer
+// was lost is then answered with the ring, not refused.
+func (s State) Underway(c Command) bool {
+	m := s.Move
+	if m == nil {
+		return false
+	}
+	switch c.Op {
+	case OpJoin:
+		i := config.Find(m.Target, c.Server.Addr())
+		return m.Kind == Join && m.Server == c.Server.Addr() && i >= 0 && m.Target[i].Count == c.Server.Count
+	case OpLeave:
+		return m.Kind == Leave && m.Server == c.Addr
+	case OpRemove:
+		return m.Kind == Remove && m.Server == c.Addr
+	case OpReplace:
+		i := config.Find(m.Target, c.Server.Addr())
+		return m.Kind == Replace && m.Server == c.Addr && m.New == c.Server.Addr() &&
+			i >= 0 && (c.Server.Count == 0 || m.Target[i].Count == c.Server.Count)
+	}
+	return false
+}
+
 // plan returns the ring a join, leave, replace or remove leads to.
 func (s State) plan(c Command) ([]config.Server, Move, error) {
 	find := func(addr string) (int, error) {

@@ -343,3 +343,45 @@ func TestSpreadTable(t *testing.T) {
 		t.Logf("largest share / mean share, N=%d home(s) per key:\n%s", homes, b.String())
 	}
 }
+
+// TestUnderway: a command is recognised as the move under way only when
+// it asks for exactly that move.
+func TestUnderway(t *testing.T) {
+	base := Initial(servers(1, 2, 3, 2))
+	must := func(s State, err error) State {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	joining := must(base.Apply(Command{Op: OpJoin, Server: srv(7010, 2)}))
+	leaving := must(base.Apply(Command{Op: OpLeave, Addr: "127.0.0.1:7002"}))
+	replacing := must(base.Apply(Command{Op: OpReplace, Addr: "127.0.0.1:7003", Server: srv(7011, 2)}))
+	removing := must(base.Apply(Command{Op: OpRemove, Addr: "127.0.0.1:7001"}))
+	cases := []struct {
+		name string
+		st   State
+		cmd  Command
+		want bool
+	}{
+		{"no move", base, Command{Op: OpJoin, Server: srv(7010, 2)}, false},
+		{"the same join", joining, Command{Op: OpJoin, Server: srv(7010, 2)}, true},
+		{"a join of another COUNT", joining, Command{Op: OpJoin, Server: srv(7010, 3)}, false},
+		{"a join of another server", joining, Command{Op: OpJoin, Server: srv(7012, 2)}, false},
+		{"a leave during a join", joining, Command{Op: OpLeave, Addr: "127.0.0.1:7010"}, false},
+		{"the same leave", leaving, Command{Op: OpLeave, Addr: "127.0.0.1:7002"}, true},
+		{"another leave", leaving, Command{Op: OpLeave, Addr: "127.0.0.1:7001"}, false},
+		{"a removal of the leaving server", leaving, Command{Op: OpRemove, Addr: "127.0.0.1:7002"}, false},
+		{"the same replacement", replacing, Command{Op: OpReplace, Addr: "127.0.0.1:7003", Server: srv(7011, 2)}, true},
+		{"the same replacement, COUNT left out", replacing, Command{Op: OpReplace, Addr: "127.0.0.1:7003", Server: srv(7011, 0)}, true},
+		{"a replacement by another", replacing, Command{Op: OpReplace, Addr: "127.0.0.1:7003", Server: srv(7012, 2)}, false},
+		{"the same removal", removing, Command{Op: OpRemove, Addr: "127.0.0.1:7001"}, true},
+		{"an abort", joining, Command{Op: OpAbort}, false},
+	}
+	for _, tc := range cases {
+		if got := tc.st.Underway(tc.cmd); got != tc.want {
+			t.Errorf("%s: Underway = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
