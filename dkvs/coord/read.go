@@ -47,8 +47,8 @@ func (c *Coordinator) GetReq(ctx context.Context, key []byte, req Req) (kv.Recor
 			g.sets = [][]int{v.ReadHomes(key, n)}
 		}
 		g.homes = topology.Union(g.sets)
-		rec, err := g.run()
-		if err == nil || !g.stale || attempt == maxAttempts || c.View().Epoch() <= v.Epoch() {
+		rec, stale, err := g.run()
+		if err == nil || !stale || attempt == maxAttempts || c.View().Epoch() <= v.Epoch() {
 			return rec, err
 		}
 	}
@@ -56,8 +56,10 @@ func (c *Coordinator) GetReq(ctx context.Context, key []byte, req Req) (kv.Recor
 
 // run starts the read and decides it in the caller's goroutine; the
 // replies still due are then collected in the background (for read
-// repair), counted before this returns so Wait sees them.
-func (g *getOp) run() (kv.Record, error) {
+// repair), counted before this returns so Wait sees them. It also reports
+// whether a replica refused because it knew a newer ring, as known when
+// the read was decided (the background goes on updating g).
+func (g *getOp) run() (kv.Record, bool, error) {
 	c := g.c
 	g.start()
 	for g.inflight > 0 && !g.decided {
@@ -66,17 +68,20 @@ func (g *getOp) run() (kv.Record, error) {
 			g.inflight--
 			g.step(rp)
 		case <-g.ctx.Done():
+			stale := g.stale
 			c.bg.add(1)
 			go g.rest()
-			return kv.Record{}, fmt.Errorf("get: %w: %w", g.ctx.Err(), errcode.Network)
+			return kv.Record{}, stale, fmt.Errorf("get: %w: %w", g.ctx.Err(), errcode.Network)
 		}
 	}
+	if !g.decided { // unreachable: every reply is an answer or a failure
+		g.decided = true
+		g.err = newQuorumError("get", g.r, len(g.answers), len(g.homes), g.fails, false)
+	}
+	rec, stale, err := g.rec, g.stale, g.err
 	c.bg.add(1)
 	go g.rest()
-	if !g.decided { // unreachable: every reply is an answer or a failure
-		return kv.Record{}, newQuorumError("get", g.r, len(g.answers), len(g.homes), g.fails, false)
-	}
-	return g.rec, g.err
+	return rec, stale, err
 }
 
 // getOp is one read: requests to the home replicas, their answers, and

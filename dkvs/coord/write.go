@@ -67,8 +67,8 @@ func (c *Coordinator) write(ctx context.Context, op string, key []byte, rec kv.R
 		wo.replace = maxAttempts
 		// The caller's goroutine runs the operation until its outcome is
 		// known; the replies still due are collected in the background.
-		version, err := wo.run()
-		if err == nil || !wo.stale || attempt == maxAttempts || c.View().Epoch() <= v.Epoch() {
+		version, stale, err := wo.run()
+		if err == nil || !stale || attempt == maxAttempts || c.View().Epoch() <= v.Epoch() {
 			return version, err
 		}
 		// A replica knew a newer ring: place the same record again. What
@@ -215,13 +215,16 @@ func (wo *writeOp) targets() (send, skipped []int) {
 	return send, skipped
 }
 
-func (wo *writeOp) run() (kv.Version, error) {
+// run places the write and returns its outcome once known, and whether a
+// replica refused because it knew a newer ring (as known then: the replies
+// still due are collected in the background, which goes on updating wo).
+func (wo *writeOp) run() (kv.Version, bool, error) {
 	c := wo.c
 	if wo.lin {
 		v, stale, err := c.highestVersion(wo.ctx, wo.v, wo.key, wo.sets)
 		if err != nil {
 			wo.stale = stale
-			return kv.Version{}, fmt.Errorf("%s: reading versions: %w", wo.op, err)
+			return kv.Version{}, stale, fmt.Errorf("%s: reading versions: %w", wo.op, err)
 		}
 		// Strictly higher than any version a majority holds (and than an
 		// earlier attempt's, which the read may have found).
@@ -256,9 +259,10 @@ func (wo *writeOp) run() (kv.Version, error) {
 		case r = <-wo.replies:
 		case <-wo.ctx.Done():
 			// The write goes on in the background: it may or may not land.
+			stale := wo.stale
 			c.bg.add(1)
 			go wo.drain()
-			return kv.Version{}, fmt.Errorf("%s: %w: %w", wo.op, wo.ctx.Err(), ErrUnknownOutcome)
+			return kv.Version{}, stale, fmt.Errorf("%s: %w: %w", wo.op, wo.ctx.Err(), ErrUnknownOutcome)
 		}
 		wo.inflight--
 		if r.hintFor < 0 {
@@ -293,14 +297,15 @@ func (wo *writeOp) run() (kv.Version, error) {
 			// Report at once; the replies still due are collected in the
 			// background, counted before this returns so that Wait cannot
 			// miss them.
+			version, stale := wo.rec.Version, wo.stale
 			c.bg.add(1)
 			go wo.drain()
-			return wo.rec.Version, nil // drain cancels rctx
+			return version, stale, nil // drain cancels rctx
 		}
 	}
 	wo.cancel()
 	acks := len(wo.acked) + len(wo.hinted)
-	return kv.Version{}, newQuorumError(wo.op, wo.w, acks, len(wo.homes), wo.fails, wo.maybe)
+	return kv.Version{}, wo.stale, newQuorumError(wo.op, wo.w, acks, len(wo.homes), wo.fails, wo.maybe)
 }
 
 // done reports whether the write has its W acknowledgements in every
@@ -367,7 +372,7 @@ func (wo *writeOp) drain() {
 		}
 		again := c.newWriteOp(context.WithoutCancel(wo.ctx), v, wo.op, wo.key, wo.rec, n, w, false)
 		again.replace = wo.replace - 1
-		again.run() // its drain is tracked by Wait like any other
+		_, _, _ = again.run() // its drain is tracked by Wait like any other
 	}
 }
 
