@@ -16,6 +16,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/coord"
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/kv"
+	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/ringtest"
 	"github.com/dkvs/dkvs/dkvs/server"
 	"github.com/dkvs/dkvs/dkvs/topology"
@@ -498,5 +499,62 @@ func TestLinearizableAcrossJoin(t *testing.T) {
 		}
 		<-done
 		waitMoveDone(t, r, st.Move.ID, 5*time.Minute)
+	})
+}
+
+// TestVerifyPassBringsNewest: the first pass copies a key from its first
+// live current home, which missed the key's last write (it was stopped,
+// with handoff, anti-entropy and read repair off); the verifying pass
+// lists the other homes' versions and fetches the newer one. Without it
+// the new home would keep the stale copy.
+func TestVerifyPassBringsNewest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := ringtest.New(t, ringtest.Options{Counts: []int{8, 8, 8, 8}, Config: func(_ int, cfg *server.Config) {
+			cfg.DisableHandoff, cfg.DisableAntiEntropy = true, true
+			cfg.CleanupGrace = time.Hour
+		}})
+		x := r.AddServer(8)
+		target := ring.New(r.All())
+		// A key the new server gains whose first current home is not the
+		// one it replaces among the homes (so that home is a source of
+		// the first pass, and another current home holds the newest).
+		var key string
+		var homes []int
+		for i := 0; key == ""; i++ {
+			k := fmt.Sprintf("verify-%d", i)
+			var newHomes []int
+			for _, s := range target.Preference([]byte(k), 3) {
+				newHomes = append(newHomes, r.Index(target.Servers()[s].Addr()))
+			}
+			if cur := r.Homes(k, 3); slices.Contains(newHomes, x) && slices.Contains(newHomes, cur[0]) {
+				key, homes = k, cur
+			}
+		}
+		c := r.Client(&dkvs.Options{DisableReadRepair: true, DisableSloppyQuorum: true})
+		if err := c.Put(bg, []byte(key), []byte("old"), 3, 3); err != nil {
+			t.Fatal(err)
+		}
+		r.Stop(homes[0])
+		if err := c.Put(bg, []byte(key), []byte("new"), 3, 2); err != nil {
+			t.Fatal(err)
+		}
+		c.Coordinator().Wait(bg)
+		r.Restart(homes[0])
+		r.Eventually(10*time.Second, "every server believes the restarted home up", func() error {
+			for i := range r.All() {
+				if s := r.Server(i); s != nil && i != homes[0] && !s.Health().Up(r.Addr(homes[0])) {
+					return fmt.Errorf("%s believes %s down", r.Addr(i), r.Addr(homes[0]))
+				}
+			}
+			return nil
+		})
+		if rec, _, _ := r.Record(homes[0], key); string(rec.Value) != "old" {
+			t.Fatalf("the first home holds %q before the join, want old", rec.Value)
+		}
+		st := changeRing(t, r, c, topology.Command{Op: topology.OpJoin, Server: r.All()[x]})
+		waitMoveDone(t, r, st.Move.ID, time.Minute)
+		if rec, ok, err := r.Record(x, key); err != nil || !ok || string(rec.Value) != "new" {
+			t.Fatalf("the new home holds %q (found %v, %v), want new", rec.Value, ok, err)
+		}
 	})
 }

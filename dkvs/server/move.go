@@ -25,8 +25,9 @@ import (
 // (a first pass from each range's first live home: every record once);
 // then it waits until every live server knows the move (from then on no
 // write can reach the old homes alone: a replica refuses a request placed
-// with an older ring); then a second pass copies again, from every live
-// home, whatever it holds that this server gains (what a write of the
+// with an older ring); then a second pass asks every live home for the
+// keys and versions of what it holds that this server gains, and fetches
+// the records this server lacks or holds older (what a write of the
 // previous epoch left on some old homes only, what the first pass missed
 // because its source went down); then it tells the consensus. Every copy
 // is applied as newest-wins, so passes may overlap and start again at
@@ -168,7 +169,7 @@ func (m *mover) stream(ctx context.Context, v *topology.View) error {
 			return err
 		}
 	}
-	if !donePass(wire.StreamAll) {
+	if !donePass(wire.StreamVerify) {
 		m.update(func(ss *wire.StreamStats) { ss.Phase = "barrier" })
 		if err := m.barrier(ctx, st); err != nil {
 			return err
@@ -199,10 +200,10 @@ func (m *mover) stream(ctx context.Context, v *topology.View) error {
 				}
 			}
 		}
-		if err := m.pass(ctx, id, wire.StreamAll, live, nil); err != nil {
+		if err := m.pass(ctx, id, wire.StreamVerify, live, nil); err != nil {
 			return err
 		}
-		if err := store.Set([2][]byte{passKey(id, wire.StreamAll), nil}); err != nil {
+		if err := store.Set([2][]byte{passKey(id, wire.StreamVerify), nil}); err != nil {
 			return err
 		}
 	}
@@ -265,10 +266,16 @@ func (m *mover) pass(ctx context.Context, id uint64, pass uint8, sources, skip [
 			if err != nil {
 				return fmt.Errorf("stream from %s: %w: %w", src, err, errcode.Network)
 			}
-			if len(page.Records) > 0 {
-				recs := make([]storage.KeyRecord, len(page.Records))
+			records := page.Records
+			if pass == wire.StreamVerify {
+				if records, err = m.fetchNewer(ctx, src, records); err != nil {
+					return err
+				}
+			}
+			if len(records) > 0 {
+				recs := make([]storage.KeyRecord, len(records))
 				bytes := 0
-				for i, kr := range page.Records {
+				for i, kr := range records {
 					m.s.clock.Observe(kr.Record.Version)
 					recs[i] = storage.KeyRecord{Key: kr.Key, Record: kr.Record}
 					bytes += len(kr.Key) + len(kr.Record.Value)
@@ -292,6 +299,44 @@ func (m *mover) pass(ctx context.Context, id uint64, pass uint8, sources, skip [
 		m.update(func(ss *wire.StreamStats) { ss.Done = append(ss.Done, src) })
 	}
 	return nil
+}
+
+// fetchNewer returns, of the records src listed without their values,
+// those this server lacks or holds older, read whole from src with get.
+func (m *mover) fetchNewer(ctx context.Context, src string, listed []wire.KeyRecord) ([]wire.KeyRecord, error) {
+	var out []wire.KeyRecord
+	for _, kr := range listed {
+		local, found, err := m.s.db.Get(kr.Key)
+		if err != nil {
+			return nil, err
+		}
+		if found && !kr.Record.Version.Newer(local.Version) {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		f, err := m.s.peers.Call(cctx, src, wire.Frame{Kind: uint8(wire.OpGet), Body: wire.GetRequest{Key: kr.Key}.Append(nil)})
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, &sourceDown{src, err}
+		}
+		switch f.Status() {
+		case wire.StatusOK:
+			rec, err := wire.DecodeRecord(f.Body)
+			if err != nil {
+				return nil, fmt.Errorf("get from %s: %w: %w", src, err, errcode.Network)
+			}
+			out = append(out, wire.KeyRecord{Key: kr.Key, Record: rec})
+		case wire.StatusNotFound:
+			// Dropped since it was listed (a cleanup): nothing to copy.
+		default:
+			msg, _ := wire.DecodeMessage(f.Body)
+			return nil, fmt.Errorf("get from %s: %s %s: %w", src, f.Status(), msg, errcode.Network)
+		}
+	}
+	return out, nil
 }
 
 // barrier waits until every server of st believed up knows st's epoch
@@ -388,6 +433,9 @@ func (s *Server) handleStream(f wire.Frame) wire.Frame {
 		oldHomes := addrsOf(cur, cur.Preference(key, n))
 		if slices.Contains(oldHomes, req.Dest) || !slices.Contains(oldHomes, self) {
 			return true
+		}
+		if req.Pass == wire.StreamVerify {
+			rec.Value = nil // the requester asks for what it lacks
 		}
 		if req.Pass == wire.StreamPrimary {
 			first := ""

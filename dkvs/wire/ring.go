@@ -67,9 +67,14 @@ const (
 	// StreamPrimary asks only for the records this server is the first
 	// live current home of (the bulk copy: each record once).
 	StreamPrimary = 0
-	// StreamAll asks for every such record this server holds (the
-	// verification after every server knows the move).
+	// StreamAll asks for every such record this server holds.
 	StreamAll = 1
+	// StreamVerify asks for the same records as StreamAll without their
+	// values (key, version, flags): the verification after every server
+	// knows the move, where the requester fetches (with get) only the
+	// records it lacks or holds older. Most of them arrived in the first
+	// pass, so the second costs keys and versions, not values.
+	StreamVerify = 2
 )
 
 // StreamRequest asks for one page of the records the requester gains in
@@ -77,7 +82,7 @@ const (
 type StreamRequest struct {
 	Move uint64 // the epoch the move began in
 	Dest string // the requester, the server that gains them
-	Pass uint8  // StreamPrimary or StreamAll
+	Pass uint8  // StreamPrimary, StreamAll or StreamVerify
 	// Skip lists current homes the requester found down: with
 	// StreamPrimary, the first home not among them is the source.
 	Skip     []string
@@ -113,7 +118,7 @@ func DecodeStreamRequest(body []byte) (StreamRequest, error) {
 	r.b = r.b[8:]
 	m.Dest = string(r.bytes("dest"))
 	m.Pass = r.u8("pass")
-	if r.err == nil && m.Pass > StreamAll {
+	if r.err == nil && m.Pass > StreamVerify {
 		r.fail("stream pass")
 	}
 	n := r.uvarint("skip count")
