@@ -24,9 +24,11 @@ import (
 type replica struct {
 	mu       sync.Mutex
 	epoch    *topology.State // when set, requests of an older epoch are refused with it
+	staleOp  wire.Op         // when set, only requests of this operation are
 	data     map[string]kv.Record
 	hints    map[string]map[string]kv.Record
 	maxValue int
+	applied  map[string][]kv.Version // the versions each put applied, in order
 }
 
 func (r *replica) Handle(ctx context.Context, f wire.Frame) wire.Frame {
@@ -36,7 +38,7 @@ func (r *replica) Handle(ctx context.Context, f wire.Frame) wire.Frame {
 	if err != nil {
 		return wire.Frame{Flags: uint8(wire.StatusBadRequest)}
 	}
-	if r.epoch != nil && epoch < r.epoch.Epoch {
+	if r.epoch != nil && epoch < r.epoch.Epoch && (r.staleOp == 0 || f.Op() == r.staleOp) {
 		return wire.Frame{Flags: uint8(wire.StatusStaleEpoch), Body: r.epoch.Encode()}
 	}
 	switch f.Op() {
@@ -64,6 +66,10 @@ func (r *replica) Handle(ctx context.Context, f wire.Frame) wire.Frame {
 		if !ok || m.Record.Version.Newer(old.Version) {
 			r.data[string(m.Key)] = m.Record
 			old = m.Record
+			if r.applied == nil {
+				r.applied = map[string][]kv.Version{}
+			}
+			r.applied[string(m.Key)] = append(r.applied[string(m.Key)], m.Record.Version)
 		}
 		return wire.Frame{Body: wire.AppendVersion(nil, old.Version)}
 	case wire.OpHint:

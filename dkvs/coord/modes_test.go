@@ -10,7 +10,9 @@ import (
 
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/kv"
+	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/transport/memtransport"
+	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
 func TestResolve(t *testing.T) {
@@ -205,4 +207,41 @@ func TestWaitDuringOperations(t *testing.T) {
 		t.Fatal(err)
 	}
 
+}
+
+// TestLinearizableRetryKeepsVersion: a linearizable put that one home
+// applies and the others refuse for a newer ring is placed again on that
+// ring with the version it chose, not a new one: the first attempt may
+// already be visible (a read writes it back), and a second, newer version
+// of the same put would take effect again after later writes.
+func TestLinearizableRetryKeepsVersion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cl := newCluster(t, 3, Options{})
+		homes := cl.home("k", 3)
+		newer := topology.Initial(cl.ring.Servers())
+		newer.Epoch = 2
+		for _, addr := range homes[:2] {
+			r := cl.replicas[addr]
+			r.mu.Lock()
+			r.epoch, r.staleOp = &newer, wire.OpPut
+			r.mu.Unlock()
+		}
+		v, err := cl.c.PutReq(ctx, []byte("k"), []byte("once"), Req{N: 3, Linearizable: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := cl.c.View().Epoch(); e != 2 {
+			t.Fatalf("the coordinator places with epoch %d after the refusals, want 2", e)
+		}
+		cl.c.Wait(ctx)
+		for _, addr := range homes {
+			r := cl.replicas[addr]
+			r.mu.Lock()
+			applied := r.applied["k"]
+			r.mu.Unlock()
+			if len(applied) != 1 || applied[0] != v {
+				t.Errorf("%s applied versions %v, want only the put's %v", addr, applied, v)
+			}
+		}
+	})
 }

@@ -220,14 +220,17 @@ func (wo *writeOp) targets() (send, skipped []int) {
 // still due are collected in the background, which goes on updating wo).
 func (wo *writeOp) run() (kv.Version, bool, error) {
 	c := wo.c
-	if wo.lin {
+	if wo.lin && wo.rec.Version.IsZero() {
+		// An attempt placed again for a newer ring keeps the version its
+		// first attempt chose: what that attempt wrote may be visible
+		// already, and a newer version would make the write take effect
+		// a second time, after writes that followed the first.
 		v, stale, err := c.highestVersion(wo.ctx, wo.v, wo.key, wo.sets)
 		if err != nil {
 			wo.stale = stale
 			return kv.Version{}, stale, fmt.Errorf("%s: reading versions: %w", wo.op, err)
 		}
-		// Strictly higher than any version a majority holds (and than an
-		// earlier attempt's, which the read may have found).
+		// Strictly higher than any version a majority holds.
 		wo.rec.Version = c.clock.After(v)
 	} else if wo.rec.Version.IsZero() {
 		wo.rec.Version = c.clock.Now()
