@@ -281,6 +281,9 @@ func newQuorumError(op string, need, got, asked int, fails []ReplicaError, unkno
 
 // statusError turns a replica's non-OK status into an error.
 func statusError(f wire.Frame) error {
+	if err, ok := storageStatusError(f); ok {
+		return err
+	}
 	msg, _ := wire.DecodeMessage(f.Body)
 	if msg == "" {
 		msg = f.Status().String()
@@ -331,6 +334,8 @@ type reply struct {
 	err     error
 	netErr  bool // err came from the transport (timeout, connection), not from the replica
 	sent    bool // the request may have reached the replica
+	refused bool // the replica's storage refused the write without applying it
+	corrupt bool // the replica found the record corrupt
 }
 
 // mayHaveApplied reports whether a failed write request may nevertheless
@@ -338,6 +343,9 @@ type reply struct {
 func (r reply) mayHaveApplied() bool {
 	if r.err == nil {
 		return true
+	}
+	if r.refused {
+		return false
 	}
 	if r.netErr {
 		return r.sent
@@ -385,6 +393,8 @@ func (c *Coordinator) send(rctx context.Context, server, hintFor int, req wire.F
 			sent: err == nil || !errors.Is(err, transport.ErrNotSent)}
 		if err == nil && f.Status() != wire.StatusOK && f.Status() != wire.StatusNotFound {
 			r.err = statusError(f)
+			r.refused = c.storageReply(addr, f)
+			r.corrupt = f.Status() == wire.StatusCorrupt
 		}
 		if h := c.opts.Health; h != nil {
 			if r.netErr {

@@ -75,6 +75,7 @@ type getOp struct {
 	newest   kv.Record
 	answers  []answered
 	fails    []ReplicaError
+	corrupt  []int // replicas that found the record corrupt: repaired too
 	decided  bool
 	rec      kv.Record
 	err      error
@@ -128,6 +129,9 @@ func (g *getOp) step(rp reply) {
 		g.answers = append(g.answers, answered{server: rp.server}) // not found
 	}
 	if rp.err != nil {
+		if rp.corrupt {
+			g.corrupt = append(g.corrupt, rp.server)
+		}
 		g.fails = append(g.fails, ReplicaError{c.addrs[rp.server], rp.err})
 		if !g.decided && len(g.fails) > len(g.homes)-g.r {
 			g.decided = true
@@ -161,7 +165,7 @@ func (g *getOp) rest() {
 	}
 	g.cancel()
 	if !g.c.opts.DisableReadRepair {
-		g.c.readRepair(g.ctx, g.key, g.newest, g.answers)
+		g.c.readRepair(g.ctx, g.key, g.newest, g.answers, g.corrupt)
 	}
 }
 
@@ -225,12 +229,12 @@ func (c *Coordinator) writeBackNewest(ctx context.Context, key []byte, newest kv
 }
 
 // readRepair sends newest to every replica that answered with an older
-// version or not found.
-func (c *Coordinator) readRepair(ctx context.Context, key []byte, newest kv.Record, answers []answered) {
+// version or not found, or found its record corrupt.
+func (c *Coordinator) readRepair(ctx context.Context, key []byte, newest kv.Record, answers []answered, corrupt []int) {
 	if newest.Version.IsZero() {
 		return
 	}
-	var stale []int
+	stale := append([]int(nil), corrupt...)
 	for _, a := range answers {
 		if newest.Version.Newer(a.rec.Version) {
 			stale = append(stale, a.server)

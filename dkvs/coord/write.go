@@ -114,7 +114,7 @@ func (wo *writeOp) placeHint(home int) {
 		return
 	}
 	for _, h := range wo.sent {
-		if h != home && wo.c.up(h) {
+		if h != home && wo.c.writable(h, wo.rec.Tombstone) {
 			hint := wire.HintRequest{Target: wo.c.addrs[home], Key: wo.key, Record: wo.rec}
 			discard := make(chan reply, 1)
 			wo.c.sendAlone(wo.ctx, h, home, wire.Frame{Kind: uint8(wire.OpHint), Body: hint.Append(nil)}, discard)
@@ -129,7 +129,7 @@ func (wo *writeOp) sendFallback(home int) bool {
 	for wo.nextFB < len(wo.fallbacks) {
 		f := wo.fallbacks[wo.nextFB]
 		wo.nextFB++
-		if !wo.c.up(f) {
+		if !wo.c.writable(f, wo.rec.Tombstone) {
 			continue
 		}
 		hint := wire.HintRequest{Target: wo.c.addrs[home], Key: wo.key, Record: wo.rec}
@@ -144,11 +144,11 @@ func (wo *writeOp) fail(server int, err error) {
 	wo.fails = append(wo.fails, ReplicaError{wo.c.addrs[server], err})
 }
 
-// targets returns the home replicas to send to: those believed up, or all
-// of them when too few are (the detector may be wrong).
+// targets returns the home replicas to send to: those believed up and
+// writable, or all of them when too few are (the detector may be wrong).
 func (wo *writeOp) targets(need int) (send, skipped []int) {
 	for _, h := range wo.homes {
-		if wo.c.up(h) {
+		if wo.c.writable(h, wo.rec.Tombstone) {
 			send = append(send, h)
 		} else {
 			skipped = append(skipped, h)
@@ -220,7 +220,7 @@ func (wo *writeOp) run() (kv.Version, error) {
 			}
 		} else {
 			wo.fail(r.server, r.err)
-			if r.netErr {
+			if r.netErr || r.refused {
 				home := r.server
 				if r.hintFor >= 0 {
 					home = r.hintFor
@@ -264,7 +264,7 @@ func (wo *writeOp) drain() {
 	for wo.inflight > 0 {
 		r := <-wo.replies
 		wo.inflight--
-		if r.err != nil && r.netErr {
+		if r.err != nil && (r.netErr || r.refused) {
 			home := r.server
 			if r.hintFor >= 0 {
 				home = r.hintFor
