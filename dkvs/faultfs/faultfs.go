@@ -21,9 +21,9 @@ type Op uint8
 
 // Operations.
 const (
-	Write  Op = iota + 1 // writes to files, and their creation
-	Sync                 // syncs of files (fsync, fdatasync, sync_file_range)
-	Read                 // reads of files
+	Write Op = iota + 1 // writes to files, and their creation
+	Sync                // syncs of files (fsync, fdatasync, sync_file_range)
+	Read                // reads of files
 )
 
 func (o Op) String() string {

@@ -290,11 +290,17 @@ func (d *DB) readErr(err error) error {
 	return fmt.Errorf("%w: %w", err, errcode.IO)
 }
 
+// backgroundRetryPause is how long a failed write of a table holds up the
+// flush or compaction that made it. Pebble retries a failed flush at once
+// and for ever (its source says so: no backoff yet), which on a full disk
+// kept a core busy until space came back.
+const backgroundRetryPause = time.Second
+
 // onFSError is told of every failed file operation (watchFS), before
 // Pebble sees the error. A failed write or sync of the log or the
 // manifest fails the store at once; an error reading any file too. Errors
 // writing tables (flushes and compactions, which Pebble retries) are
-// logged, at most once a minute.
+// logged, at most once a minute, and paused (backgroundRetryPause).
 func (d *DB) onFSError(op, path string, err error) {
 	base := filepath.Base(path)
 	switch {
@@ -304,6 +310,7 @@ func (d *DB) onFSError(op, path string, err error) {
 		d.fail(Fault{Op: op, Path: path, Err: err})
 	default:
 		d.backgroundError(fmt.Errorf("%s %s: %w", op, base, err))
+		time.Sleep(backgroundRetryPause)
 	}
 }
 
@@ -320,7 +327,11 @@ func (d *DB) backgroundError(err error) {
 	if now-last < int64(time.Minute) || !d.lastBGLog.CompareAndSwap(last, now) {
 		return
 	}
-	if d.log != nil {
+	switch {
+	case d.log == nil:
+	case d.opening.Load() && isDiskFull(err):
+		d.log.Warn("storage: opening the store needs free space to flush its write-ahead log: waiting for it (retried every second)", "err", err)
+	default:
 		d.log.Warn("storage: background work failed (retried)", "err", err)
 	}
 }
