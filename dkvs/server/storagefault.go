@@ -35,9 +35,9 @@ import (
 //     would race the first one's background work, so the server does not
 //     reopen its store: it logs one line, keeps answering (reads, and pings
 //     saying it failed) for FaultExitDelay, and then, once the free space
-//     is back above the minimum when the cause was a full disk, stops as on
-//     SIGTERM and returns an error: dkvs-server exits 129 (ERR_IO) for its
-//     supervisor to restart it. Pebble's recovery at open replays the log:
+//     is back above the minimum (and above storage.OpenSpace) when the
+//     cause was a full disk, stops as on SIGTERM and returns an error:
+//     dkvs-server exits 129 (ERR_IO) for its supervisor to restart it. Pebble's recovery at open replays the log:
 //     every acknowledged write is kept.
 
 // DefaultFaultExitDelay is how long a server whose storage failed keeps
@@ -148,11 +148,13 @@ func (s *Server) superviseStorage(ctx context.Context) {
 	}
 }
 
-// spaceBack reports whether the free space is back above the minimum
-// (at least 1 MiB) after a fault caused by a full disk.
+// spaceBack reports whether the free space is back above the minimum,
+// and above what opening the store again needs (storage.OpenSpace),
+// after a fault caused by a full disk: a restart before would wait in
+// Open, or fail again at once.
 func (s *Server) spaceBack() bool {
 	u, min, _, ok := s.sw.disk.Last()
-	return !ok || u.Free >= max(min, 1<<20)
+	return !ok || u.Free >= max(min, storage.OpenSpace)
 }
 
 func (s *Server) logFault(f storage.Fault, delay time.Duration) {

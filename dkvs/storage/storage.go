@@ -181,6 +181,13 @@ func (d *DB) MovedAside() (to, damage string) { return d.movedAside, d.damage }
 // for any store, however small; see docs/performance.md.
 const memTableSize = 16 << 20
 
+// OpenSpace is about the free space Open needs on a store whose logs hold
+// data not yet in tables: it replays them into memtables and flushes
+// those, a table each, before the logs can go (up to one full memtable
+// and the half more that makes Pebble flush). Without it, Open waits,
+// retrying every second, until space is freed.
+const OpenSpace = memTableSize + memTableSize/2
+
 // open opens the engine. On an error that says the directory is damaged,
 // it returns a DB that is not open, for Open to know the directory.
 func open(opts Options) (*DB, error) {
