@@ -133,6 +133,9 @@ type Options struct {
 	// becomes low, or is no longer: low is the new state, detail says it
 	// in words for logs and errors.
 	OnChange func(low bool, detail string)
+	// OnCheck is called after every read of the usage, with the minimum
+	// for it and whether the file system is low.
+	OnCheck func(u Usage, min uint64, low bool)
 }
 
 // Monitor watches one file system. It is safe for concurrent use.
@@ -181,6 +184,9 @@ func (m *Monitor) Check() {
 	changed := low != m.low
 	m.usage, m.known, m.low = u, true, low
 	m.mu.Unlock()
+	if m.opts.OnCheck != nil {
+		m.opts.OnCheck(u, min, low)
+	}
 	if changed && m.opts.OnChange != nil {
 		m.opts.OnChange(low, m.describe(u, min))
 	}

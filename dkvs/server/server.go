@@ -405,6 +405,9 @@ func (s *Server) ServeAll(ctx context.Context, ep Endpoints) error {
 	cancel()
 	s.peers.Close()
 	s.coordNet.Close()
+	if f, failed := s.db.Fault(); failed && serveErr == nil {
+		serveErr = fmt.Errorf("%w: %s", ErrStorageFailed, f.Error()) // stopped after its storage failed
+	}
 	return serveErr
 }
 

@@ -94,8 +94,17 @@ func (s *Server) startStorageWatch() {
 		Dir:    dir,
 		Stater: stater,
 		Min:    s.cfg.MinFreeSpace,
+		OnCheck: func(u diskspace.Usage, min uint64, low bool) {
+			switch {
+			case min == 0:
+				s.db.SetSpace(storage.NoSpaceLimit, "")
+			case low:
+				s.db.SetSpace(0, s.sw.disk.Describe())
+			default:
+				s.db.SetSpace(int64(u.Free-min), s.sw.disk.Describe())
+			}
+		},
 		OnChange: func(low bool, detail string) {
-			s.db.SetFull(low, detail)
 			if low {
 				s.log.Warn("free space below the minimum: new values refused, deletions taken", "detail", detail)
 			} else {

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,7 +26,7 @@ const (
 	// StateOK takes every write.
 	StateOK State = 0
 	// StateFull: the free space of the data directory's file system is
-	// below the server's minimum (SetFull); new values are refused,
+	// below the server's minimum (SetSpace); new values are refused,
 	// deletions are taken (they free space once compacted).
 	StateFull State = 1
 	// StateSlow: a sync of the write-ahead log has been waiting for longer
@@ -146,8 +147,8 @@ func Refused(err error) (State, bool) {
 // faults is the store's fault state.
 type faults struct {
 	failed atomic.Bool
-	wedged atomic.Bool // a write panicked inside the engine: it cannot be closed
-	full   atomic.Bool
+	wedged atomic.Bool  // a write panicked inside the engine: it cannot be closed
+	space  atomic.Int64 // bytes new values may still take (SetSpace)
 	once   sync.Once
 
 	mu      sync.Mutex
@@ -202,14 +203,32 @@ func (d *DB) Fault() (Fault, bool) {
 	return d.faults.fault, true
 }
 
-// SetFull tells the store that its file system's free space is below the
-// minimum (full) or back above it; detail says how much is free. While
-// full, new values are refused and deletions taken.
-func (d *DB) SetFull(full bool, detail string) {
+// NoSpaceLimit is the space budget of a store with no minimum free space
+// (the budget of a store SetSpace was never called on).
+const NoSpaceLimit = math.MaxInt64
+
+// SetSpace tells the store how many bytes new values may still take
+// before the free space of its file system falls below the minimum
+// (budget; zero or less: the store is full), and how much is free, in
+// words. Every value written spends its size from the budget until the
+// next call, so that a fast writer cannot outrun a check of the file
+// system made every second (at 15 MB/s, a 48 MiB disk went from its
+// minimum to ENOSPC between two checks). While the budget is spent, new
+// values are refused and deletions taken.
+func (d *DB) SetSpace(budget int64, detail string) {
 	d.faults.mu.Lock()
 	d.faults.fullWhy = detail
 	d.faults.mu.Unlock()
-	d.faults.full.Store(full)
+	d.faults.space.Store(budget)
+}
+
+func (d *DB) full() bool { return d.faults.space.Load() <= 0 }
+
+// spend takes n bytes written from the space budget.
+func (d *DB) spend(n int) {
+	if d.faults.space.Load() != NoSpaceLimit {
+		d.faults.space.Add(-int64(n))
+	}
 }
 
 // Health returns the store's state: failed, slow (a log sync stalled),
@@ -221,7 +240,7 @@ func (d *DB) Health() Health {
 	if s := d.stalled(); s > 0 {
 		return Health{State: StateSlow, Cause: fmt.Sprintf("a sync of the write-ahead log has waited %v", s.Round(time.Millisecond))}
 	}
-	if d.faults.full.Load() {
+	if d.full() {
 		d.faults.mu.Lock()
 		defer d.faults.mu.Unlock()
 		return Health{State: StateFull, Cause: d.faults.fullWhy}
@@ -253,7 +272,7 @@ func (d *DB) admit(deletion bool) error {
 		d.refused.Add(1)
 		return &RefusedError{State: StateSlow, Detail: fmt.Sprintf("a sync of the write-ahead log has waited %v", s.Round(time.Millisecond))}
 	}
-	if !deletion && d.faults.full.Load() {
+	if !deletion && d.full() {
 		d.refused.Add(1)
 		d.faults.mu.Lock()
 		why := d.faults.fullWhy

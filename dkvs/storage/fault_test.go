@@ -377,7 +377,7 @@ func TestFullTakesDeletionsOnly(t *testing.T) {
 	if _, err := d.ApplyHint("127.0.0.1:1", []byte("h"), rec(1, "v")); err != nil {
 		t.Fatal(err)
 	}
-	d.SetFull(true, "1 MiB free, below the minimum of 256 MiB")
+	d.SetSpace(0, "1 MiB free, below the minimum of 256 MiB")
 	if h := d.Health(); h.State != StateFull || !strings.Contains(h.Cause, "1 MiB free") {
 		t.Fatalf("health %+v", h)
 	}
@@ -397,9 +397,26 @@ func TestFullTakesDeletionsOnly(t *testing.T) {
 	if ok, err := d.DeleteHint("127.0.0.1:1", []byte("h"), v(1)); err != nil || !ok {
 		t.Fatalf("hint delivered while full: %v %v", ok, err)
 	}
-	d.SetFull(false, "")
+	d.SetSpace(NoSpaceLimit, "")
 	if _, err := d.Apply([]byte("k2"), rec(6, "v")); err != nil {
 		t.Fatal(err)
+	}
+	// The budget between two checks is spent by the values written.
+	d.SetSpace(1000, "1 KB above the minimum")
+	big := kv.Record{Version: v(7), Value: bytes.Repeat([]byte("x"), 600)}
+	if _, err := d.Apply([]byte("a"), big); err != nil {
+		t.Fatal(err)
+	}
+	big.Version = v(8)
+	if _, err := d.Apply([]byte("b"), big); err != nil {
+		t.Fatalf("second value, budget not yet spent: %v", err)
+	}
+	big.Version = v(9)
+	if _, err := d.Apply([]byte("c"), big); func() bool { st, ok := Refused(err); return !ok || st != StateFull }() {
+		t.Fatalf("third value, budget spent: %v", err)
+	}
+	if h := d.Health(); h.State != StateFull {
+		t.Fatalf("health %+v", h)
 	}
 }
 

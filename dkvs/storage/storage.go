@@ -196,6 +196,7 @@ func open(opts Options) (*DB, error) {
 	if d.stallAfter == 0 {
 		d.stallAfter = DefaultStallThreshold
 	}
+	d.faults.space.Store(NoSpaceLimit)
 	d.opening.Store(true)
 	po := &pebble.Options{
 		Logger:       pebbleLogger{opts.Logger},
@@ -549,6 +550,9 @@ func (d *DB) apply(pk []byte, rec kv.Record, counted, sync bool) (ApplyResult, b
 	} else {
 		if repairs {
 			d.quar.remove(pk)
+		}
+		if !rec.Tombstone {
+			d.spend(len(pk) + len(enc))
 		}
 		st.remember(pk, h, nh, true, d.perCache)
 		if counted {
