@@ -65,6 +65,9 @@ type Config struct {
 	// Observer is told of every request and connection (metrics); may be
 	// nil.
 	Observer transport.Observer
+	// Traffic, if set, gives the requests of the last minute that Stats
+	// reports (package window); may be nil.
+	Traffic func() wire.Traffic
 
 	// PeerTimeout is the deadline of a ping to a peer (default 200ms).
 	PeerTimeout time.Duration
@@ -683,5 +686,9 @@ func (s *Server) Stats() wire.Stats {
 	}
 	out.ReadRepairs = s.coord.ReadRepairs()
 	s.storageStats(&out)
+	if s.cfg.Traffic != nil {
+		t := s.cfg.Traffic()
+		out.Traffic = &t
+	}
 	return out
 }
