@@ -122,6 +122,14 @@ func TestEnginePanicAbandoned(t *testing.T) {
 	big := bytes.Repeat([]byte("x"), 40<<10) // more than a log block: the failure reaches the writer
 	var err error
 	for i := 0; i < 4 && !d.faults.wedged.Load(); i++ {
+		// Pebble's log writer picks up the error of its flush loop only
+		// when it hands that loop a full block, and the loop records the
+		// error just after it fails the sync that failed the write above:
+		// a write made at once could still miss it (1 run in 10 under the
+		// race detector). Let the loop run first. At most four writes of
+		// 40 KiB: they fit the first memtable (256 KiB), so none makes
+		// Pebble switch to a new log.
+		time.Sleep(20 * time.Millisecond)
 		err = d.engine("write", func() error {
 			b := d.db.NewBatch()
 			b.Set([]byte("dz"), big, nil)
