@@ -94,6 +94,10 @@ func refill(b *testing.B, keys int) {
 	}
 	took := time.Since(start)
 	b.StopTimer()
+	// The refill is real only if the damaged directory was moved aside.
+	if moved, err := filepath.Glob(r.DataDir(2) + ".damaged-*"); err != nil || len(moved) != 1 {
+		b.Fatalf("the damaged directory was not moved aside: %v %v\n%s", moved, err, r.Log(2))
+	}
 	b.ReportMetric(took.Seconds(), "refill-s")
 	b.ReportMetric(float64(keys)/took.Seconds(), "keys/s")
 }
