@@ -335,6 +335,12 @@ func TestDamagedStore(t *testing.T) {
 	for _, what := range []string{"log", "table"} {
 		t.Run(what, func(t *testing.T) {
 			r := harness.NewRing(t, 1, 1, 1)
+			// A peer answers anti-entropy with the trees it built for the
+			// last round for up to a fifth of the interval (at most 5 s):
+			// the rebuilt server's first round, seconds after the load,
+			// could be answered with trees that predate it, and the refill
+			// waited for the next round (28 s of the default 30 s).
+			r.Args = []string{"--ae-interval", "2s"}
 			r.StartAll()
 			// The store's logs record how far they were synced from its
 			// second run on (the first log is written before Pebble raises
