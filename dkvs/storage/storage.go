@@ -91,6 +91,10 @@ type Options struct {
 	// ErrDamaged) to DIR.damaged-TIME and start with an empty one, instead
 	// of refusing it.
 	MoveAsideDamaged bool
+
+	// preallocateLogs lets Pebble preallocate its write-ahead logs, as it
+	// did before issue 19; only BenchmarkApplySync sets it, to compare.
+	preallocateLogs bool
 }
 
 // Stats counts what the engine holds.
@@ -244,7 +248,7 @@ func open(opts Options) (*DB, error) {
 		return d, damaged(dir, err)
 	}
 	d.syncs = &syncTracker{now: time.Now}
-	po.FS = &watchFS{FS: base, onError: d.onFSError, syncs: d.syncs}
+	po.FS = &watchFS{FS: base, onError: d.onFSError, syncs: d.syncs, preallocate: opts.preallocateLogs}
 	po.EventListener = &pebble.EventListener{
 		BackgroundError: d.backgroundError,
 		DataCorruption: func(info pebble.DataCorruptionInfo) {
