@@ -213,7 +213,7 @@
       return h('tr', { class: x.state, dataset: { addr: x.addr, server: String(i) } },
         h('td', {}, sw),
         h('td', { class: 'mono' }, x.addr, x.self ? ' (this server)' : ''),
-        h('td', {}, badge(x.state, x.state)),
+        h('td', {}, badge(x.state, x.state), x.storage ? ' ' : '', x.storage ? badge('storage ' + x.storage, 'warn') : null),
         h('td', {}, x.count),
         h('td', {}, (x.share * 100).toFixed(1) + '%'));
     }));
@@ -258,7 +258,7 @@
       return h('tr', { class: 'replica', dataset: { addr: r.addr } },
         h('td', {}, i + 1),
         h('td', { class: 'mono' }, sw, ' ', r.addr),
-        h('td', {}, badge(r.state, r.state)),
+        h('td', {}, badge(r.state, r.state), r.storage ? ' ' : '', r.storage ? badge('storage ' + r.storage, 'warn') : null),
         h('td', { class: 'what' }, what),
         h('td', { class: 'mono' }, when));
     });
