@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dkvs/dkvs/dkvs/errcode"
@@ -29,6 +30,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/merkle"
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/storage"
+	"github.com/dkvs/dkvs/dkvs/throttle"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
@@ -103,9 +105,8 @@ type Engine struct {
 	tr      Transport
 	opts    Options
 	log     *slog.Logger
-	self    int // index in the ring; -1 when the server is not in it
-	peers   []int
-	limiter *limiter
+	rs      atomic.Pointer[ringState]
+	limiter *throttle.Limiter
 
 	treeMu   sync.Mutex
 	treeCond *sync.Cond
@@ -123,8 +124,65 @@ type Engine struct {
 }
 
 type treeSet struct {
+	rs     *ringState // the ring the trees were built for
 	built  time.Time
 	byPeer map[int]*merkle.Tree
+}
+
+// ringState is the ring anti-entropy compares by: this server's index in
+// it (-1 when it is not in it) and its peers'. SetRing replaces it when
+// the ring changes.
+type ringState struct {
+	ring  *ring.Ring
+	self  int
+	peers []int
+	// noPurge stops tombstone purges: a move of the ring is under way or
+	// its old homes have not dropped what moved yet, and a tombstone may
+	// be in transit to a new home.
+	noPurge bool
+}
+
+func newRingState(r *ring.Ring, selfAddr string, noPurge bool) *ringState {
+	rs := &ringState{ring: r, self: -1, noPurge: noPurge}
+	for i, s := range r.Servers() {
+		if s.Addr() == selfAddr {
+			rs.self = i
+		}
+	}
+	for i := range r.Servers() {
+		if i != rs.self {
+			rs.peers = append(rs.peers, i)
+		}
+	}
+	return rs
+}
+
+func (rs *ringState) addr(i int) string { return rs.ring.Servers()[i].Addr() }
+
+func (rs *ringState) peerIndex(addr string) int {
+	for _, p := range rs.peers {
+		if rs.addr(p) == addr {
+			return p
+		}
+	}
+	return -1
+}
+
+// SetRing makes r the ring of later comparisons (this server's peers are
+// its other servers). With noPurge, tombstones are kept: a move of the
+// ring is under way.
+func (e *Engine) SetRing(r *ring.Ring, noPurge bool) {
+	e.rs.Store(newRingState(r, e.opts.Self, noPurge))
+	// Confirmations were of the keys shared on the old ring.
+	e.mu.Lock()
+	e.confirmed = map[string][]int64{}
+	for _, p := range e.rs.Load().peers {
+		a := e.rs.Load().addr(p)
+		if e.stats[a] == nil {
+			e.stats[a] = &PeerStats{}
+		}
+	}
+	e.mu.Unlock()
 }
 
 // New returns an engine; call Run to start it.
@@ -152,8 +210,8 @@ func New(store Store, tr Transport, opts Options) *Engine {
 		log = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{
-		store: store, tr: tr, opts: opts, log: log, self: -1,
-		limiter:   newLimiter(opts.Bandwidth, opts.Now),
+		store: store, tr: tr, opts: opts, log: log,
+		limiter:   throttle.New(opts.Bandwidth, opts.Now),
 		stats:     map[string]*PeerStats{},
 		confirmed: map[string][]int64{},
 		sessions:  map[string]bool{},
@@ -161,28 +219,16 @@ func New(store Store, tr Transport, opts Options) *Engine {
 		lastCheck: map[string]time.Time{},
 	}
 	e.treeCond = sync.NewCond(&e.treeMu)
-	for i, s := range opts.Ring.Servers() {
-		if s.Addr() == opts.Self {
-			e.self = i
-		}
-	}
-	for i, s := range opts.Ring.Servers() {
-		if i != e.self {
-			e.peers = append(e.peers, i)
-			e.stats[s.Addr()] = &PeerStats{}
-		}
+	e.rs.Store(newRingState(opts.Ring, opts.Self, false))
+	for _, p := range e.rs.Load().peers {
+		e.stats[e.rs.Load().addr(p)] = &PeerStats{}
 	}
 	return e
 }
 
-func (e *Engine) addr(i int) string { return e.opts.Ring.Servers()[i].Addr() }
-
 // Run does a round at once and then every Interval (if positive), and
 // pulls back from peers that pulled from this server, until ctx ends.
 func (e *Engine) Run(ctx context.Context) {
-	if e.self < 0 {
-		return
-	}
 	var tick <-chan time.Time
 	round := func() {
 		work := e.round(ctx)
@@ -216,8 +262,9 @@ func (e *Engine) Round(ctx context.Context) { e.round(ctx) }
 // round is Round; it returns how long it spent scanning its own storage
 // (building trees, finding tombstones to purge).
 func (e *Engine) round(ctx context.Context) (work time.Duration) {
-	if e.self < 0 {
-		return 0
+	rs := e.rs.Load()
+	if rs.self < 0 {
+		return 0 // not in the ring (yet)
 	}
 	start := e.opts.Now()
 	if _, err := e.buildTrees(ctx); err != nil {
@@ -226,8 +273,8 @@ func (e *Engine) round(ctx context.Context) (work time.Duration) {
 	}
 	work = e.opts.Now().Sub(start)
 	var synced, received, failed int
-	for _, p := range e.peers {
-		addr := e.addr(p)
+	for _, p := range rs.peers {
+		addr := rs.addr(p)
 		if h := e.opts.Health; h != nil && !h.Up(addr) {
 			continue
 		}
@@ -272,6 +319,7 @@ func (e *Engine) buildTrees(ctx context.Context) (*treeSet, error) {
 		e.treeCond.Broadcast()
 		e.treeMu.Unlock()
 	}()
+	rs := e.rs.Load()
 	built := e.opts.Now()
 	builders := map[int]*merkle.Builder{}
 	grace := e.opts.TombstoneGrace
@@ -284,14 +332,14 @@ func (e *Engine) buildTrees(ctx context.Context) (*treeSet, error) {
 		if rec.Tombstone && built.Sub(rec.Version.Time()) > grace {
 			return true
 		}
-		pos := e.opts.Ring.KeyHash(key)
-		pref := e.opts.Ring.PreferenceAt(e.opts.Ring.First(pos), int(rec.N))
-		if !contains(pref, e.self) {
+		pos := rs.ring.KeyHash(key)
+		pref := rs.ring.PreferenceAt(rs.ring.First(pos), int(rec.N))
+		if !contains(pref, rs.self) {
 			return true
 		}
 		bucket := merkle.Bucket(pos[:], e.opts.Depth)
 		for _, p := range pref {
-			if p == e.self {
+			if p == rs.self {
 				continue
 			}
 			b := builders[p]
@@ -306,7 +354,7 @@ func (e *Engine) buildTrees(ctx context.Context) (*treeSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	ts := &treeSet{built: built, byPeer: map[int]*merkle.Tree{}}
+	ts := &treeSet{rs: rs, built: built, byPeer: map[int]*merkle.Tree{}}
 	for p, b := range builders {
 		ts.byPeer[p] = b.Tree(built)
 	}
@@ -321,7 +369,7 @@ func (e *Engine) treesFor(ctx context.Context, maxAge time.Duration) (*treeSet, 
 	e.treeMu.Lock()
 	ts := e.trees
 	e.treeMu.Unlock()
-	if ts != nil && e.opts.Now().Sub(ts.built) <= maxAge {
+	if ts != nil && ts.rs == e.rs.Load() && e.opts.Now().Sub(ts.built) <= maxAge {
 		return ts, nil
 	}
 	return e.buildTrees(ctx)
@@ -343,18 +391,9 @@ func contains(list []int, x int) bool {
 	return false
 }
 
-func (e *Engine) peerIndex(addr string) int {
-	for _, p := range e.peers {
-		if e.addr(p) == addr {
-			return p
-		}
-	}
-	return -1
-}
-
 // call sends a request to a peer within the bandwidth budget.
 func (e *Engine) call(ctx context.Context, addr string, op wire.Op, body []byte) (wire.Frame, error) {
-	if err := e.limiter.wait(ctx, len(body)); err != nil {
+	if err := e.limiter.Wait(ctx, len(body)); err != nil {
 		return wire.Frame{}, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
@@ -370,7 +409,7 @@ func (e *Engine) call(ctx context.Context, addr string, op wire.Op, body []byte)
 		msg, _ := wire.DecodeMessage(f.Body)
 		return wire.Frame{}, fmt.Errorf("%s %s: %s %s: %w", addr, op, f.Status(), msg, errcode.Network)
 	}
-	if err := e.limiter.wait(ctx, len(f.Body)); err != nil {
+	if err := e.limiter.Wait(ctx, len(f.Body)); err != nil {
 		return wire.Frame{}, err
 	}
 	return f, nil
@@ -382,8 +421,7 @@ var errRebuilt = errors.New("peer rebuilt its tree during the comparison")
 // SyncPeer compares with one peer and pulls the records this server lacks
 // or holds older. It returns how many records it applied.
 func (e *Engine) SyncPeer(ctx context.Context, peer string) (int, error) {
-	p := e.peerIndex(peer)
-	if p < 0 || e.self < 0 {
+	if rs := e.rs.Load(); rs.peerIndex(peer) < 0 || rs.self < 0 {
 		return 0, fmt.Errorf("%s is not a peer: %w", peer, errcode.InvalidArg)
 	}
 	e.mu.Lock()
@@ -401,6 +439,10 @@ func (e *Engine) SyncPeer(ctx context.Context, peer string) (int, error) {
 	ts, err := e.treesFor(ctx, e.opts.TreeMaxAge)
 	if err != nil {
 		return 0, err
+	}
+	p := ts.rs.peerIndex(peer)
+	if p < 0 {
+		return 0, fmt.Errorf("%s is no longer a peer: %w", peer, errcode.InvalidArg)
 	}
 	mine := ts.tree(p, e.opts.Depth)
 	depth := uint8(e.opts.Depth)
@@ -441,7 +483,7 @@ func (e *Engine) SyncPeer(ctx context.Context, peer string) (int, error) {
 	e.confirm(peer, mine, equal, asOf)
 	applied := 0
 	if len(differ) > 0 {
-		applied, err = e.pull(ctx, peer, p, differ)
+		applied, err = e.pull(ctx, ts.rs, peer, p, differ)
 		if err != nil {
 			return applied, err
 		}
@@ -473,14 +515,14 @@ func (e *Engine) confirm(peer string, t *merkle.Tree, nodes []uint32, asOf int64
 
 // pull sends this server's entries of the differing leaves, in chunks,
 // and applies the records the peer answers with, page by page.
-func (e *Engine) pull(ctx context.Context, peer string, p int, buckets []uint32) (int, error) {
+func (e *Engine) pull(ctx context.Context, rs *ringState, peer string, p int, buckets []uint32) (int, error) {
 	inSet := make(map[uint32]bool, len(buckets))
 	for _, b := range buckets {
 		inSet[b] = true
 	}
 	byBucket := map[uint32][]wire.Entry{}
 	err := e.store.Scan(nil, storage.ScanOptions{Tombstones: true, NoValues: true}, func(key []byte, rec kv.Record) bool {
-		if bucket, ok := e.shared(key, rec, p); ok && inSet[bucket] {
+		if bucket, ok := rs.shared(key, rec, p, e.opts.Depth); ok && inSet[bucket] {
 			byBucket[bucket] = append(byBucket[bucket], wire.Entry{Key: append([]byte(nil), key...), Version: rec.Version, Tombstone: rec.Tombstone})
 		}
 		return ctx.Err() == nil
@@ -546,22 +588,21 @@ func (e *Engine) applyPulled(page []wire.KeyRecord) (int, error) {
 
 // shared reports whether this server and peer p should both hold key, and
 // its leaf.
-func (e *Engine) shared(key []byte, rec kv.Record, p int) (uint32, bool) {
+func (rs *ringState) shared(key []byte, rec kv.Record, p, depth int) (uint32, bool) {
 	if rec.N == 0 {
 		return 0, false
 	}
-	pos := e.opts.Ring.KeyHash(key)
-	pref := e.opts.Ring.PreferenceAt(e.opts.Ring.First(pos), int(rec.N))
-	if !contains(pref, e.self) || !contains(pref, p) {
+	pos := rs.ring.KeyHash(key)
+	pref := rs.ring.PreferenceAt(rs.ring.First(pos), int(rec.N))
+	if !contains(pref, rs.self) || !contains(pref, p) {
 		return 0, false
 	}
-	return merkle.Bucket(pos[:], e.opts.Depth), true
+	return merkle.Bucket(pos[:], depth), true
 }
 
 // HandleTree answers a peer's request for tree hashes.
 func (e *Engine) HandleTree(ctx context.Context, req wire.AETreeRequest) (wire.AETreeResponse, error) {
-	p := e.peerIndex(req.From)
-	if p < 0 || e.self < 0 {
+	if rs := e.rs.Load(); rs.peerIndex(req.From) < 0 || rs.self < 0 {
 		return wire.AETreeResponse{}, fmt.Errorf("%q is not a peer of this server: %w", req.From, errcode.InvalidArg)
 	}
 	if int(req.Depth) != e.opts.Depth {
@@ -570,6 +611,10 @@ func (e *Engine) HandleTree(ctx context.Context, req wire.AETreeRequest) (wire.A
 	ts, err := e.treesFor(ctx, e.opts.TreeMaxAge)
 	if err != nil {
 		return wire.AETreeResponse{}, err
+	}
+	p := ts.rs.peerIndex(req.From)
+	if p < 0 {
+		return wire.AETreeResponse{}, fmt.Errorf("%q is no longer a peer of this server: %w", req.From, errcode.InvalidArg)
 	}
 	t := ts.tree(p, e.opts.Depth)
 	resp := wire.AETreeResponse{BuiltMS: uint64(t.Built.UnixMilli())}
@@ -584,8 +629,9 @@ func (e *Engine) HandleTree(ctx context.Context, req wire.AETreeRequest) (wire.A
 // A pull means the two differ, so a pull in the other direction is
 // scheduled too.
 func (e *Engine) HandleDiff(ctx context.Context, req wire.AEDiffRequest) (wire.AEDiffResponse, error) {
-	p := e.peerIndex(req.From)
-	if p < 0 || e.self < 0 {
+	rs := e.rs.Load()
+	p := rs.peerIndex(req.From)
+	if p < 0 || rs.self < 0 {
 		return wire.AEDiffResponse{}, fmt.Errorf("%q is not a peer of this server: %w", req.From, errcode.InvalidArg)
 	}
 	if int(req.Depth) != e.opts.Depth {
@@ -611,7 +657,7 @@ func (e *Engine) HandleDiff(ctx context.Context, req wire.AEDiffRequest) (wire.A
 	collect := func(from []byte) ([][]byte, error) {
 		var keys [][]byte
 		err := e.store.Scan(from, storage.ScanOptions{Tombstones: true, NoValues: true}, func(key []byte, rec kv.Record) bool {
-			bucket, ok := e.shared(key, rec, p)
+			bucket, ok := rs.shared(key, rec, p, e.opts.Depth)
 			if !ok || !inSet[bucket] {
 				return ctx.Err() == nil
 			}
@@ -718,6 +764,10 @@ func (e *Engine) maybePullBack(req wire.AEDiffRequest) error {
 // comparison with every replica found their leaf equal after the
 // tombstone was written.
 func (e *Engine) PurgeTombstones(ctx context.Context) (int, error) {
+	rs := e.rs.Load()
+	if rs.noPurge || rs.self < 0 {
+		return 0, nil
+	}
 	now := e.opts.Now()
 	type victim struct {
 		key []byte
@@ -734,18 +784,18 @@ func (e *Engine) PurgeTombstones(ctx context.Context) (int, error) {
 		if !rec.Tombstone || rec.N == 0 || now.Sub(rec.Version.Time()) <= e.opts.TombstoneGrace {
 			return ctx.Err() == nil
 		}
-		pos := e.opts.Ring.KeyHash(key)
-		pref := e.opts.Ring.PreferenceAt(e.opts.Ring.First(pos), int(rec.N))
-		if !contains(pref, e.self) {
+		pos := rs.ring.KeyHash(key)
+		pref := rs.ring.PreferenceAt(rs.ring.First(pos), int(rec.N))
+		if !contains(pref, rs.self) {
 			return true
 		}
 		bucket := merkle.Bucket(pos[:], e.opts.Depth)
 		need := rec.Version.Time().Add(clockSlack).UnixMilli()
 		for _, p := range pref {
-			if p == e.self {
+			if p == rs.self {
 				continue
 			}
-			c := confirmed[e.addr(p)]
+			c := confirmed[rs.addr(p)]
 			if c == nil || c[bucket] <= need {
 				return true
 			}
@@ -823,7 +873,7 @@ func (e *Engine) Handle(ctx context.Context, f wire.Frame) wire.Frame {
 		}
 		return fail(wire.StatusInternal, err)
 	}
-	if err := e.limiter.wait(ctx, len(body)); err != nil {
+	if err := e.limiter.Wait(ctx, len(body)); err != nil {
 		return fail(wire.StatusUnavailable, err)
 	}
 	return wire.Frame{Flags: uint8(wire.StatusOK), Body: body}

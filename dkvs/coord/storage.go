@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
@@ -22,8 +23,8 @@ import (
 
 // writable reports whether server takes a write (a deletion, when
 // deletion is set), as the failure detector believes.
-func (c *Coordinator) writable(server int, deletion bool) bool {
-	return c.opts.Health == nil || c.opts.Health.Writable(c.addrs[server], deletion)
+func (c *Coordinator) writable(v *topology.View, server int, deletion bool) bool {
+	return c.opts.Health == nil || c.opts.Health.Writable(v.Addrs()[server], deletion)
 }
 
 // storageReply notes what a reply says of the replica's storage: a

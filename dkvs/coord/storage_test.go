@@ -9,6 +9,7 @@ import (
 
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/kv"
+	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/transport/memtransport"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
@@ -81,7 +82,7 @@ func TestStorageRefusals(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				cl := newCluster(t, 5, Options{})
 				d := cl.detector()
-				cl.c = New(cl.ring, cl.net, Options{Health: d})
+				cl.c = New(topology.StaticView(cl.ring.Servers()), cl.net, Options{Health: d})
 				w := cl.walk("key")
 				home, fallback := w[0], w[3]
 				s := cl.sicken(home)
@@ -119,7 +120,7 @@ func TestStorageRefusals(t *testing.T) {
 					t.Fatal("the get skipped the replica")
 				}
 				// Alone (N=1, no fallback), the refusal is a clean failure.
-				strict := New(cl.ring, cl.net, Options{DisableSloppyQuorum: true})
+				strict := New(topology.StaticView(cl.ring.Servers()), cl.net, Options{DisableSloppyQuorum: true})
 				_, err := strict.Put(ctx, []byte("key"), []byte("v3"), 1, 1)
 				if errors.Is(err, ErrUnknownOutcome) || errcode.Of(err) != errcode.IO {
 					t.Fatalf("strict put: %v (%s)", err, errcode.Of(err).Name())
