@@ -29,6 +29,10 @@ type sick struct {
 func (s *sick) Handle(ctx context.Context, f wire.Frame) wire.Frame {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	orig := f
+	if _, g, err := wire.SplitEpoch(f); err == nil {
+		f = g // requests carry the coordinator's epoch
+	}
 	switch f.Op() {
 	case wire.OpPing:
 		return wire.Frame{Body: wire.AppendPing(nil, kv.Version{Wall: 1}, s.state)}
@@ -58,7 +62,7 @@ func (s *sick) Handle(ctx context.Context, f wire.Frame) wire.Frame {
 			return wire.Frame{Flags: uint8(wire.StatusCorrupt), Body: wire.AppendMessage(nil, "checksum")}
 		}
 	}
-	return s.replica.Handle(ctx, f)
+	return s.replica.Handle(ctx, orig)
 }
 
 func (cl *cluster) sicken(addr string) *sick {

@@ -23,6 +23,13 @@ type Consensus struct{ d *DB }
 // Consensus returns the store's consensus key space.
 func (d *DB) Consensus() Consensus { return Consensus{d} }
 
+// Failed reports whether the store failed: from then on every write of
+// the consensus is refused.
+func (c Consensus) Failed() bool {
+	_, failed := c.d.Fault()
+	return failed
+}
+
 // Get returns the value stored under key.
 func (c Consensus) Get(key []byte) ([]byte, bool, error) {
 	d := c.d
