@@ -170,14 +170,21 @@ func New(servers []config.Server, opts *Options) (*Client, error) {
 	for _, s := range servers {
 		addrs = append(addrs, s.Addr())
 	}
+	var hd *health.Detector
 	ping := func(ctx context.Context, addr string) error {
 		f, err := tr.Call(ctx, addr, wire.Frame{Kind: uint8(wire.OpPing)})
 		if err == nil && f.Status() != wire.StatusOK {
 			err = fmt.Errorf("ping %s: %s: %w", addr, f.Status(), errcode.Network)
 		}
+		if err == nil {
+			// The answer says whether the server's storage takes writes.
+			if _, st, derr := wire.DecodePing(f.Body); derr == nil {
+				hd.SetStorage(addr, st)
+			}
+		}
 		return err
 	}
-	hd := health.New(addrs, ping, health.Options{Interval: o.Heartbeat, Timeout: o.Timeout, Logger: o.Logger})
+	hd = health.New(addrs, ping, health.Options{Interval: o.Heartbeat, Timeout: o.Timeout, Logger: o.Logger})
 	co := coord.New(topology.StaticView(servers), tr, coord.Options{
 		Timeout:             o.Timeout,
 		MaxKeySize:          o.MaxKeySize,

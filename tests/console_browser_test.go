@@ -160,7 +160,8 @@ func TestConsoleBrowser(t *testing.T) {
 	cards := func(want ...string) func() error {
 		return func() error {
 			s, err := eval[[]string](b, `[...document.querySelectorAll('#cards .card')].map((c) =>
-				[c.dataset.addr, c.dataset.state, c.dataset.answered, c.querySelector('dd.keys')?.textContent].join(' '))`)
+				[c.dataset.addr, c.dataset.state, c.dataset.answered, c.querySelector('dd.keys')?.textContent,
+					c.querySelector('dd.storage')?.dataset.storage].join(' '))`)
 			if err == nil && !slices.Equal(s, want) {
 				err = fmt.Errorf("cards %q, want %q", s, want)
 			}
@@ -168,7 +169,7 @@ func TestConsoleBrowser(t *testing.T) {
 		}
 	}
 	harness.Eventually(t, 10*time.Second, "a card per server", cards(
-		r.Addr(0)+" up true 301", r.Addr(1)+" up true 301", r.Addr(2)+" up true 301"))
+		r.Addr(0)+" up true 301 ok", r.Addr(1)+" up true 301 ok", r.Addr(2)+" up true 301 ok"))
 
 	// The Ring page: one node per virtual node.
 	b.do("open the Ring page", chromedp.Click(chromedp.CSS("#tab-ring")))
@@ -277,7 +278,7 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	b.do("open the Servers page", chromedp.Click(chromedp.CSS("#tab-servers")))
 	harness.Eventually(t, 10*time.Second, "the dead server's card", cards(
-		r.Addr(0)+" up true 321", r.Addr(1)+" up true 321", r.Addr(2)+" down false 301"))
+		r.Addr(0)+" up true 321 ok", r.Addr(1)+" up true 321 ok", r.Addr(2)+" down false 301 ok"))
 	harness.Eventually(t, 10*time.Second, "hints for the dead server", func() error {
 		s, err := eval[string](b, fmt.Sprintf(`document.querySelector('.card[data-addr="%s"] .hints-for-it').textContent`, r.Addr(victim)))
 		if want := fmt.Sprint(writes, " held by "); err == nil && !strings.HasPrefix(s, want) {

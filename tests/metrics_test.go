@@ -132,6 +132,9 @@ func TestMetrics(t *testing.T) {
 			"dkvs_antientropy_last_completion_timestamp_seconds", "dkvs_peer_up", "dkvs_tombstones_purged_total",
 			"dkvs_uptime_seconds", "go_goroutines", "go_memstats_heap_alloc_bytes", "process_resident_memory_bytes",
 			"process_cpu_seconds_total",
+			"dkvs_storage_state", "dkvs_disk_free_bytes", "dkvs_disk_total_bytes", "dkvs_min_free_bytes",
+			"dkvs_corrupt_records_total", "dkvs_quarantined_keys", "dkvs_writes_refused_total", "dkvs_disk_slow_total",
+			"dkvs_peer_storage_ok",
 		} {
 			if fams[name] == nil {
 				t.Errorf("%s: no %s", maddr[i], name)

@@ -26,9 +26,10 @@ type fake struct {
 	self    string
 	ring    *ring.Ring
 	mu      sync.Mutex
-	down    map[string]bool  // as the detector sees them
-	refuse  map[string]bool  // do not answer
-	stats   map[string]int64 // live keys each reports
+	down    map[string]bool   // as the detector sees them
+	refuse  map[string]bool   // do not answer
+	stats   map[string]int64  // live keys each reports
+	storage map[string]string // storage state each says, when not ok
 	records map[string]map[string]kv.Record
 	asked   map[string]int // requests per server
 }
@@ -41,7 +42,7 @@ func newFake(counts ...int) *fake {
 		servers = append(servers, config.Server{IP: "10.0.0.1", Port: uint16(7001 + i), Count: c})
 	}
 	f := &fake{self: servers[0].Addr(), ring: ring.New(servers), down: map[string]bool{}, refuse: map[string]bool{},
-		stats: map[string]int64{}, records: map[string]map[string]kv.Record{}, asked: map[string]int{}}
+		stats: map[string]int64{}, storage: map[string]string{}, records: map[string]map[string]kv.Record{}, asked: map[string]int{}}
 	for _, s := range servers {
 		f.records[s.Addr()] = map[string]kv.Record{}
 	}
@@ -52,10 +53,13 @@ func (f *fake) Addr() string     { return f.self }
 func (f *fake) Ring() *ring.Ring { return f.ring }
 
 func (f *fake) statsOf(addr string) wire.Stats {
-	st := wire.Stats{Addr: addr, LiveKeys: f.stats[addr], Engine: "memory"}
+	st := wire.Stats{Addr: addr, LiveKeys: f.stats[addr], Engine: "memory", Storage: "ok"}
+	if s := f.storage[addr]; s != "" {
+		st.Storage = s
+	}
 	for _, s := range f.ring.Servers() {
 		if s.Addr() != addr {
-			st.Peers = append(st.Peers, wire.PeerStats{Addr: s.Addr(), Up: !f.down[s.Addr()]})
+			st.Peers = append(st.Peers, wire.PeerStats{Addr: s.Addr(), Up: !f.down[s.Addr()], Storage: f.storage[s.Addr()]})
 		}
 	}
 	return st
@@ -147,6 +151,47 @@ func TestRingView(t *testing.T) {
 	get(t, New(newFake(1, 1), Options{N: 5}).Handler(nil), "/api/ring", &v)
 	if v.N != 2 {
 		t.Errorf("N = %d on a ring of two", v.N)
+	}
+}
+
+// TestStorageInViews: a server whose storage refuses writes is shown so
+// in the ring and key views, whether it is this server or a peer, and
+// stays up (it still serves reads).
+func TestStorageInViews(t *testing.T) {
+	cases := []struct {
+		name    string
+		storage map[string]string
+		want    []string // by server, in ring order
+	}{
+		{"all ok", nil, []string{"", "", ""}},
+		{"a peer full", map[string]string{"10.0.0.1:7002": "full"}, []string{"", "full", ""}},
+		{"itself failed, a peer slow", map[string]string{"10.0.0.1:7001": "failed", "10.0.0.1:7003": "slow"}, []string{"failed", "", "slow"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake(1, 1, 1)
+			for addr, st := range tc.storage {
+				f.storage[addr] = st
+			}
+			h := New(f, Options{N: 3}).Handler(nil)
+			var rv RingView
+			get(t, h, "/api/ring", &rv)
+			for i, s := range rv.Servers {
+				if s.Storage != tc.want[i] || s.State != StateUp {
+					t.Errorf("ring view, server %d: %+v, want storage %q and up", i, s, tc.want[i])
+				}
+			}
+			var kview KeyView
+			get(t, h, "/api/key?k=k&n=3", &kview)
+			if len(kview.Replicas) != 3 {
+				t.Fatalf("key view: %+v", kview)
+			}
+			for _, r := range kview.Replicas {
+				if want := tc.want[r.Server]; r.Storage != want || !r.Answered {
+					t.Errorf("key view, replica %+v, want storage %q and an answer", r, want)
+				}
+			}
+		})
 	}
 }
 

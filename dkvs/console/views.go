@@ -39,7 +39,11 @@ type RingServer struct {
 	// is one of this server's: the keys it is the first home of.
 	Share float64 `json:"share"`
 	State string  `json:"state"`
-	Self  bool    `json:"self"`
+	// Storage is omitted when the server's storage takes writes; else
+	// full, slow or failed, as this server knows it (its own, or what the
+	// peer last said in a ping answer).
+	Storage string `json:"storage,omitempty"`
+	Self    bool   `json:"self"`
 }
 
 // RingNode is one virtual node.
@@ -72,6 +76,22 @@ func states(st wire.Stats) map[string]string {
 	return out
 }
 
+// storages returns the storage state of each server whose storage
+// refuses writes, by address: this server's own, and each peer's as it
+// last said.
+func storages(st wire.Stats) map[string]string {
+	out := map[string]string{}
+	if st.Storage != "" && st.Storage != wire.StorageOK.String() {
+		out[st.Addr] = st.Storage
+	}
+	for _, p := range st.Peers {
+		if p.Storage != "" {
+			out[p.Addr] = p.Storage
+		}
+	}
+	return out
+}
+
 func stateOf(m map[string]string, addr string) string {
 	if s, ok := m[addr]; ok {
 		return s
@@ -83,10 +103,11 @@ func stateOf(m map[string]string, addr string) string {
 func (c *Console) Ring() RingView {
 	r := c.src.Ring()
 	self := c.src.Addr()
-	st := states(c.src.Stats())
+	own := c.src.Stats()
+	st, sto := states(own), storages(own)
 	v := RingView{Self: self, N: min(c.opts.N, len(r.Servers())), Servers: []RingServer{}, Nodes: []RingNode{}}
 	for _, s := range r.Servers() {
-		v.Servers = append(v.Servers, RingServer{Addr: s.Addr(), Count: s.Count, State: stateOf(st, s.Addr()), Self: s.Addr() == self})
+		v.Servers = append(v.Servers, RingServer{Addr: s.Addr(), Count: s.Count, State: stateOf(st, s.Addr()), Storage: sto[s.Addr()], Self: s.Addr() == self})
 	}
 	nodes := r.Nodes()
 	for i, n := range nodes {
@@ -216,6 +237,9 @@ type Replica struct {
 	// Server is its index in /api/ring's servers.
 	Server int    `json:"server"`
 	State  string `json:"state"`
+	// Storage is as in RingServer: omitted when the server's storage
+	// takes writes.
+	Storage string `json:"storage,omitempty"`
 	// Answered is false when the server is down (not asked) or did not
 	// answer (Error says why).
 	Answered bool   `json:"answered"`
@@ -240,7 +264,8 @@ func (c *Console) Key(ctx context.Context, key []byte, n int) KeyView {
 	r := c.src.Ring()
 	h := r.KeyHash(key)
 	homes := r.Preference(key, n)
-	st := states(c.src.Stats())
+	own := c.src.Stats()
+	st, sto := states(own), storages(own)
 	v := KeyView{Key: string(key), Hash: h.String(), Pos: pos(h), N: len(homes), Replicas: make([]Replica, len(homes))}
 	if len(r.Nodes()) > 0 {
 		v.Node = r.First(h)
@@ -250,7 +275,7 @@ func (c *Console) Key(ctx context.Context, key []byte, n int) KeyView {
 	for i, si := range homes {
 		addr := r.Servers()[si].Addr()
 		rp := &v.Replicas[i]
-		*rp = Replica{Addr: addr, Server: si, State: stateOf(st, addr)}
+		*rp = Replica{Addr: addr, Server: si, State: stateOf(st, addr), Storage: sto[addr]}
 		if rp.State == StateDown {
 			rp.Error = "down"
 			continue

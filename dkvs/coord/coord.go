@@ -306,6 +306,9 @@ func newQuorumError(op string, need, got, asked int, fails []ReplicaError, unkno
 
 // statusError turns a replica's non-OK status into an error.
 func statusError(f wire.Frame) error {
+	if err, ok := storageStatusError(f); ok {
+		return err
+	}
 	msg, _ := wire.DecodeMessage(f.Body)
 	if msg == "" {
 		msg = f.Status().String()
@@ -356,6 +359,8 @@ type reply struct {
 	err     error
 	netErr  bool // err came from the transport (timeout, connection), not from the replica
 	sent    bool // the request may have reached the replica
+	refused bool // the replica's storage refused the write without applying it
+	corrupt bool // the replica found the record corrupt
 	stale   bool // the replica knows a newer ring and did nothing
 }
 
@@ -364,6 +369,9 @@ type reply struct {
 func (r reply) mayHaveApplied() bool {
 	if r.err == nil {
 		return true
+	}
+	if r.refused {
+		return false
 	}
 	if r.netErr {
 		return r.sent
@@ -420,6 +428,8 @@ func (c *Coordinator) send(rctx context.Context, v *topology.View, server, hintF
 			}
 		case f.Status() != wire.StatusOK && f.Status() != wire.StatusNotFound:
 			r.err = statusError(f)
+			r.refused = c.storageReply(addr, f)
+			r.corrupt = f.Status() == wire.StatusCorrupt
 		}
 		if h := c.opts.Health; h != nil {
 			if r.netErr {

@@ -106,6 +106,7 @@ type getOp struct {
 	answers  []answered
 	failed   []int
 	fails    []ReplicaError
+	corrupt  []int // replicas that found the record corrupt: repaired too
 	stale    bool
 	decided  bool
 	rec      kv.Record
@@ -201,6 +202,9 @@ func (g *getOp) step(rp reply) {
 		g.answers = append(g.answers, answered{server: rp.server}) // not found
 	}
 	if rp.err != nil {
+		if rp.corrupt {
+			g.corrupt = append(g.corrupt, rp.server)
+		}
 		g.stale = g.stale || rp.stale
 		g.failed = append(g.failed, rp.server)
 		g.fails = append(g.fails, ReplicaError{g.v.Addrs()[rp.server], rp.err})
@@ -249,7 +253,7 @@ func (g *getOp) rest() {
 	}
 	g.cancel()
 	if !g.c.opts.DisableReadRepair {
-		g.c.readRepair(g.ctx, g.v, g.key, g.newest, g.answers)
+		g.c.readRepair(g.ctx, g.v, g.key, g.newest, g.answers, g.corrupt)
 	}
 }
 
@@ -322,12 +326,12 @@ func (c *Coordinator) writeBackNewest(ctx context.Context, v *topology.View, key
 }
 
 // readRepair sends newest to every replica that answered with an older
-// version or not found.
-func (c *Coordinator) readRepair(ctx context.Context, v *topology.View, key []byte, newest kv.Record, answers []answered) {
+// version or not found, or found its record corrupt.
+func (c *Coordinator) readRepair(ctx context.Context, v *topology.View, key []byte, newest kv.Record, answers []answered, corrupt []int) {
 	if newest.Version.IsZero() {
 		return
 	}
-	var stale []int
+	stale := append([]int(nil), corrupt...)
 	for _, a := range answers {
 		if newest.Version.Newer(a.rec.Version) {
 			stale = append(stale, a.server)

@@ -29,11 +29,18 @@ func (cl *cluster) detector() *health.Detector {
 	for _, s := range cl.ring.Servers() {
 		addrs = append(addrs, s.Addr())
 	}
+	var d *health.Detector
 	ping := func(ctx context.Context, addr string) error {
-		_, err := cl.net.Call(ctx, addr, wire.Frame{Kind: uint8(wire.OpPing)})
+		f, err := cl.net.Call(ctx, addr, wire.Frame{Kind: uint8(wire.OpPing)})
+		if err == nil {
+			if _, st, err := wire.DecodePing(f.Body); err == nil {
+				d.SetStorage(addr, st)
+			}
+		}
 		return err
 	}
-	return health.New(addrs, ping, health.Options{Timeout: 20 * time.Millisecond})
+	d = health.New(addrs, ping, health.Options{Timeout: 20 * time.Millisecond})
+	return d
 }
 
 func TestSloppyQuorumHints(t *testing.T) {

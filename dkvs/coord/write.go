@@ -160,7 +160,7 @@ func (wo *writeOp) placeHint(home int) {
 		return
 	}
 	for _, h := range wo.sent {
-		if h != home && wo.c.up(wo.v, h) {
+		if h != home && wo.c.writable(wo.v, h, wo.rec.Tombstone) {
 			discard := make(chan reply, 1)
 			wo.c.sendAlone(wo.ctx, wo.v, h, home, wo.hintFrame(home), discard)
 			return
@@ -174,7 +174,7 @@ func (wo *writeOp) sendFallback(home int) bool {
 	for wo.nextFB < len(wo.fallbacks) {
 		f := wo.fallbacks[wo.nextFB]
 		wo.nextFB++
-		if !wo.c.up(wo.v, f) {
+		if !wo.c.writable(wo.v, f, wo.rec.Tombstone) {
 			continue
 		}
 		wo.inflight++
@@ -188,12 +188,12 @@ func (wo *writeOp) fail(server int, err error) {
 	wo.fails = append(wo.fails, ReplicaError{wo.v.Addrs()[server], err})
 }
 
-// targets returns the home replicas to send to: those believed up, or all
-// of them when too few are for some ring's W and no fallback can stand in
-// (the detector may be wrong).
+// targets returns the home replicas to send to: those believed up and
+// writable, or all of them when too few are for some ring's W and no
+// fallback can stand in (the detector may be wrong).
 func (wo *writeOp) targets() (send, skipped []int) {
 	for _, h := range wo.homes {
-		if wo.c.up(wo.v, h) {
+		if wo.c.writable(wo.v, h, wo.rec.Tombstone) {
 			send = append(send, h)
 		} else {
 			skipped = append(skipped, h)
@@ -288,7 +288,7 @@ func (wo *writeOp) run() (kv.Version, bool, error) {
 			}
 		} else {
 			wo.fail(r.server, r.err)
-			if r.netErr {
+			if r.netErr || r.refused {
 				home := r.server
 				if r.hintFor >= 0 {
 					home = r.hintFor
@@ -358,7 +358,7 @@ func (wo *writeOp) drain() {
 		if r.stale {
 			wo.stale = true
 		}
-		if r.err != nil && r.netErr {
+		if r.err != nil && (r.netErr || r.refused) {
 			home := r.server
 			if r.hintFor >= 0 {
 				home = r.hintFor

@@ -117,8 +117,8 @@ func (h *Handoff) Run(ctx context.Context) {
 					h.Reroute(ctx, target)
 					continue
 				}
-				if hl := h.opts.Health; hl != nil && !hl.Up(target) {
-					continue // the detector's heartbeat will bring it back
+				if hl := h.opts.Health; hl != nil && !hl.Writable(target, false) {
+					continue // down, or its storage refuses writes: the detector's heartbeat will bring it back
 				}
 				h.Deliver(ctx, target)
 			}
@@ -247,6 +247,13 @@ func (h *Handoff) send(ctx context.Context, target string, batch []wire.KeyRecor
 			hl.Failed(target, err)
 		}
 		return err
+	}
+	if f.Status() == wire.StatusStorage {
+		st, msg, _ := wire.DecodeRefusal(f.Body)
+		if hl := h.opts.Health; hl != nil {
+			hl.SetStorage(target, st)
+		}
+		return fmt.Errorf("%s: storage %s: %s: %w", target, st, msg, errcode.IO)
 	}
 	if f.Status() != wire.StatusOK {
 		msg, _ := wire.DecodeMessage(f.Body)

@@ -1,4 +1,5 @@
-// Package health is the failure detector: it tracks which peers answer.
+// Package health is the failure detector: it tracks which peers answer,
+// and what their storage takes.
 //
 // A peer whose request times out or whose connection fails is marked down
 // at once, so that later requests skip it instead of each paying a
@@ -6,6 +7,13 @@
 // marks them up again when a ping is answered; a successful connect alone
 // is not proof of life. The ping is injected, and Probe runs one heartbeat
 // round, so tests drive the detector without timers.
+//
+// A peer that answers may still refuse writes: its storage is full (it
+// takes deletions only), stalled or failed. Whoever learns it (from a
+// ping answer or a refused write) tells the detector with SetStorage;
+// Writable then says no for that peer, so that writes go elsewhere as for
+// a peer that is down, while reads still go to it. Such a peer is pinged
+// with those believed down until it reports its storage ok again.
 package health
 
 import (
@@ -15,6 +23,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
 // PingFunc sends one liveness request to addr and returns nil if it was
@@ -32,7 +42,8 @@ type Options struct {
 	// Logger receives one line per peer going down or coming up; nil
 	// discards.
 	Logger *slog.Logger
-	// OnUp is called (in its own goroutine) when a peer comes back up.
+	// OnUp is called (in its own goroutine) when a peer comes back up, or
+	// its storage takes writes again.
 	OnUp func(addr string)
 	// OnDown is called (in its own goroutine) when a peer is marked down.
 	OnDown func(addr string, cause error)
@@ -67,6 +78,8 @@ type peer struct {
 	missed atomic.Int32 // pings in a row unanswered while believed up
 	mu     sync.Mutex   // guards cause
 	cause  string
+
+	storage atomic.Uint32 // a wire.StorageState
 }
 
 // State is a peer's liveness as seen by the detector.
@@ -75,6 +88,8 @@ type State struct {
 	Up    bool
 	Since time.Time // when it last changed (zero if never)
 	Cause string    // why it was marked down
+	// Storage is what the peer last said of its storage.
+	Storage wire.StorageState
 }
 
 // New returns a detector for the peers, all initially up.
@@ -166,10 +181,47 @@ func (d *Detector) Succeeded(addr string) {
 	}
 }
 
-// Probe runs one heartbeat round: every down peer is pinged (in parallel)
-// and marked up if it answers.
+// SetStorage records what addr said of its storage (in a ping answer or
+// a refused write).
+func (d *Detector) SetStorage(addr string, st wire.StorageState) {
+	p := d.peer(addr)
+	if p == nil {
+		return
+	}
+	old := wire.StorageState(p.storage.Swap(uint32(st)))
+	if old == st {
+		return
+	}
+	if st == wire.StorageOK {
+		d.log.Info("peer storage ok", "peer", addr, "was", old.String())
+		if d.opts.OnUp != nil {
+			go d.opts.OnUp(addr)
+		}
+		return
+	}
+	d.log.Warn("peer storage refuses writes", "peer", addr, "storage", st.String())
+}
+
+// Storage returns what addr last said of its storage.
+func (d *Detector) Storage(addr string) wire.StorageState {
+	if p := d.peer(addr); p != nil {
+		return wire.StorageState(p.storage.Load())
+	}
+	return wire.StorageOK
+}
+
+// Writable reports whether addr is believed up and its storage takes a
+// write (a deletion, when deletion is set). Unknown addresses are.
+func (d *Detector) Writable(addr string, deletion bool) bool {
+	p := d.peer(addr)
+	return p == nil || (!p.down.Load() && wire.StorageState(p.storage.Load()).Writable(deletion))
+}
+
+// Probe runs one heartbeat round: every peer down, or whose storage
+// refuses writes, is pinged (in parallel); one that answers is marked up
+// (the ping records its storage).
 func (d *Detector) Probe(ctx context.Context) {
-	d.pingEach(ctx, false, func(a string, err error) {
+	d.pingEach(ctx, func(a string) bool { return !d.Up(a) || d.Storage(a) != wire.StorageOK }, func(a string, err error) {
 		if err == nil {
 			d.Succeeded(a)
 		}
@@ -179,7 +231,7 @@ func (d *Detector) Probe(ctx context.Context) {
 // ProbeUp runs one round of pings of the peers believed up (see
 // Options.ProbeUp).
 func (d *Detector) ProbeUp(ctx context.Context) {
-	d.pingEach(ctx, true, func(a string, err error) {
+	d.pingEach(ctx, d.Up, func(a string, err error) {
 		p := d.peer(a)
 		if p == nil {
 			return // no longer a peer
@@ -195,12 +247,12 @@ func (d *Detector) ProbeUp(ctx context.Context) {
 	})
 }
 
-// pingEach pings, in parallel, every peer believed up (or down, as up
-// says), each within the timeout, and waits for done to see every answer.
-func (d *Detector) pingEach(ctx context.Context, up bool, done func(addr string, err error)) {
+// pingEach pings, in parallel, every peer that which selects, each
+// within the timeout, and waits for done to see every answer.
+func (d *Detector) pingEach(ctx context.Context, which func(addr string) bool, done func(addr string, err error)) {
 	var wg sync.WaitGroup
 	for _, a := range d.set.Load().addrs {
-		if d.Up(a) != up {
+		if !which(a) {
 			continue
 		}
 		wg.Add(1)
@@ -243,7 +295,7 @@ func (d *Detector) States() []State {
 	out := make([]State, 0, len(ps.addrs))
 	for _, a := range ps.addrs {
 		p := ps.byAddr[a]
-		st := State{Addr: a, Up: !p.down.Load()}
+		st := State{Addr: a, Up: !p.down.Load(), Storage: wire.StorageState(p.storage.Load())}
 		if ns := p.since.Load(); ns != 0 {
 			st.Since = time.Unix(0, ns)
 		}

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
 // fakePings answers pings for the addresses set alive.
@@ -145,5 +147,61 @@ func TestProbeUp(t *testing.T) {
 	}
 	if st := d.States()[1]; !strings.Contains(st.Cause, "2 pings unanswered") {
 		t.Fatalf("cause %q", st.Cause)
+	}
+}
+
+// TestStorageStates: a peer whose storage refuses writes stays up for
+// reads but is not writable (a full one takes deletions), is pinged with
+// the peers that are down until its ping reports the storage ok, and
+// coming back calls OnUp (hints held for it can go).
+func TestStorageStates(t *testing.T) {
+	var mu sync.Mutex
+	reported := map[string]wire.StorageState{}
+	var d *Detector
+	ping := func(_ context.Context, addr string) error {
+		mu.Lock()
+		st := reported[addr]
+		mu.Unlock()
+		d.SetStorage(addr, st) // what a ping answer carries
+		return nil
+	}
+	upc := make(chan string, 10)
+	d = New([]string{"a", "b"}, ping, Options{OnUp: func(addr string) { upc <- addr }})
+	cases := []struct {
+		st          wire.StorageState
+		put, delete bool
+	}{
+		{wire.StorageFull, false, true},
+		{wire.StorageSlow, false, false},
+		{wire.StorageFailed, false, false},
+		{wire.StorageOK, true, true},
+	}
+	for _, c := range cases {
+		mu.Lock()
+		reported["a"] = c.st
+		mu.Unlock()
+		d.Probe(context.Background()) // a's storage is learnt from the ping, when a is probed
+		if c.st != wire.StorageOK {
+			d.SetStorage("a", c.st) // a refused write
+		}
+		if !d.Up("a") || d.Writable("a", false) != c.put || d.Writable("a", true) != c.delete || d.Storage("a") != c.st {
+			t.Fatalf("%s: up %v writable %v/%v storage %s", c.st, d.Up("a"), d.Writable("a", false), d.Writable("a", true), d.Storage("a"))
+		}
+		if got := d.States()[0].Storage; got != c.st {
+			t.Fatalf("%s: state %s", c.st, got)
+		}
+	}
+	// The last round (failed, then the ping said ok) brought a back.
+	select {
+	case addr := <-upc:
+		if addr != "a" {
+			t.Fatalf("OnUp(%s)", addr)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnUp not called when the storage came back")
+	}
+	d.Failed("b", errors.New("timeout"))
+	if d.Writable("b", true) || !d.Writable("unknown", false) {
+		t.Fatal("a peer down is not writable; an unknown one is")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -35,7 +36,32 @@ var errNotFound = errors.New("not found")
 
 // logStore is Raft's LogStore and StableStore on the store's consensus
 // space.
-type logStore struct{ c storage.Consensus }
+type logStore struct {
+	c storage.Consensus
+	f *fence
+}
+
+// fence cuts a server off the consensus once its store has failed.
+// Raft panics when its stable store fails a write, which would end the
+// process with a stack trace instead of the server's own exit for a
+// failed store (129, once it stopped cleanly). So a write the failed
+// store refuses is reported done to Raft, and from that moment the fence
+// is up: the server's transport neither sends nor answers consensus
+// requests, so nothing Raft believes it stored reaches another server,
+// and what it believes dies with the process, which restarts from what
+// is on disk.
+type fence struct{ up atomic.Bool }
+
+func (f *fence) isUp() bool { return f != nil && f.up.Load() }
+
+// write returns err, or nil once the store failed (see fence).
+func (s logStore) write(err error) error {
+	if err != nil && s.f != nil && s.c.Failed() {
+		s.f.up.Store(true)
+		return nil
+	}
+	return err
+}
 
 var (
 	_ raft.LogStore    = logStore{}
@@ -84,17 +110,17 @@ func (s logStore) StoreLogs(logs []*raft.Log) error {
 	for i, l := range logs {
 		pairs[i] = [2][]byte{logKey(l.Index), encodeLog(l)}
 	}
-	return s.c.Set(pairs...)
+	return s.write(s.c.Set(pairs...))
 }
 
 // DeleteRange implements raft.LogStore.
 func (s logStore) DeleteRange(from, to uint64) error {
-	return s.c.DeleteRange(logKey(from), logKey(to+1))
+	return s.write(s.c.DeleteRange(logKey(from), logKey(to+1)))
 }
 
 // Set implements raft.StableStore.
 func (s logStore) Set(key, val []byte) error {
-	return s.c.Set([2][]byte{append([]byte(stablePrefix), key...), val})
+	return s.write(s.c.Set([2][]byte{append([]byte(stablePrefix), key...), val}))
 }
 
 // Get implements raft.StableStore.

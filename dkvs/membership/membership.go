@@ -112,9 +112,10 @@ func New(cfg Config) (*Node, error) {
 			cfg.OnChange(s)
 		}
 	}}
-	logs := logStore{cfg.Store}
+	fen := &fence{}
+	logs := logStore{c: cfg.Store, f: fen}
 	snaps := &snapStore{c: cfg.Store}
-	n.tr = newFrameTransport(cfg.Self, cfg.Caller)
+	n.tr = newFrameTransport(cfg.Self, cfg.Caller, fen)
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.Self)
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{log}})

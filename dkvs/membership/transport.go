@@ -51,6 +51,8 @@ type frameTransport struct {
 	heartbeat func(raft.RPC)
 	closed    chan struct{}
 	closeOnce sync.Once
+	// fence, once up, stops every request and answer (see fence).
+	fence *fence
 }
 
 var (
@@ -59,9 +61,13 @@ var (
 	_ raft.WithClose   = (*frameTransport)(nil)
 )
 
-func newFrameTransport(self string, caller Caller) *frameTransport {
-	return &frameTransport{self: raft.ServerAddress(self), caller: caller, consume: make(chan raft.RPC), closed: make(chan struct{})}
+func newFrameTransport(self string, caller Caller, f *fence) *frameTransport {
+	return &frameTransport{self: raft.ServerAddress(self), caller: caller, consume: make(chan raft.RPC), closed: make(chan struct{}), fence: f}
 }
+
+// errFenced is what a server whose store failed says to consensus
+// requests, and returns for those it would send.
+var errFenced = fmt.Errorf("consensus: this server's storage failed: %w", errcode.IO)
 
 func (t *frameTransport) Consumer() <-chan raft.RPC { return t.consume }
 
@@ -130,6 +136,9 @@ func (t *frameTransport) call(target raft.ServerAddress, kind byte, args any, da
 		return errTransportClosed
 	default:
 	}
+	if t.fence.isUp() {
+		return errFenced
+	}
 	req, err := encode(args)
 	if err != nil {
 		return err
@@ -165,6 +174,9 @@ func (t *frameTransport) call(target raft.ServerAddress, kind byte, args any, da
 func (t *frameTransport) handle(ctx context.Context, body []byte) ([]byte, error) {
 	if len(body) == 0 {
 		return nil, fmt.Errorf("empty consensus request: %w", errcode.InvalidArg)
+	}
+	if t.fence.isUp() {
+		return nil, errFenced
 	}
 	r := bytes.NewReader(body[1:])
 	dec := codec.NewDecoder(r, &codec.MsgpackHandle{})
@@ -224,6 +236,9 @@ func (t *frameTransport) handle(ctx context.Context, body []byte) ([]byte, error
 	}
 	select {
 	case resp := <-respCh:
+		if t.fence.isUp() {
+			return nil, errFenced // Raft's answer may rest on a write that did not happen
+		}
 		msg := ""
 		if resp.Error != nil {
 			msg = resp.Error.Error()

@@ -171,8 +171,21 @@ var (
 	descPurged       = desc("tombstones_purged_total", "Tombstones dropped once every replica held them.")
 	descUptime       = desc("uptime_seconds", "Time since the server started.")
 	descEngineSynced = desc("synced_writes", "1 when writes are acknowledged after fsync.")
-	allStatsDescs    = []*prometheus.Desc{descKeys, descBytes, descHintsHeld, descPeerHints, descHintsSent, descRepairs, descAERounds, descAESessions, descAEReceived, descAESent, descAELast, descPeerUp, descPurged, descUptime, descEngineSynced}
+	descStorage      = desc("storage_state", "1 for the storage's state (ok; full: new values refused; slow: a log sync stalled; failed), 0 for the others.", "state")
+	descDiskFree     = desc("disk_free_bytes", "Free bytes of the data directory's file system, as the server may use them (0: unknown).")
+	descDiskTotal    = desc("disk_total_bytes", "Size of the data directory's file system (0: unknown).")
+	descMinFree      = desc("min_free_bytes", "Free space below which new values are refused (--min-free-space).")
+	descCorrupt      = desc("corrupt_records_total", "Records found failing their checksum (not served, set aside for repair).")
+	descQuarantined  = desc("quarantined_keys", "Keys whose record was set aside as corrupt and not repaired yet.")
+	descRefused      = desc("writes_refused_total", "Writes refused because of the storage's state (full, slow or failed).")
+	descDiskSlow     = desc("disk_slow_total", "File operations of the storage engine that took more than 5 seconds.")
+	descPeerStorage  = desc("peer_storage_ok", "1 when a peer last reported its storage ok, 0 when full, slow or failed.", "peer")
+	allStatsDescs    = []*prometheus.Desc{descKeys, descBytes, descHintsHeld, descPeerHints, descHintsSent, descRepairs, descAERounds, descAESessions, descAEReceived, descAESent, descAELast, descPeerUp, descPurged, descUptime, descEngineSynced,
+		descStorage, descDiskFree, descDiskTotal, descMinFree, descCorrupt, descQuarantined, descRefused, descDiskSlow, descPeerStorage}
 )
+
+// storageStates are the values of dkvs_storage_state's label.
+var storageStates = []string{"ok", "full", "slow", "failed"}
 
 // The ring and its moves: on every server the epoch and the move under
 // way; on a server that receives ranges in a move, its stream (of the
@@ -223,8 +236,23 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descPurged, float64(s.TombstonesPurged))
 	gauge(descUptime, float64(s.UptimeMS)/1000)
 	gauge(descEngineSynced, boolFloat(s.Synced))
+	state := s.Storage
+	if state == "" {
+		state = "ok"
+	}
+	for _, st := range storageStates {
+		gauge(descStorage, boolFloat(st == state), st)
+	}
+	gauge(descDiskFree, float64(s.DiskFree))
+	gauge(descDiskTotal, float64(s.DiskTotal))
+	gauge(descMinFree, float64(s.MinFree))
+	counter(descCorrupt, float64(s.CorruptRecords))
+	gauge(descQuarantined, float64(s.Quarantined))
+	counter(descRefused, float64(s.WritesRefused))
+	counter(descDiskSlow, float64(s.DiskSlow))
 	for _, p := range s.Peers {
 		gauge(descPeerUp, boolFloat(p.Up), p.Addr)
+		gauge(descPeerStorage, boolFloat(p.Storage == "" || p.Storage == "ok"), p.Addr)
 		gauge(descPeerHints, float64(p.HintsHeld), p.Addr)
 		counter(descAESessions, float64(p.AERounds), p.Addr)
 		counter(descAEReceived, float64(p.AEKeysReceived), p.Addr)

@@ -22,7 +22,10 @@
 // Faults: Kill (crash) and Restart, Stop (a clean stop), Pause and Resume
 // (SIGSTOP and SIGCONT as the network sees them), Isolate, Partition,
 // PartitionOneWay and Heal, and Net for faults per link (delay, jitter,
-// resets).
+// resets). Options.FS wraps a server's file system (package faultfs:
+// errors, stalls, a full disk); a server whose storage fails stops by
+// itself as the process would exit (Exited), and TryStart reports a
+// store it refuses to open.
 package ringtest
 
 import (
@@ -61,6 +64,10 @@ type Options struct {
 	// discards them, unless DKVS_RINGTEST_LOG is set (to debug, info or
 	// warn): they then go to standard error at that level.
 	Logger *slog.Logger
+	// FS, if set, returns the file system server i runs on, given its own
+	// (which survives its restarts and crashes): a wrapper of base that
+	// injects faults (package faultfs). It is called at each start.
+	FS func(i int, base vfs.FS) vfs.FS
 }
 
 // Ring is a ring of servers in this process.
@@ -85,6 +92,10 @@ type node struct {
 	srv  *server.Server
 	stop context.CancelFunc
 	done chan struct{}
+	// exited is set when the server stopped by itself (its storage
+	// failed), with what ServeAll returned.
+	exited  bool
+	exitErr error
 }
 
 // New starts a ring of servers on 127.0.0.1 ports 7001, 7002, ... and
@@ -210,22 +221,36 @@ func (r *Ring) Running(i int) bool { return r.Server(i) != nil }
 // Start starts server i on its file system (empty the first time).
 func (r *Ring) Start(i int) {
 	r.t.Helper()
+	if err := r.TryStart(i); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// TryStart is Start returning the error of a server that does not start
+// (a store it refuses to open).
+func (r *Ring) TryStart(i int) error {
+	r.t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	nd := r.nodes[i]
 	if nd.srv != nil {
-		r.t.Fatalf("ringtest: %s already runs", nd.addr)
+		return fmt.Errorf("ringtest: %s already runs", nd.addr)
 	}
+	nd.exited, nd.exitErr = false, nil
 	r.net.Restart(nd.addr)
 	r.net.Resume(nd.addr)
 	log := slog.New(slog.DiscardHandler)
 	if r.opts.Logger != nil {
 		log = r.opts.Logger.With("server", nd.addr)
 	}
+	var fs vfs.FS = nd.fs
+	if r.opts.FS != nil {
+		fs = r.opts.FS(i, nd.fs)
+	}
 	cfg := server.Config{
 		Addr:    nd.addr,
 		Servers: r.servers,
-		Storage: storage.Options{FS: nd.fs, Dir: "data", CacheSize: 8 << 20},
+		Storage: storage.Options{FS: fs, Dir: "data", CacheSize: 8 << 20},
 		Network: r.net.Host(nd.addr),
 		Logger:  log,
 	}
@@ -234,27 +259,56 @@ func (r *Ring) Start(i int) {
 	}
 	srv, err := server.New(cfg)
 	if err != nil {
-		r.t.Fatalf("ringtest: start %s: %v", nd.addr, err)
+		return fmt.Errorf("ringtest: start %s: %w", nd.addr, err)
 	}
 	host := r.net.Host(nd.addr)
 	ln, err := host.Listen(nd.addr)
 	if err != nil {
 		srv.Close()
-		r.t.Fatalf("ringtest: listen %s: %v", nd.addr, err)
+		return fmt.Errorf("ringtest: listen %s: %w", nd.addr, err)
 	}
 	pc, err := host.ListenPacket(nd.addr)
 	if err != nil {
 		ln.Close()
 		srv.Close()
-		r.t.Fatalf("ringtest: listen %s (datagrams): %v", nd.addr, err)
+		return fmt.Errorf("ringtest: listen %s (datagrams): %w", nd.addr, err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	nd.srv, nd.stop, nd.done = srv, stop, make(chan struct{})
 	go func(done chan struct{}) {
 		defer close(done)
-		srv.ServeAll(ctx, server.Endpoints{Native: ln, Datagram: pc})
+		err := srv.ServeAll(ctx, server.Endpoints{Native: ln, Datagram: pc})
 		srv.Close()
+		if ctx.Err() != nil {
+			return // stopped or killed by the test
+		}
+		// The server stopped by itself: as a process that exited, it is
+		// gone from the network.
+		r.mu.Lock()
+		if nd.srv == srv {
+			nd.srv, nd.exited, nd.exitErr = nil, true, err
+			r.net.Crash(nd.addr)
+		}
+		r.mu.Unlock()
+		stop()
 	}(nd.done)
+	return nil
+}
+
+// Exited reports whether server i stopped by itself (its storage
+// failed), and what it returned.
+func (r *Ring) Exited(i int) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nodes[i].exited, r.nodes[i].exitErr
+}
+
+// FS returns server i's own file system (as Options.FS is given it), for
+// tests that damage its files while it is not running.
+func (r *Ring) FS(i int) vfs.FS {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nodes[i].fs
 }
 
 // Restart starts server i again after Kill or Stop.

@@ -16,6 +16,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/coord"
 	"github.com/dkvs/dkvs/dkvs/datagram"
+	"github.com/dkvs/dkvs/dkvs/diskspace"
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/handoff"
 	"github.com/dkvs/dkvs/dkvs/health"
@@ -41,6 +42,16 @@ type Config struct {
 	Servers []config.Server
 	// Storage configures the engine.
 	Storage storage.Options
+	// MinFreeSpace is the free space of the data directory's file system
+	// below which the server refuses new values (deletions are taken); the
+	// zero value is no minimum. DiskStater reads the free space (nil: the
+	// storage's file system, statfs for the operating system's).
+	// FaultExitDelay is how long a server whose storage failed keeps
+	// answering before it stops (default DefaultFaultExitDelay). See
+	// storagefault.go.
+	MinFreeSpace   diskspace.Minimum
+	DiskStater     diskspace.Stater
+	FaultExitDelay time.Duration
 	// MaxKeySize and MaxValueSize bound what is stored (defaults 64 KiB
 	// and 16 MiB); larger is refused with StatusTooLarge.
 	MaxKeySize, MaxValueSize int
@@ -154,6 +165,9 @@ type Server struct {
 	// through Handle (selfTransport).
 	coordNet *transport.Client
 	coord    *coord.Coordinator
+
+	sw *storageWatch // faults, free space
+
 	// member is the server's part in the consensus on the ring; the
 	// coordinator's view is the ring it applied last.
 	member       *membership.Node
@@ -183,6 +197,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Storage.Logger == nil {
 		cfg.Storage.Logger = log
 	}
+	sw := watchStorage(&cfg)
 	db, err := storage.Open(cfg.Storage)
 	if err != nil {
 		return nil, err
@@ -198,7 +213,8 @@ func New(cfg Config) (*Server, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, db: db, clock: clock, ring: ring.New(initial.Members), lim: lim, started: time.Now()}
+	s := &Server{cfg: cfg, log: log, db: db, clock: clock, ring: ring.New(initial.Members), lim: lim, started: time.Now(), sw: sw}
+	s.startStorageWatch()
 	if cfg.Network == nil {
 		ip, _, _ := net.SplitHostPort(cfg.Addr)
 		cfg.Network = netx.TCP{SourceIP: ip}
@@ -318,8 +334,9 @@ func (s *Server) ping(ctx context.Context, addr string) error {
 	if f.Status() != wire.StatusOK {
 		return fmt.Errorf("ping %s: %s: %w", addr, f.Status(), errcode.Network)
 	}
-	if v, err := wire.DecodeVersion(f.Body); err == nil {
+	if v, st, err := wire.DecodePing(f.Body); err == nil {
 		s.clock.Observe(v)
+		s.health.SetStorage(addr, st)
 	}
 	return nil
 }
@@ -391,6 +408,7 @@ func (s *Server) ServeAll(ctx context.Context, ep Endpoints) error {
 		go func() { defer bg.Done(); f(bctx) }()
 	}
 	run(s.health.Run)
+	run(s.superviseStorage)
 	run(s.member.Run)
 	run(s.mover.run)
 	run(s.cleaner)
@@ -401,10 +419,13 @@ func (s *Server) ServeAll(ctx context.Context, ep Endpoints) error {
 		run(s.ae.Run)
 	}
 	var serveErr error
+	nativeServing := true
 	select {
 	case err := <-errc:
 		serveErr = fmt.Errorf("serve: %w: %w", err, errcode.Network)
+		nativeServing = false
 	case <-ctx.Done():
+	case serveErr = <-s.sw.exit: // the storage failed: stop as on SIGTERM
 	}
 	// The front ends that coordinate stop first, while the native protocol
 	// still answers peers and the coordinator's own replica requests.
@@ -419,7 +440,7 @@ func (s *Server) ServeAll(ctx context.Context, ep Endpoints) error {
 		dg.Close()
 	}
 	served.Wait()
-	if serveErr == nil {
+	if nativeServing {
 		ep.Native.Close()
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		s.ts.Shutdown(sctx)
@@ -433,6 +454,9 @@ func (s *Server) ServeAll(ctx context.Context, ep Endpoints) error {
 	cancel()
 	s.peers.Close()
 	s.coordNet.Close()
+	if f, failed := s.db.Fault(); failed && serveErr == nil {
+		serveErr = fmt.Errorf("%w: %s", ErrStorageFailed, f.Error()) // stopped after its storage failed
+	}
 	return serveErr
 }
 
@@ -489,6 +513,9 @@ func storageFail(err error) wire.Frame {
 	if errors.Is(err, storage.ErrClosed) {
 		return fail(wire.StatusUnavailable, "server stopping")
 	}
+	if f, ok := storageRefusal(err); ok {
+		return f
+	}
 	return fail(wire.StatusInternal, "%v", err)
 }
 
@@ -526,7 +553,7 @@ func (s *Server) Handle(ctx context.Context, f wire.Frame) wire.Frame {
 		if len(f.Body) != 0 {
 			return fail(wire.StatusBadRequest, "ping with a body")
 		}
-		return ok(wire.AppendVersion(nil, s.clock.Now()))
+		return ok(wire.AppendPing(nil, s.clock.Now(), s.storageState()))
 	case wire.OpGet:
 		if f.Flags&^wire.GetVersionOnly != 0 {
 			return fail(wire.StatusBadRequest, "unknown get flags %#x", f.Flags)
@@ -735,6 +762,9 @@ func (s *Server) Stats() wire.Stats {
 	}
 	for _, p := range s.health.States() {
 		ps := wire.PeerStats{Addr: p.Addr, Up: p.Up, HintsHeld: hints[p.Addr]}
+		if p.Storage != wire.StorageOK {
+			ps.Storage = p.Storage.String()
+		}
 		if a, ok := ae[p.Addr]; ok {
 			if !a.LastCompleted.IsZero() {
 				ps.AELastMS = a.LastCompleted.UnixMilli()
@@ -753,6 +783,7 @@ func (s *Server) Stats() wire.Stats {
 		out.AERounds, out.TombstonesPurged = s.ae.Totals()
 	}
 	out.ReadRepairs = s.coord.ReadRepairs()
+	s.storageStats(&out)
 	v := s.coord.View()
 	out.Epoch = v.Epoch()
 	if mv := v.State().Move; mv != nil {

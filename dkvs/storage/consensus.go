@@ -23,6 +23,13 @@ type Consensus struct{ d *DB }
 // Consensus returns the store's consensus key space.
 func (d *DB) Consensus() Consensus { return Consensus{d} }
 
+// Failed reports whether the store failed: from then on every write of
+// the consensus is refused.
+func (c Consensus) Failed() bool {
+	_, failed := c.d.Fault()
+	return failed
+}
+
 // Get returns the value stored under key.
 func (c Consensus) Get(key []byte) ([]byte, bool, error) {
 	d := c.d
@@ -56,10 +63,23 @@ func (c Consensus) Set(pairs ...[2][]byte) error {
 			return fmt.Errorf("storage: consensus set: %w: %w", err, errcode.IO)
 		}
 	}
-	if err := b.Commit(d.wo); err != nil {
+	if err := d.consensusWrite(func() error { return b.Commit(d.wo) }); err != nil {
 		return fmt.Errorf("storage: consensus set: %w: %w", err, errcode.IO)
 	}
 	return nil
+}
+
+// consensusWrite runs a write of the consensus key space. Once the store
+// failed it is refused (Pebble panics on a write after a failed log
+// write); otherwise it goes through engine, so that an error or a panic
+// of Pebble fails the store as a write of records does. A full or slow
+// store still takes it: the consensus writes little, and rarely.
+func (d *DB) consensusWrite(fn func() error) error {
+	if f, ok := d.Fault(); ok {
+		d.refused.Add(1)
+		return &RefusedError{State: StateFailed, Detail: f.Error()}
+	}
+	return d.engine("write", fn)
 }
 
 // DeleteRange removes the keys in [from, to), synced.
@@ -69,7 +89,9 @@ func (c Consensus) DeleteRange(from, to []byte) error {
 		return err
 	}
 	defer d.leave()
-	if err := d.db.DeleteRange(spaceKey(spaceConsensus, from), spaceKey(spaceConsensus, to), d.wo); err != nil {
+	if err := d.consensusWrite(func() error {
+		return d.db.DeleteRange(spaceKey(spaceConsensus, from), spaceKey(spaceConsensus, to), d.wo)
+	}); err != nil {
 		return fmt.Errorf("storage: consensus delete: %w: %w", err, errcode.IO)
 	}
 	return nil

@@ -88,27 +88,39 @@ func (d *DB) ScanHints(target string, fn func(key []byte, rec kv.Record) bool) e
 		return err
 	}
 	defer d.leave()
+	corrupt, err := d.scanHints(target, fn)
+	for _, pk := range corrupt {
+		d.corruptFound(pk) // a damaged hint is dropped: anti-entropy repairs its target
+	}
+	return err
+}
+
+func (d *DB) scanHints(target string, fn func(key []byte, rec kv.Record) bool) (corrupt [][]byte, err error) {
 	prefix := hintPrefix(target)
 	upper := append(append([]byte(nil), prefix[:len(prefix)-1]...), 1)
 	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upper})
 	if err != nil {
-		return fmt.Errorf("storage: %w: %w", err, errcode.IO)
+		return nil, fmt.Errorf("storage: %w", d.readErr(err))
 	}
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return fmt.Errorf("storage: %w: %w", err, errcode.IO)
+			return corrupt, fmt.Errorf("storage: %w", d.readErr(err))
 		}
 		rec, err := decodeRecord(v)
 		if err != nil {
-			return fmt.Errorf("storage: hint %q: %w", it.Key(), err)
+			corrupt = append(corrupt, append([]byte(nil), it.Key()...))
+			continue
 		}
 		if !fn(it.Key()[len(prefix):], rec) {
 			break
 		}
 	}
-	return it.Error()
+	if err := it.Error(); err != nil {
+		return corrupt, fmt.Errorf("storage: %w", d.readErr(err))
+	}
+	return corrupt, nil
 }
 
 // DeleteHint removes the hint for target and key if it still holds
@@ -149,6 +161,9 @@ func (d *DB) PurgeTombstone(key []byte, v kv.Version) (bool, error) {
 
 // deleteIf deletes the Pebble key pk if its record's header satisfies ok.
 func (d *DB) deleteIf(pk []byte, ok func(header) bool) (bool, error) {
+	if err := d.admit(true); err != nil {
+		return false, err
+	}
 	st, sh := d.stripe(pk)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -156,7 +171,7 @@ func (d *DB) deleteIf(pk []byte, ok func(header) bool) (bool, error) {
 	if err != nil || !found || !ok(h) {
 		return false, err
 	}
-	if err := d.db.Delete(pk, d.wo); err != nil {
+	if err := d.engine("write", func() error { return d.db.Delete(pk, d.wo) }); err != nil {
 		st.forget(pk, sh)
 		if errors.Is(err, pebble.ErrClosed) {
 			return false, ErrClosed

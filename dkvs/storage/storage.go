@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -77,6 +78,23 @@ type Options struct {
 	CacheSize int64
 	// Logger receives Pebble's messages; nil discards them.
 	Logger *slog.Logger
+	// OnFault is called once, in a goroutine of its own, when the store
+	// fails (see Fault): from then on it refuses every write.
+	OnFault func(Fault)
+	// StallThreshold is how long a sync of the write-ahead log may wait
+	// before the store refuses writes until it completes (StateSlow); zero
+	// means DefaultStallThreshold, negative never.
+	StallThreshold time.Duration
+	// CloseTimeout bounds Close; zero means DefaultCloseTimeout.
+	CloseTimeout time.Duration
+	// MoveAsideDamaged makes Open rename a damaged data directory (see
+	// ErrDamaged) to DIR.damaged-TIME and start with an empty one, instead
+	// of refusing it.
+	MoveAsideDamaged bool
+
+	// preallocateLogs lets Pebble preallocate its write-ahead logs, as it
+	// did before issue 19; only BenchmarkApplySync sets it, to compare.
+	preallocateLogs bool
 }
 
 // Stats counts what the engine holds.
@@ -84,6 +102,13 @@ type Stats struct {
 	LiveKeys   int64 // keys whose newest record has a value
 	Tombstones int64 // keys whose newest record is a tombstone
 	LiveBytes  int64 // stored bytes of live values (after compression)
+	// Corrupt counts the records found corrupt (and set aside) since Open;
+	// Quarantined the keys set aside and not repaired yet.
+	Corrupt, Quarantined int64
+	// DiskSlow counts the engine's file operations that took more than 5
+	// seconds since Open; Refused the writes refused because of the
+	// store's state (full, slow or failed) since Open.
+	DiskSlow, Refused int64
 }
 
 // ApplyResult says what Apply did.
@@ -102,6 +127,7 @@ type DB struct {
 	perCache int          // headers cached per stripe
 	mu       sync.RWMutex // held shared by every operation, exclusively by Close
 	closed   bool
+	closing  atomic.Bool
 	live     atomic.Int64
 	tombs    atomic.Int64
 	bytes    atomic.Int64
@@ -109,13 +135,83 @@ type DB struct {
 
 	hintMu sync.Mutex
 	hints  map[string]int64 // hints held per target
+
+	log        *slog.Logger // nil: quiet
+	baseFS     vfs.FS       // the file system under Pebble's
+	dir        string
+	opening    atomic.Bool // Open runs: faults are its errors
+	faults     faults
+	syncs      *syncTracker
+	stallAfter time.Duration
+	quar       quarantine
+	diskSlow   atomic.Int64
+	refused    atomic.Int64
+	lastBGLog  atomic.Int64 // unix nanoseconds of the last background error logged
+	movedAside string       // where a damaged directory was moved, if it was
+	damage     string       // what was damaged in it
 }
 
-// Open opens (creating if needed) the engine described by opts.
+// Open opens (creating if needed) the engine described by opts. A
+// damaged data directory is refused with ErrDamaged, or moved aside when
+// opts.MoveAsideDamaged is set.
 func Open(opts Options) (*DB, error) {
+	d, err := open(opts)
+	if err == nil {
+		return d, nil
+	}
+	if !errors.Is(err, ErrDamaged) || !opts.MoveAsideDamaged || opts.InMemory || d == nil {
+		return nil, err
+	}
+	to, merr := moveAside(d.baseFS, d.dir, time.Now())
+	if merr != nil {
+		return nil, fmt.Errorf("%w; %w", err, merr)
+	}
+	nd, nerr := open(opts)
+	if nerr != nil {
+		return nil, nerr
+	}
+	nd.movedAside, nd.damage = to, errcode.Detail(err)
+	return nd, nil
+}
+
+// MovedAside returns where Open moved a damaged data directory, and what
+// was damaged in it; "" when it did not.
+func (d *DB) MovedAside() (to, damage string) { return d.movedAside, d.damage }
+
+// memTableSize is the size of Pebble's memtables in steady state (they
+// start at 256 KiB and double). It bounds the write-ahead logs kept: a
+// log lives until its memtable is flushed, and Pebble recycles up to three
+// old logs, each as large as a memtable. 64 MiB made those some 250 MiB
+// for any store, however small; see docs/performance.md.
+const memTableSize = 16 << 20
+
+// OpenSpace is about the free space Open needs on a store whose logs hold
+// data not yet in tables: it replays them into memtables and flushes
+// those, a table each, before the logs can go (up to one full memtable
+// and the half more that makes Pebble flush). Without it, Open waits,
+// retrying every second, until space is freed.
+const OpenSpace = memTableSize + memTableSize/2
+
+// open opens the engine. On an error that says the directory is damaged,
+// it returns a DB that is not open, for Open to know the directory.
+func open(opts Options) (*DB, error) {
+	d := &DB{opts: opts, wo: pebble.Sync, seed: maphash.MakeSeed(), hints: map[string]int64{},
+		perCache: headerCacheSize / numStripes, log: opts.Logger, stallAfter: opts.StallThreshold}
+	if d.stallAfter == 0 {
+		d.stallAfter = DefaultStallThreshold
+	}
+	d.faults.space.Store(NoSpaceLimit)
+	d.opening.Store(true)
 	po := &pebble.Options{
 		Logger:       pebbleLogger{opts.Logger},
-		MemTableSize: 64 << 20,
+		MemTableSize: memTableSize,
+		// Write-ahead logs record how far they were synced, so that a log
+		// damaged before that point is found damaged at replay instead of
+		// being read as ending there, which loses what follows without a
+		// word (at the default format, a byte flipped in the middle of the
+		// last log did just that). Pebble raises an older store to this
+		// format when it opens it.
+		FormatMajorVersion: pebble.FormatWALSyncChunks,
 	}
 	// Every write reads the stored version first (unless its stripe has it
 	// cached), and most gets of a large store miss most sstables: a bloom
@@ -130,8 +226,9 @@ func Open(opts Options) (*DB, error) {
 	defer cache.Unref()
 	po.Cache = cache
 	dir := opts.Dir
+	base := vfs.Default
 	if opts.FS != nil {
-		po.FS = opts.FS
+		base = opts.FS
 		if dir == "" {
 			dir = "data"
 		}
@@ -139,23 +236,44 @@ func Open(opts Options) (*DB, error) {
 			return nil, fmt.Errorf("storage: create %s: %w: %w", dir, err, errcode.IO)
 		}
 	} else if opts.InMemory {
-		po.FS = vfs.NewMem()
+		base = vfs.NewMem()
 		dir = "mem"
 	} else if dir == "" {
 		return nil, fmt.Errorf("storage: no data directory: %w", errcode.InvalidConfig)
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: create %s: %w: %w", dir, err, errcode.IO)
 	}
+	d.baseFS, d.dir = base, dir
+	if err := checkMarker(base, dir); err != nil {
+		return d, damaged(dir, err)
+	}
+	d.syncs = &syncTracker{now: time.Now}
+	po.FS = &watchFS{FS: base, onError: d.onFSError, syncs: d.syncs, preallocate: opts.preallocateLogs}
+	po.EventListener = &pebble.EventListener{
+		BackgroundError: d.backgroundError,
+		DataCorruption: func(info pebble.DataCorruptionInfo) {
+			d.fail(Fault{Op: "read", Path: info.Path, Err: info.Details, Damaged: true})
+		},
+		DiskSlow: func(info pebble.DiskSlowInfo) {
+			d.diskSlow.Add(1)
+			d.backgroundError(fmt.Errorf("slow disk: %s of %s took %v", info.OpType, info.Path, info.Duration))
+		},
+	}
 	pdb, err := pebble.Open(dir, po)
 	if err != nil {
+		if isDamage(err) {
+			return d, damaged(dir, err)
+		}
 		return nil, fmt.Errorf("storage: open %s: %w: %w", dir, err, errcode.IO)
 	}
+	d.db = pdb
 	if err := checkFormat(pdb, dir); err != nil {
 		pdb.Close()
+		if isDamage(err) {
+			return d, damaged(dir, err)
+		}
 		return nil, err
 	}
-	d := &DB{db: pdb, opts: opts, wo: pebble.Sync, seed: maphash.MakeSeed(), hints: map[string]int64{},
-		perCache: headerCacheSize / numStripes}
 	if opts.NoSync {
 		d.wo = pebble.NoSync
 	}
@@ -165,14 +283,16 @@ func Open(opts Options) (*DB, error) {
 	case opts.CompressAbove > 0:
 		d.compress = opts.CompressAbove
 	}
-	if err := d.count(); err != nil {
-		pdb.Close()
-		return nil, err
+	for _, step := range []func() error{d.loadQuarantine, d.count, d.countHints} {
+		if err := step(); err != nil {
+			pdb.Close()
+			if isDamage(err) {
+				return d, damaged(dir, err)
+			}
+			return nil, fmt.Errorf("storage: open %s: %w: %w", dir, err, errcode.IO)
+		}
 	}
-	if err := d.countHints(); err != nil {
-		pdb.Close()
-		return nil, err
-	}
+	d.opening.Store(false)
 	return d, nil
 }
 
@@ -217,19 +337,27 @@ func (d *DB) count() error {
 	if err != nil {
 		return fmt.Errorf("storage: %w: %w", err, errcode.IO)
 	}
-	defer it.Close()
+	var corrupt [][]byte
 	for it.First(); it.Valid(); it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
+			it.Close()
 			return fmt.Errorf("storage: %w: %w", err, errcode.IO)
 		}
 		h, err := decodeHeader(v)
 		if err != nil {
-			return fmt.Errorf("storage: key %q: %w", it.Key()[1:], err)
+			corrupt = append(corrupt, append([]byte(nil), it.Key()...))
+			continue
 		}
 		d.account(h, 1)
 	}
-	return it.Error()
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return err
+	}
+	for _, pk := range corrupt {
+		d.corruptFound(pk)
+	}
+	return nil
 }
 
 func (d *DB) account(h header, sign int64) {
@@ -254,6 +382,9 @@ func spaceBounds(space byte, start []byte) *pebble.IterOptions {
 }
 
 func (d *DB) enter() error {
+	if d.closing.Load() {
+		return ErrClosed
+	}
 	d.mu.RLock()
 	if d.closed {
 		d.mu.RUnlock()
@@ -278,17 +409,22 @@ func (d *DB) Get(key []byte) (rec kv.Record, found bool, err error) {
 		return kv.Record{}, false, err
 	}
 	defer d.leave()
-	v, closer, err := d.db.Get(spaceKey(spaceData, key))
+	pk := spaceKey(spaceData, key)
+	v, closer, err := d.db.Get(pk)
 	if errors.Is(err, pebble.ErrNotFound) {
+		if d.quar.has(pk) {
+			return kv.Record{}, false, errCorrupt(key, "found corrupt earlier, not repaired yet")
+		}
 		return kv.Record{}, false, nil
 	}
 	if err != nil {
-		return kv.Record{}, false, fmt.Errorf("storage: get: %w: %w", err, errcode.IO)
+		return kv.Record{}, false, fmt.Errorf("storage: get: %w", d.readErr(err))
 	}
-	defer closer.Close()
 	rec, err = decodeRecord(v)
+	closer.Close()
 	if err != nil {
-		return kv.Record{}, false, fmt.Errorf("storage: key %q: %w", key, err)
+		d.corruptFound(pk)
+		return kv.Record{}, false, errCorrupt(key, "set aside until a replica repairs it")
 	}
 	return rec, true, nil
 }
@@ -316,7 +452,12 @@ func (d *DB) VersionOf(key []byte) (kv.Version, bool, error) {
 		return kv.Version{}, false, err
 	}
 	defer d.leave()
-	h, found, err := d.header(spaceKey(spaceData, key))
+	pk := spaceKey(spaceData, key)
+	h, found, err := d.header(pk)
+	if errors.Is(err, ErrCorrupt) {
+		d.corruptFound(pk)
+		return kv.Version{}, false, errCorrupt(key, "set aside until a replica repairs it")
+	}
 	if err != nil {
 		return kv.Version{}, false, fmt.Errorf("storage: key %q: %w", key, err)
 	}
@@ -337,6 +478,13 @@ func (d *DB) ApplyMany(recs []KeyRecord) (int, error) {
 		return 0, err
 	}
 	defer d.leave()
+	deletions := true
+	for _, kr := range recs {
+		deletions = deletions && kr.Record.Tombstone
+	}
+	if err := d.admit(deletions); err != nil {
+		return 0, err
+	}
 	applied := 0
 	for _, kr := range recs {
 		res, _, err := d.apply(spaceKey(spaceData, kr.Key), kr.Record, true, false)
@@ -350,7 +498,7 @@ func (d *DB) ApplyMany(recs []KeyRecord) (int, error) {
 	if applied > 0 && d.wo.Sync {
 		// The WAL is written in order: syncing a record written after the
 		// batch makes every record before it durable.
-		if err := d.db.LogData([]byte{0}, pebble.Sync); err != nil {
+		if err := d.engine("sync", func() error { return d.db.LogData([]byte{0}, pebble.Sync) }); err != nil {
 			return applied, fmt.Errorf("storage: sync: %w: %w", err, errcode.IO)
 		}
 	}
@@ -362,9 +510,17 @@ func (d *DB) ApplyMany(recs []KeyRecord) (int, error) {
 // counted says whether the data counters follow this key space; sync
 // whether to wait for the write to be durable.
 func (d *DB) apply(pk []byte, rec kv.Record, counted, sync bool) (ApplyResult, bool, error) {
+	if err := d.admit(rec.Tombstone); err != nil {
+		return ApplyResult{}, false, err
+	}
 	st, h := d.stripe(pk)
 	st.mu.Lock()
 	old, found, err := d.lockedHeader(st, pk, h)
+	if errors.Is(err, ErrCorrupt) {
+		// Set aside: the write takes its place, whatever its version.
+		d.setAsideLocked(st, pk, h)
+		old, found, err = header{}, false, nil
+	}
 	if err != nil {
 		st.mu.Unlock()
 		return ApplyResult{}, false, err
@@ -380,17 +536,28 @@ func (d *DB) apply(pk []byte, rec kv.Record, counted, sync bool) (ApplyResult, b
 		b.Close()
 		return ApplyResult{}, false, fmt.Errorf("%w: %w", err, errcode.IO)
 	}
+	repairs := d.quar.has(pk)
+	if repairs {
+		b.Delete(spaceKey(spaceQuarantine, pk), nil)
+	}
 	// The new record is visible once applied; the stripe is released before
 	// waiting for the fsync so that writes of the same key share fsyncs too.
-	if sync {
-		err = d.db.ApplyNoSyncWait(b, pebble.Sync)
-	} else {
-		err = d.db.Apply(b, pebble.NoSync)
-	}
+	err = d.engine("write", func() error {
+		if sync {
+			return d.db.ApplyNoSyncWait(b, pebble.Sync)
+		}
+		return d.db.Apply(b, pebble.NoSync)
+	})
 	nh, _ := decodeHeader(enc)
 	if err != nil {
 		st.forget(pk, h) // what Pebble holds is not known
 	} else {
+		if repairs {
+			d.quar.remove(pk)
+		}
+		if !rec.Tombstone {
+			d.spend(len(pk) + len(enc))
+		}
 		st.remember(pk, h, nh, true, d.perCache)
 		if counted {
 			if found {
@@ -401,9 +568,11 @@ func (d *DB) apply(pk []byte, rec kv.Record, counted, sync bool) (ApplyResult, b
 	}
 	st.mu.Unlock()
 	if err == nil && sync {
-		err = b.SyncWait()
+		err = d.engine("sync", b.SyncWait)
 	}
-	b.Close()
+	if !d.faults.wedged.Load() {
+		b.Close() // a batch a panic left inside the engine is the engine's
+	}
 	if err != nil {
 		return ApplyResult{}, false, fmt.Errorf("write: %w: %w", err, errcode.IO)
 	}
@@ -430,7 +599,7 @@ func (d *DB) header(pk []byte) (header, bool, error) {
 		return header{}, false, nil
 	}
 	if err != nil {
-		return header{}, false, fmt.Errorf("%w: %w", err, errcode.IO)
+		return header{}, false, d.readErr(err)
 	}
 	defer closer.Close()
 	h, err := decodeHeader(v)
@@ -451,25 +620,39 @@ func (d *DB) Scan(start []byte, o ScanOptions, fn func(key []byte, rec kv.Record
 		return err
 	}
 	defer d.leave()
+	corrupt, err := d.scan(start, o, fn)
+	// Records that failed their checksum were skipped; they are set aside
+	// once the iterator is closed.
+	for _, pk := range corrupt {
+		d.corruptFound(pk)
+	}
+	return err
+}
+
+// scan is Scan but for the records found corrupt, whose Pebble keys it
+// returns.
+func (d *DB) scan(start []byte, o ScanOptions, fn func(key []byte, rec kv.Record) bool) (corrupt [][]byte, err error) {
 	it, err := d.db.NewIter(spaceBounds(spaceData, start))
 	if err != nil {
-		return fmt.Errorf("storage: %w: %w", err, errcode.IO)
+		return nil, fmt.Errorf("storage: %w", d.readErr(err))
 	}
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return fmt.Errorf("storage: %w: %w", err, errcode.IO)
+			return corrupt, fmt.Errorf("storage: %w", d.readErr(err))
 		}
 		var rec kv.Record
 		if o.NoValues {
 			h, err := decodeHeader(v)
 			if err != nil {
-				return fmt.Errorf("storage: key %q: %w", it.Key()[1:], err)
+				corrupt = append(corrupt, append([]byte(nil), it.Key()...))
+				continue
 			}
 			rec = h.record()
 		} else if rec, err = decodeRecord(v); err != nil {
-			return fmt.Errorf("storage: key %q: %w", it.Key()[1:], err)
+			corrupt = append(corrupt, append([]byte(nil), it.Key()...))
+			continue
 		}
 		if rec.Tombstone && !o.Tombstones {
 			continue
@@ -478,12 +661,17 @@ func (d *DB) Scan(start []byte, o ScanOptions, fn func(key []byte, rec kv.Record
 			break
 		}
 	}
-	return it.Error()
+	if err := it.Error(); err != nil {
+		return corrupt, fmt.Errorf("storage: %w", d.readErr(err))
+	}
+	return corrupt, nil
 }
 
 // Stats returns the engine's counters.
 func (d *DB) Stats() Stats {
-	return Stats{LiveKeys: d.live.Load(), Tombstones: d.tombs.Load(), LiveBytes: d.bytes.Load()}
+	return Stats{LiveKeys: d.live.Load(), Tombstones: d.tombs.Load(), LiveBytes: d.bytes.Load(),
+		Corrupt: d.quar.found.Load(), Quarantined: d.quar.n.Load(), DiskSlow: d.diskSlow.Load(),
+		Refused: d.refused.Load()}
 }
 
 // InMemory reports whether the engine keeps nothing on disk.
@@ -492,19 +680,45 @@ func (d *DB) InMemory() bool { return d.opts.InMemory }
 // Synced reports whether writes wait for fsync.
 func (d *DB) Synced() bool { return d.wo.Sync }
 
-// Close waits for operations under way and closes the engine. Later calls
-// return ErrClosed.
+// Close waits for operations under way and closes the engine; later
+// calls return ErrClosed. It returns within Options.CloseTimeout: an
+// engine that does not close by then (a disk that stalls) is abandoned,
+// which is no worse than a crash, and so is at once an engine that
+// panicked during a write (it holds its commit lock for ever).
 func (d *DB) Close() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
+	if !d.closing.CompareAndSwap(false, true) {
 		return nil
 	}
-	d.closed = true
-	if err := d.db.Close(); err != nil {
-		return fmt.Errorf("storage: close: %w: %w", err, errcode.IO)
+	if d.faults.wedged.Load() {
+		return fmt.Errorf("storage: close: the engine panicked during a write and was abandoned: %w", errcode.IO)
 	}
-	return nil
+	timeout := d.opts.CloseTimeout
+	if timeout <= 0 {
+		timeout = DefaultCloseTimeout
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- fmt.Errorf("the engine panicked: %v", p)
+			}
+		}()
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.closed = true
+		done <- d.db.Close()
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("storage: close: %w: %w", err, errcode.IO)
+		}
+		return nil
+	case <-t.C:
+		return fmt.Errorf("storage: close: not done after %v: the engine was abandoned: %w", timeout, errcode.IO)
+	}
 }
 
 // pebbleLogger sends Pebble's messages to slog at debug level (errors at

@@ -189,3 +189,17 @@ func FuzzAEDiff(f *testing.F) {
 		}
 	})
 }
+
+func FuzzPingAndRefusal(f *testing.F) {
+	f.Add(AppendPing(nil, kv.Version{Wall: 1, Logical: 2, Writer: 3}, StorageOK))
+	f.Add(AppendPing(nil, kv.Version{Wall: 1, Logical: 2, Writer: 3}, StorageFailed))
+	f.Add(AppendRefusal(nil, StorageFull, "disk nearly full"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if v, st, err := DecodePing(data); err == nil && !bytes.Equal(AppendPing(nil, v, st), data) {
+			t.Fatal("ping not canonical")
+		}
+		if st, msg, err := DecodeRefusal(data); err == nil && !bytes.Equal(AppendRefusal(nil, st, msg), data) {
+			t.Fatal("refusal not canonical")
+		}
+	})
+}

@@ -209,6 +209,22 @@ type Stats struct {
 	ReadRepairs      int64 `json:"read_repairs"`
 	AERounds         int64 `json:"ae_rounds"`
 	TombstonesPurged int64 `json:"tombstones_purged"`
+	// The storage (absent from servers older than these fields): its
+	// state (a StorageState name) and why it is not ok; the free and total
+	// bytes of the data directory's file system (0: unknown, or in
+	// memory) and the free space below which new values are refused; the
+	// records found corrupt since start and the keys set aside and not
+	// repaired yet; the writes refused because of the storage's state and
+	// the engine's file operations slower than 5 s, since start.
+	Storage        string `json:"storage,omitempty"`
+	StorageError   string `json:"storage_error,omitempty"`
+	DiskFree       int64  `json:"disk_free_bytes"`
+	DiskTotal      int64  `json:"disk_total_bytes"`
+	MinFree        int64  `json:"min_free_bytes"`
+	CorruptRecords int64  `json:"corrupt_records"`
+	Quarantined    int64  `json:"quarantined_keys"`
+	WritesRefused  int64  `json:"writes_refused"`
+	DiskSlow       int64  `json:"disk_slow"`
 	// Epoch is the ring epoch the server knows; Stream, the ranges it
 	// receives in a move of the ring (absent when none).
 	Epoch  uint64       `json:"epoch,omitempty"`
@@ -270,6 +286,9 @@ type PeerStats struct {
 	AERounds       int64 `json:"ae_rounds"`
 	AEKeysSent     int64 `json:"ae_keys_sent"`
 	AEKeysReceived int64 `json:"ae_keys_received"`
+	// Storage is the peer's storage state as last reported to this
+	// server (a StorageState name; omitted when ok).
+	Storage string `json:"storage,omitempty"`
 }
 
 // AppendStats appends the JSON body.

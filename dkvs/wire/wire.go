@@ -87,12 +87,20 @@ const (
 	StatusBadRequest  Status = 3 // malformed or invalid request: message body
 	StatusInternal    Status = 4 // the server failed (storage error): message body
 	StatusUnavailable Status = 5 // the server is stopping: message body
+	// StatusStorage: the server's storage refused a write without applying
+	// it (full, slow or failed): a StorageState byte, then a message.
+	StatusStorage Status = 8
+	// StatusCorrupt: the record of the key failed its checksum; it is not
+	// served, and was set aside until a repair writes the key again:
+	// message body.
+	StatusCorrupt Status = 9
 )
 
 var statusNames = map[Status]string{
 	StatusOK: "ok", StatusNotFound: "not found", StatusTooLarge: "too large",
 	StatusBadRequest: "bad request", StatusInternal: "internal error", StatusUnavailable: "unavailable",
-	StatusFailed: "failed", StatusUnknown: "outcome unknown", StatusStaleEpoch: "stale epoch",
+	StatusFailed: "failed", StatusUnknown: "outcome unknown", StatusStorage: "storage refused", StatusCorrupt: "corrupt record",
+	StatusStaleEpoch: "stale epoch",
 }
 
 // String returns the status's name.

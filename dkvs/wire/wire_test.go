@@ -203,3 +203,51 @@ func TestProtocolDocExample(t *testing.T) {
 		t.Fatalf("response % x", resp)
 	}
 }
+
+// TestPingAndRefusal: a ping answer is 20 bytes when the storage is ok (as
+// before storage states existed) and 21 otherwise; refusals carry their
+// state; malformed bodies are refused.
+func TestPingAndRefusal(t *testing.T) {
+	v := kv.Version{Wall: 5, Logical: 1, Writer: 9}
+	for _, st := range []StorageState{StorageOK, StorageFull, StorageSlow, StorageFailed} {
+		b := AppendPing(nil, v, st)
+		if want := 20 + map[bool]int{true: 0, false: 1}[st == StorageOK]; len(b) != want {
+			t.Fatalf("%s: %d bytes", st, len(b))
+		}
+		gv, gst, err := DecodePing(b)
+		if err != nil || gv != v || gst != st {
+			t.Fatalf("%s: %v %v %v", st, gv, gst, err)
+		}
+		if old, err := DecodeVersion(b[:20]); err != nil || old != v {
+			t.Fatalf("%s: the first 20 bytes are the version: %v", st, err)
+		}
+		if p, ok := ParseStorageState(st.String()); !ok || p != st {
+			t.Fatalf("%s: parse %v %v", st, p, ok)
+		}
+		if st == StorageOK {
+			continue
+		}
+		gst, msg, err := DecodeRefusal(AppendRefusal(nil, st, "why"))
+		if err != nil || gst != st || msg != "why" {
+			t.Fatalf("%s: refusal %v %q %v", st, gst, msg, err)
+		}
+	}
+	for _, bad := range [][]byte{nil, make([]byte, 19), append(make([]byte, 20), 0), append(make([]byte, 20), 7), make([]byte, 22)} {
+		if _, _, err := DecodePing(bad); err == nil {
+			t.Errorf("ping body %x accepted", bad)
+		}
+	}
+	for _, bad := range [][]byte{nil, {0, 0}, {9, 0}, {1}, {1, 1}} {
+		if _, _, err := DecodeRefusal(bad); err == nil {
+			t.Errorf("refusal body %x accepted", bad)
+		}
+	}
+	for _, c := range []struct {
+		st          StorageState
+		put, delete bool
+	}{{StorageOK, true, true}, {StorageFull, false, true}, {StorageSlow, false, false}, {StorageFailed, false, false}} {
+		if c.st.Writable(false) != c.put || c.st.Writable(true) != c.delete {
+			t.Errorf("%s: writable %v %v", c.st, c.st.Writable(false), c.st.Writable(true))
+		}
+	}
+}

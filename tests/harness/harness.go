@@ -235,6 +235,9 @@ func (r *Ring) TryStart(i int, pairs ...string) error {
 		}
 		select {
 		case <-p.done:
+			r.mu.Lock()
+			delete(r.procs, i)
+			r.mu.Unlock()
 			return fmt.Errorf("server %s exited at start: %v\n%s", s.Addr(), p.err, r.Log(i))
 		default:
 		}

@@ -40,8 +40,9 @@ Commands:
   dump    [--server IP:PORT]      print every live pair of the ring as "key --> value",
                                   or what one server stores
   dump-ring                       print the ring's nodes and what each server stores
-  status                          print every server: up or down, keys, hints held,
-                                  last anti-entropy with each peer (exit 132 if one is down)
+  status                          print every server: up, down, or its storage full, slow
+                                  or failed; keys, hints held, free space, last
+                                  anti-entropy with each peer (exit 132 if one is down)
   shell                           an interactive console on one client ("help" inside)
   bench   [flags]                 run a workload and print throughput and latency
                                   percentiles ("dkvs-client bench -h" for its flags)

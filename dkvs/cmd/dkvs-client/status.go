@@ -4,17 +4,22 @@ import (
 	"bufio"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dkvs/dkvs/dkvs/diskspace"
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
-// status prints one block per server of servers.txt: up or down, keys and
-// tombstones stored, hints held, and for each peer whether this server
-// sees it up, the hints it holds for it and when anti-entropy with it last
-// completed. It exits ERR_NETWORK when a server does not answer.
+// status prints one block per server of servers.txt: its state (up,
+// down, or what its storage refuses: full, slow, failed), keys and
+// tombstones stored, hints held, the free space of its data directory,
+// why a storage is not ok, and for each peer whether this server sees it
+// up (and its storage), the hints it holds for it and when anti-entropy
+// with it last completed. It exits ERR_NETWORK when a server does not
+// answer.
 func (s *session) status() error {
 	e, cl := s.e, s.cl
 	w := bufio.NewWriter(e.stdout)
@@ -43,15 +48,36 @@ func (s *session) status() error {
 		}
 	}
 	now := time.Now()
-	fmt.Fprintf(w, "%-22s %-5s %10s %10s %8s %9s\n", "SERVER", "STATE", "KEYS", "TOMBSTONES", "HINTS", "UPTIME")
+	const row = "%-22s %-6s %10s %10s %8s %10s %9s\n"
+	fmt.Fprintf(w, row, "SERVER", "STATE", "KEYS", "TOMBSTONES", "HINTS", "FREE", "UPTIME")
+	var storage []string
 	for i, sv := range servers {
 		st := stats[i]
 		if st == nil {
-			fmt.Fprintf(w, "%-22s %-5s %10s %10s %8s %9s\n", sv.Addr(), "down", "-", "-", "-", "-")
+			fmt.Fprintf(w, row, sv.Addr(), "down", "-", "-", "-", "-", "-")
 			continue
 		}
-		fmt.Fprintf(w, "%-22s %-5s %10d %10d %8d %9s\n", sv.Addr(), "up", st.LiveKeys, st.Tombstones, st.HintsHeld,
-			(time.Duration(st.UptimeMS) * time.Millisecond).Round(time.Second))
+		state := "up"
+		if st.Storage != "" && st.Storage != "ok" {
+			state = st.Storage
+			storage = append(storage, fmt.Sprintf("  %s: %s: %s", sv.Addr(), st.Storage, st.StorageError))
+		}
+		if st.Quarantined > 0 {
+			storage = append(storage, fmt.Sprintf("  %s: %d corrupt records set aside, waiting for repair", sv.Addr(), st.Quarantined))
+		}
+		free := "-"
+		if st.DiskTotal > 0 {
+			free = strings.ReplaceAll(diskspace.Bytes(uint64(st.DiskFree)), " ", "")
+		}
+		fmt.Fprintf(w, row, sv.Addr(), state, strconv.FormatInt(st.LiveKeys, 10), strconv.FormatInt(st.Tombstones, 10),
+			strconv.FormatInt(st.HintsHeld, 10), free, (time.Duration(st.UptimeMS) * time.Millisecond).Round(time.Second).String())
+	}
+	if len(storage) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Storage:")
+		for _, l := range storage {
+			fmt.Fprintln(w, l)
+		}
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Anti-entropy, last completed (and the peer as each server sees it):")
@@ -67,6 +93,8 @@ func (s *session) status() error {
 			state := "up"
 			if !p.Up {
 				state = "DOWN"
+			} else if p.Storage != "" && p.Storage != "ok" {
+				state = "storage " + p.Storage
 			}
 			last := "never"
 			if p.AELastMS > 0 {

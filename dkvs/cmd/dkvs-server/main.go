@@ -14,8 +14,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -26,6 +24,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/console"
 	"github.com/dkvs/dkvs/dkvs/coord"
+	"github.com/dkvs/dkvs/dkvs/diskspace"
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/limits"
 	"github.com/dkvs/dkvs/dkvs/metrics"
@@ -54,6 +53,15 @@ Options (each also read from the environment variable shown):
   --no-sync              acknowledge writes before fsync          DKVS_NO_SYNC
   --cache-size N         bytes of Pebble's block cache, at least 1 MiB
                          (default 268435456)                      DKVS_CACHE_SIZE
+  --min-free-space S     below this free space on the data directory's file
+                         system, refuse new values (deletions are taken):
+                         bytes (256MiB, 1GiB) or a percentage of the file
+                         system (5%); 0: no minimum (default 256MiB)
+                                                                   DKVS_MIN_FREE_SPACE
+  --on-damage MODE       a damaged data directory: refuse (default) does not
+                         start; rebuild moves it aside to DIR.damaged-TIME,
+                         starts empty and refills from the other replicas
+                                                                   DKVS_ON_DAMAGE
   --max-key-size N       largest key in bytes (default 65536)     DKVS_MAX_KEY_SIZE
   --max-value-size N     largest value in bytes (default 16777216)
                                                                    DKVS_MAX_VALUE_SIZE
@@ -110,7 +118,10 @@ Options (each also read from the environment variable shown):
 Exit status: 0 after a clean stop; 256+code on error (cs202.md section 4),
 e.g. 134 (ERR_INVALID_COMMAND) for a bad command line, 136 (ERR_ADDRESS)
 for a bad IP, 132 (ERR_NETWORK) when a port (TCP, UDP or RESP) cannot be
-opened.
+opened, 129 (ERR_IO) when the data directory cannot be opened (or is
+damaged) or when the storage failed while serving (a supervisor should
+restart the server), 130 (ERR_RUNTIME) when a clean stop did not finish
+within 30s or a second SIGINT or SIGTERM came during it.
 `
 
 func main() {
@@ -167,6 +178,8 @@ func flags() []cli.Flag {
 		&cli.BoolFlag{Name: "memory", EnvVars: []string{"DKVS_MEMORY"}},
 		&cli.BoolFlag{Name: "no-sync", EnvVars: []string{"DKVS_NO_SYNC"}},
 		&cli.Int64Flag{Name: "cache-size", Value: storage.DefaultCacheSize, EnvVars: []string{"DKVS_CACHE_SIZE"}},
+		&cli.StringFlag{Name: "min-free-space", Value: diskspace.DefaultMinimum, EnvVars: []string{"DKVS_MIN_FREE_SPACE"}},
+		&cli.StringFlag{Name: "on-damage", Value: "refuse", EnvVars: []string{"DKVS_ON_DAMAGE"}},
 		&cli.IntFlag{Name: "max-key-size", Value: limits.DefaultMaxKeySize, EnvVars: []string{"DKVS_MAX_KEY_SIZE"}},
 		&cli.IntFlag{Name: "max-value-size", Value: limits.DefaultMaxValueSize, EnvVars: []string{"DKVS_MAX_VALUE_SIZE"}},
 		&cli.DurationFlag{Name: "frame-timeout", Value: 10 * time.Second, EnvVars: []string{"DKVS_FRAME_TIMEOUT"}},
@@ -231,6 +244,18 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		if c.Int64(f) < 0 {
 			return cmdutil.UsageError("--%s must not be negative", f)
 		}
+	}
+	minFree, err := diskspace.ParseMinimum(c.String("min-free-space"))
+	if err != nil {
+		return cmdutil.UsageError("--min-free-space: %v", err)
+	}
+	var rebuild bool
+	switch c.String("on-damage") {
+	case "refuse":
+	case "rebuild":
+		rebuild = true
+	default:
+		return cmdutil.UsageError("--on-damage %q: want refuse or rebuild", c.String("on-damage"))
 	}
 	cc, err := coordConfig(c)
 	if err != nil {
@@ -318,11 +343,13 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		Addr:    addr,
 		Servers: servers,
 		Storage: storage.Options{
-			Dir:       dir,
-			InMemory:  c.Bool("memory"),
-			NoSync:    c.Bool("no-sync"),
-			CacheSize: c.Int64("cache-size"),
+			Dir:              dir,
+			InMemory:         c.Bool("memory"),
+			NoSync:           c.Bool("no-sync"),
+			CacheSize:        c.Int64("cache-size"),
+			MoveAsideDamaged: rebuild,
 		},
+		MinFreeSpace:       minFree,
 		MaxKeySize:         c.Int("max-key-size"),
 		MaxValueSize:       c.Int("max-value-size"),
 		FrameTimeout:       c.Duration("frame-timeout"),
@@ -359,6 +386,7 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 	st := srv.Stats()
 	log.Info("dkvs-server started", "addr", addr, "listen", listen, "engine", st.Engine, "data_dir", dirOrMemory(dir, c.Bool("memory")),
 		"synced_writes", st.Synced, "cache_size", c.Int64("cache-size"), "keys", st.LiveKeys, "servers", len(servers),
+		"min_free_space", minFree.String(), "on_damage", c.String("on-damage"), "storage", st.Storage,
 		"max_key_size", c.Int("max-key-size"), "max_value_size", c.Int("max-value-size"),
 		"hinted_handoff", !c.Bool("no-handoff"), "anti_entropy", !c.Bool("no-anti-entropy"),
 		"ae_interval", c.Duration("ae-interval"), "ae_bandwidth", c.Int64("ae-bandwidth"),
@@ -366,8 +394,8 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		"move_bandwidth", c.Int64("move-bandwidth"), "cleanup_grace", c.Duration("cleanup-grace"), "epoch", st.Epoch,
 		"datagram", ep.Datagram != nil, "resp", respAddr,
 		"resp_n", cc.N, "resp_r", cc.R, "resp_w", cc.W, "resp_level", cc.Level.String(), "resp_linearizable", cc.Linearizable)
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	ctx, release := stopOnSignal(ctx, stopLimit, stderr, os.Exit)
+	defer release()
 	metricsDone := make(chan error, 1)
 	if mx != nil {
 		go win.Run(ctx)
@@ -382,6 +410,11 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 	}
 	if err := srv.ServeAll(ctx, ep); err != nil {
 		return err
+	}
+	// Closed here, while the stop is still watched (stopOnSignal): the
+	// close of the storage is bounded, and so is the stop as a whole.
+	if err := srv.Close(); err != nil {
+		log.Warn("storage not closed cleanly", "err", err)
 	}
 	if err := <-metricsDone; err != nil {
 		log.Warn("metrics server stopped", "err", err)

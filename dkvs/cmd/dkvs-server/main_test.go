@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dkvs/dkvs/dkvs/cmd/dkvs-server/internal/earlybind"
+	"github.com/dkvs/dkvs/dkvs/diskspace"
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/limits"
 	"github.com/dkvs/dkvs/dkvs/quorum"
@@ -103,6 +104,7 @@ func TestUsageShowsDefaults(t *testing.T) {
 		fmt.Sprintf("defaults (default %d)", quorum.DefaultN),
 		fmt.Sprintf("waits for (default %d,", quorum.DefaultR),
 		fmt.Sprintf("needs (default %d,", quorum.DefaultW),
+		fmt.Sprintf("0: no minimum (default %s)", diskspace.DefaultMinimum),
 		fmt.Sprintf("(default %d; 0: no limit)", DefaultMoveBandwidth),
 		fmt.Sprintf("before it drops them\n                         (default %s)", strings.TrimSuffix(server.DefaultCleanupGrace.String(), "0s")),
 	} {

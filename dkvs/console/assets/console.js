@@ -213,7 +213,7 @@
       return h('tr', { class: x.state, dataset: { addr: x.addr, server: String(i) } },
         h('td', {}, sw),
         h('td', { class: 'mono' }, x.addr, x.self ? ' (this server)' : ''),
-        h('td', {}, badge(x.state, x.state)),
+        h('td', {}, badge(x.state, x.state), x.storage ? ' ' : '', x.storage ? badge('storage ' + x.storage, 'warn') : null),
         h('td', {}, x.count),
         h('td', {}, (x.share * 100).toFixed(1) + '%'));
     }));
@@ -258,7 +258,7 @@
       return h('tr', { class: 'replica', dataset: { addr: r.addr } },
         h('td', {}, i + 1),
         h('td', { class: 'mono' }, sw, ' ', r.addr),
-        h('td', {}, badge(r.state, r.state)),
+        h('td', {}, badge(r.state, r.state), r.storage ? ' ' : '', r.storage ? badge('storage ' + r.storage, 'warn') : null),
         h('td', { class: 'what' }, what),
         h('td', { class: 'mono' }, when));
     });
@@ -370,6 +370,11 @@
       h('dt', {}, 'tombstones'), h('dd', { class: 'tombstones' }, fmtNum(x.tombstones)),
       h('dt', {}, 'stored'), h('dd', {}, fmtBytes(x.live_bytes), ` (${x.engine}${x.synced ? ', synced' : ''})`),
       h('dt', {}, 'uptime'), h('dd', {}, fmtDur(x.uptime_ms)),
+      h('dt', {}, 'storage'), h('dd', { class: 'storage', dataset: { storage: x.storage || 'ok' } },
+        x.storage && x.storage !== 'ok' ? badge(x.storage, 'warn') : (x.storage || 'ok'),
+        x.storage_error ? ` ${x.storage_error}` : '',
+        x.disk_total_bytes ? ` (${fmtBytes(x.disk_free_bytes)} free of ${fmtBytes(x.disk_total_bytes)})` : '',
+        x.quarantined_keys ? `, ${plural(x.quarantined_keys, 'corrupt record', 'corrupt records')} waiting for repair` : ''),
       h('dt', {}, 'hints held'), h('dd', { class: 'hints' }, fmtNum(x.hints_held), hintsFor ? ` (${hintsFor})` : ''),
       h('dt', {}, 'delivered'), h('dd', {}, `${plural(x.hints_delivered, 'hint', 'hints')}, ${plural(x.read_repairs, 'read repair', 'read repairs')}`),
       h('dt', {}, 'anti-entropy'), h('dd', {}, `${plural(x.ae_rounds, 'round', 'rounds')}, ${plural(x.tombstones_purged, 'tombstone', 'tombstones')} purged`)));
@@ -388,7 +393,7 @@
         h('thead', {}, h('tr', {}, h('th', {}, 'peer'), h('th', {}, 'sees it'), h('th', {}, 'hints for it'), h('th', {}, 'last anti-entropy'))),
         h('tbody', {}, ...x.peers.map((p) => h('tr', {},
           h('td', { class: 'mono' }, p.addr),
-          h('td', {}, p.up ? 'up' : 'down'),
+          h('td', {}, p.up ? (p.storage ? `up, storage ${p.storage}` : 'up') : 'down'),
           h('td', {}, fmtNum(p.hints_held)),
           h('td', {}, p.ae_last_ms ? fmtAgo(base - p.ae_last_ms) : 'never'))))));
     }
