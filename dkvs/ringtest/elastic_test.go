@@ -35,6 +35,9 @@ type load struct {
 	failed []error
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
+	// clients are the load's; stop waits for their background work (the
+	// replies still due, a write placed again on a newer ring).
+	clients []*dkvs.Client
 }
 
 func startLoad(t *testing.T, r *ringtest.Ring, keys []string, writers int, static map[string]kv.Version) *load {
@@ -56,6 +59,7 @@ func startLoad(t *testing.T, r *ringtest.Ring, keys []string, writers int, stati
 	}
 	for w := 0; w < writers; w++ {
 		c := r.Client(&dkvs.Options{Timeout: time.Second})
+		l.clients = append(l.clients, c)
 		rng := rand.New(rand.NewPCG(uint64(w), 9))
 		l.wg.Add(2)
 		go func() { // a writer
@@ -122,6 +126,9 @@ func preload(t *testing.T, c *dkvs.Client, n int) map[string]kv.Version {
 func (l *load) stop() {
 	l.cancel()
 	l.wg.Wait()
+	for _, c := range l.clients {
+		c.Coordinator().Wait(context.Background())
+	}
 }
 
 // changeRing sends a ring command, retrying while no leader is known yet.
