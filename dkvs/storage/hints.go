@@ -156,7 +156,7 @@ func (d *DB) deleteIf(pk []byte, ok func(header) bool) (bool, error) {
 	if err != nil || !found || !ok(h) {
 		return false, err
 	}
-	if err := d.db.Delete(pk, d.wo); err != nil {
+	if err := d.deleteRecord(pk); err != nil {
 		st.forget(pk, sh)
 		if errors.Is(err, pebble.ErrClosed) {
 			return false, ErrClosed

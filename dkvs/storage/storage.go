@@ -31,6 +31,7 @@ import (
 //	'd' key                 the server's own records
 //	'h' target 0x00 key     hints held for another server ("IP:PORT")
 //	'm' name                the store's own facts: "format"
+//	'r' position key        the ring index of the records (index.go)
 const (
 	spaceData = 'd'
 	spaceHint = 'h'
@@ -41,8 +42,9 @@ const (
 // records it in a new data directory and refuses one that holds another,
 // or data without one (written before the marker existed), so that a
 // layout change shows as a clear error at start rather than as corrupt
-// records at every read.
-const FormatVersion = 1
+// records at every read. Format 1 had no ring index: Open builds it
+// (index.go).
+const FormatVersion = 2
 
 // formatKey holds FormatVersion as a decimal string.
 var formatKey = spaceKey(spaceMeta, []byte("format"))
@@ -150,7 +152,7 @@ func Open(opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w: %w", dir, err, errcode.IO)
 	}
-	if err := checkFormat(pdb, dir); err != nil {
+	if err := checkFormat(pdb, dir, opts.Logger); err != nil {
 		pdb.Close()
 		return nil, err
 	}
@@ -178,13 +180,16 @@ func Open(opts Options) (*DB, error) {
 
 // checkFormat refuses a data directory whose format marker is not
 // FormatVersion, or that holds data without a marker; it writes the
-// marker into an empty one.
-func checkFormat(pdb *pebble.DB, dir string) error {
+// marker into an empty one, and moves one of format 1 to FormatVersion.
+func checkFormat(pdb *pebble.DB, dir string, log *slog.Logger) error {
 	v, closer, err := pdb.Get(formatKey)
 	switch {
 	case err == nil:
 		got := string(v)
 		closer.Close()
+		if got == strconv.Itoa(formatNoIndex) {
+			return buildIndex(pdb, dir, log)
+		}
 		if got != strconv.Itoa(FormatVersion) {
 			return fmt.Errorf("storage: %s holds data in format %q; this dkvs reads format %d: "+
 				"use a dkvs of that format or start from an empty directory: %w", dir, got, FormatVersion, errcode.IO)
@@ -375,7 +380,7 @@ func (d *DB) apply(pk []byte, rec kv.Record, counted, sync bool) (ApplyResult, b
 	}
 	enc := encodeRecord(rec, d.compress)
 	b := d.db.NewBatch()
-	if err := b.Set(pk, enc, nil); err != nil {
+	if err := errors.Join(b.Set(pk, enc, nil), indexSet(b, pk, enc)); err != nil {
 		st.mu.Unlock()
 		b.Close()
 		return ApplyResult{}, false, fmt.Errorf("%w: %w", err, errcode.IO)
