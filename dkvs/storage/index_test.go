@@ -49,6 +49,11 @@ func checkIndex(t *testing.T, d *DB) {
 	if err := d.CheckIndex(); err != nil {
 		t.Fatal(err)
 	}
+	got := scanAll(t, d.ScanRange, ring.Hash{}, ring.Hash{}, RangeOptions{Tombstones: true})
+	want := model(t, d)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("ring index\n%v\nrecords\n%v", got, want)
+	}
 }
 
 // TestIndexFollowsEveryWrite: after each kind of write, the ring index

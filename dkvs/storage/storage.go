@@ -111,6 +111,8 @@ type DB struct {
 
 	hintMu sync.Mutex
 	hints  map[string]int64 // hints held per target
+
+	snaps snapshots // open snapshots (rangescan.go)
 }
 
 // Open opens (creating if needed) the engine described by opts.
@@ -506,7 +508,7 @@ func (d *DB) Close() error {
 		return nil
 	}
 	d.closed = true
-	if err := d.db.Close(); err != nil {
+	if err := errors.Join(d.closeSnapshots(), d.db.Close()); err != nil {
 		return fmt.Errorf("storage: close: %w: %w", err, errcode.IO)
 	}
 	return nil
