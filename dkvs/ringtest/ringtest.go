@@ -159,6 +159,12 @@ func (r *Ring) Start(i int) {
 	if err != nil {
 		r.t.Fatalf("ringtest: start %s: %v", nd.addr, err)
 	}
+	// After a Kill, the disk is what a crash kept: its records and their
+	// ring index must still agree.
+	if err := srv.DB().CheckIndex(); err != nil {
+		srv.Close()
+		r.t.Fatalf("ringtest: start %s: %v", nd.addr, err)
+	}
 	host := r.net.Host(nd.addr)
 	ln, err := host.Listen(nd.addr)
 	if err != nil {
