@@ -55,12 +55,11 @@ func indexKey(dst []byte, pos ring.Hash, key []byte) []byte {
 	return append(dst, key...)
 }
 
-// indexValue returns the index value of a record in its stored form enc.
-func indexValue(enc []byte) []byte {
-	b := make([]byte, indexValueSize)
+// putIndexValue writes into b, of indexValueSize bytes, the index value
+// of a record in its stored form enc.
+func putIndexValue(b, enc []byte) {
 	copy(b, enc[:crcOffset])
 	binary.BigEndian.PutUint32(b[crcOffset:], uint32(len(enc)-headerSize))
-	return b
 }
 
 // decodeIndexValue decodes an index value into a record header.
@@ -81,8 +80,15 @@ func indexSet(b *pebble.Batch, pk, enc []byte) error {
 	if pk[0] != spaceData {
 		return nil
 	}
+	// Written in place in the batch: no allocation on the write path.
 	key := pk[1:]
-	return b.Set(indexKey(nil, ring.SHA1(key), key), indexValue(enc), nil)
+	pos := ring.SHA1(key)
+	op := b.SetDeferred(1+ring.HashSize+len(key), indexValueSize)
+	op.Key[0] = spaceRing
+	copy(op.Key[1:], pos[:])
+	copy(op.Key[1+ring.HashSize:], key)
+	putIndexValue(op.Value, enc)
+	return op.Finish()
 }
 
 // deleteRecord removes whatever is stored under the Pebble key pk and, for

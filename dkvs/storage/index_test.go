@@ -171,6 +171,13 @@ func TestIndexSurvivesCrash(t *testing.T) {
 	}
 }
 
+// indexValue returns the index value of a record in its stored form enc.
+func indexValue(enc []byte) []byte {
+	b := make([]byte, indexValueSize)
+	putIndexValue(b, enc)
+	return b
+}
+
 // writeFormat1 lays out a data directory as a dkvs of format 1 wrote it:
 // records, a hint, the marker, no ring index; and, when stale is set,
 // index entries left by an interrupted build for records since removed.
