@@ -16,7 +16,7 @@ FUZZTIME ?= 50000x
 C_WARN   := -std=c11 -Wall -Wextra -Werror
 C_OPT    ?= -O2
 
-GO_SOURCES := $(shell find dkvs -name '*.go' -not -name '*_test.go') go.mod go.sum
+GO_SOURCES := $(shell find dkvs -name '*.go' -not -name '*_test.go') $(shell find dkvs -path '*/assets/*' -type f) go.mod go.sum
 CGO_SOURCES := $(filter-out %_test.go,$(wildcard cgo/*.go)) $(wildcard cgo/*.c) include/dkvs.h
 LIB := $(DONE)/libdkvs.so
 

@@ -65,7 +65,7 @@ extern "C" {
 
 /* Version of this header; dkvs_version() gives the library's. */
 #define DKVS_VERSION_MAJOR 1
-#define DKVS_VERSION_MINOR 1
+#define DKVS_VERSION_MINOR 2
 #define DKVS_VERSION_PATCH 0
 #define DKVS_VERSION "1.2.0"
 
@@ -341,7 +341,7 @@ int dkvs_set_linearizable(dkvs_t *h, int on);
  * flags before it opens the ring.
  *
  * Errors: DKVS_ERR_INVALID_COMMAND (a rule above is broken),
- * DKVS_ERR_INVALID_ARGUMENT (req is NULL). Thread-safe. Since 1.1.
+ * DKVS_ERR_INVALID_ARGUMENT (req is NULL). Thread-safe. Since 1.2.
  */
 int dkvs_resolve_args(const char *n, const char *r, const char *w, const char *c,
                       int linearizable, dkvs_request_t *req, char *msg, size_t msg_size);

@@ -11,6 +11,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have nm || need+=(binutils)                 # the C library's exported symbols
 have pkg-config || need+=(pkg-config)       # the README's C example, built with libdkvs.pc
 { have redis-cli && have redis-benchmark; } || need+=(redis-tools) # RESP tests
+have chromium || need+=(chromium)           # the web console's browser test (headless)
 printf '#include <stdio.h>\n' | ${CC:-cc} -E -x c - >/dev/null 2>&1 || need+=(libc6-dev)
 
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -71,7 +71,10 @@ type getOp struct {
 
 	replies  chan reply
 	inflight int
+	rctx     context.Context
 	cancel   context.CancelFunc
+	req      wire.Frame
+	skipped  []int // homes not asked because the detector believes them down
 	newest   kv.Record
 	answers  []answered
 	fails    []ReplicaError
@@ -99,14 +102,14 @@ func (g *getOp) start() {
 		}
 	}
 	probeAll := up < g.r
-	var rctx context.Context
-	rctx, g.cancel = c.requestContext(g.ctx, 0)
+	g.req = req
+	g.rctx, g.cancel = c.requestContext(g.ctx, 0)
 	for _, h := range g.homes {
 		if probeAll || c.up(h) {
 			g.inflight++
-			c.send(rctx, h, -1, req, g.replies, nil)
+			c.send(g.rctx, h, -1, req, g.replies, nil)
 		} else {
-			g.fails = append(g.fails, ReplicaError{c.addrs[h], errPeerDown})
+			g.skipped = append(g.skipped, h)
 		}
 	}
 }
@@ -129,6 +132,17 @@ func (g *getOp) step(rp reply) {
 	}
 	if rp.err != nil {
 		g.fails = append(g.fails, ReplicaError{c.addrs[rp.server], rp.err})
+		if !g.decided && len(g.fails)+len(g.skipped) > len(g.homes)-g.r && len(g.skipped) > 0 {
+			// The homes believed up cannot give R answers any more: ask
+			// those believed down too (the detector may be wrong, for one
+			// that came back and was not probed yet).
+			for _, h := range g.skipped {
+				g.inflight++
+				c.send(g.rctx, h, -1, g.req, g.replies, nil)
+			}
+			g.skipped = nil
+			return
+		}
 		if !g.decided && len(g.fails) > len(g.homes)-g.r {
 			g.decided = true
 			g.err = newQuorumError("get", g.r, len(g.answers), len(g.homes), g.fails, false)

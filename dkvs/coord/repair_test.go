@@ -306,3 +306,23 @@ func TestHintAcksWaitForSlowerHome(t *testing.T) {
 		})
 	}
 }
+
+// TestGetAsksHomeBelievedDown: with one home wrongly believed down and
+// another failing, a read still has its R answers: the home believed down
+// is asked once the others cannot give them.
+func TestGetAsksHomeBelievedDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cl := newCluster(t, 3, Options{DisableSloppyQuorum: true})
+		if _, err := cl.c.Put(ctx, []byte("k"), []byte("v"), 3, 3); err != nil {
+			t.Fatal(err)
+		}
+		d := cl.detector()
+		cl.c = New(cl.ring, cl.net, Options{Health: d, DisableSloppyQuorum: true})
+		home := cl.home("k", 3)
+		d.Failed(home[0], errors.New("wrong: it is back")) // up, but not probed yet
+		cl.net.SetFault(home[1], memtransport.Down)        // really gone
+		if v, err := cl.c.Get(ctx, []byte("k"), 3, 2); err != nil || string(v.Value) != "v" {
+			t.Fatalf("get with a home wrongly believed down and another gone: %q %v", v.Value, err)
+		}
+	})
+}

@@ -121,7 +121,14 @@ func (m *Metrics) Handler(withPprof bool) http.Handler {
 
 // Serve serves the handler on ln until ctx ends.
 func (m *Metrics) Serve(ctx context.Context, ln net.Listener, withPprof bool) error {
-	srv := &http.Server{Handler: m.Handler(withPprof), ReadHeaderTimeout: 10 * time.Second}
+	return ServeHandler(ctx, ln, m.Handler(withPprof))
+}
+
+// ServeHandler serves h on ln until ctx ends, then shuts down cleanly:
+// Serve with a handler of the caller's (the metrics' own inside the web
+// console's, say).
+func ServeHandler(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -54,6 +54,9 @@ type Config struct {
 	// Observer is told of every request and connection (metrics); may be
 	// nil.
 	Observer transport.Observer
+	// Traffic, if set, gives the requests of the last minute that Stats
+	// reports (package window); may be nil.
+	Traffic func() wire.Traffic
 
 	// PeerTimeout is the deadline of a ping to a peer (default 200ms).
 	PeerTimeout time.Duration
@@ -653,5 +656,9 @@ func (s *Server) Stats() wire.Stats {
 		out.AERounds, out.TombstonesPurged = s.ae.Totals()
 	}
 	out.ReadRepairs = s.coord.ReadRepairs()
+	if s.cfg.Traffic != nil {
+		t := s.cfg.Traffic()
+		out.Traffic = &t
+	}
 	return out
 }

@@ -209,6 +209,27 @@ type Stats struct {
 	ReadRepairs      int64 `json:"read_repairs"`
 	AERounds         int64 `json:"ae_rounds"`
 	TombstonesPurged int64 `json:"tombstones_purged"`
+	// Traffic is the server's requests of the last minute; nil when the
+	// server does not keep them (it keeps them when it serves metrics).
+	Traffic *Traffic `json:"traffic,omitempty"`
+}
+
+// Traffic is a server's requests of the last minute (package window),
+// pings and stats requests left out. Latencies are in microseconds, from
+// reading a request to queueing its answer.
+type Traffic struct {
+	// Seconds is the time covered: 60, or less just after the start.
+	Seconds  float64 `json:"seconds"`
+	Requests int64   `json:"requests"`
+	// Rate is Requests per second over Seconds.
+	Rate  float64 `json:"rate"`
+	P50US float64 `json:"p50_us"`
+	P99US float64 `json:"p99_us"`
+	// Each second's figures, oldest first; a second without requests has
+	// quantiles of 0.
+	PerSecond    []int64   `json:"per_second"`
+	P50PerSecond []float64 `json:"p50_us_per_second"`
+	P99PerSecond []float64 `json:"p99_us_per_second"`
 }
 
 // PeerStats is what a server knows of one peer.

@@ -24,6 +24,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/cmd/dkvs-server/internal/earlybind"
 	"github.com/dkvs/dkvs/dkvs/cmdutil"
 	"github.com/dkvs/dkvs/dkvs/config"
+	"github.com/dkvs/dkvs/dkvs/console"
 	"github.com/dkvs/dkvs/dkvs/coord"
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/limits"
@@ -32,6 +33,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/server"
 	"github.com/dkvs/dkvs/dkvs/storage"
 	"github.com/dkvs/dkvs/dkvs/transport"
+	"github.com/dkvs/dkvs/dkvs/window"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
@@ -93,6 +95,8 @@ Options (each also read from the environment variable shown):
   --metrics IP:PORT      serve Prometheus metrics at http://IP:PORT/metrics (off
                          by default)                              DKVS_METRICS
   --pprof                also serve /debug/pprof/ there           DKVS_PPROF
+  --no-console           no web console at http://IP:PORT/ of --metrics
+                         (served there by default)                DKVS_NO_CONSOLE
   --log-level L          debug, info, warn or error (default info) DKVS_LOG_LEVEL
   --log-format F         text or json (default text)              DKVS_LOG_FORMAT
   --help                 print this text
@@ -170,6 +174,7 @@ func flags() []cli.Flag {
 		&cli.DurationFlag{Name: "coord-max-time", Value: server.DefaultCoordMaxTime, EnvVars: []string{"DKVS_COORD_MAX_TIME"}},
 		&cli.StringFlag{Name: "metrics", EnvVars: []string{"DKVS_METRICS"}},
 		&cli.BoolFlag{Name: "pprof", EnvVars: []string{"DKVS_PPROF"}},
+		&cli.BoolFlag{Name: "no-console", EnvVars: []string{"DKVS_NO_CONSOLE"}},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"DKVS_LOG_LEVEL"}},
 		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"DKVS_LOG_FORMAT"}},
 	}
@@ -285,9 +290,14 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 	var srv *server.Server
 	var observer transport.Observer
 	var mx *metrics.Metrics
+	// A server serving metrics also keeps its traffic of the last minute,
+	// which its stats carry to the consoles of every server.
+	var win *window.Window
+	var traffic func() wire.Traffic
 	if metricsLn != nil {
 		mx = metrics.New(func() wire.Stats { return srv.Stats() })
-		observer = mx
+		win = window.New()
+		observer, traffic = window.Tee(mx, win), win.Traffic
 	}
 	srv, err = server.New(server.Config{
 		Addr:    addr,
@@ -312,6 +322,7 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		TombstoneGrace:     c.Duration("tombstone-grace"),
 		Coord:              cc,
 		Observer:           observer,
+		Traffic:            traffic,
 	})
 	if err != nil {
 		return err
@@ -335,8 +346,13 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 	defer stop()
 	metricsDone := make(chan error, 1)
 	if mx != nil {
-		go func() { metricsDone <- mx.Serve(ctx, metricsLn, c.Bool("pprof")) }()
-		log.Info("metrics served", "addr", metricsLn.Addr().String(), "pprof", c.Bool("pprof"))
+		go win.Run(ctx)
+		h := mx.Handler(c.Bool("pprof"))
+		if !c.Bool("no-console") {
+			h = console.New(srv, console.Options{N: cc.N, Timeout: c.Duration("coord-timeout"), Logger: log}).Handler(h)
+		}
+		go func() { metricsDone <- metrics.ServeHandler(ctx, metricsLn, h) }()
+		log.Info("metrics served", "addr", metricsLn.Addr().String(), "pprof", c.Bool("pprof"), "console", !c.Bool("no-console"))
 	} else {
 		metricsDone <- nil
 	}
