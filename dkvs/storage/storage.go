@@ -77,7 +77,9 @@ type Options struct {
 	CompressAbove int
 	// CacheSize is Pebble's block cache in bytes; zero means DefaultCacheSize.
 	CacheSize int64
-	// Logger receives Pebble's messages; nil discards them.
+	// Logger receives Pebble's messages (at debug level, errors at error
+	// level) and the build of the ring index of a directory of format 1
+	// (at info level); nil discards them.
 	Logger *slog.Logger
 }
 
