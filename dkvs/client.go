@@ -33,6 +33,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/quorum"
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/scan"
+	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/transport"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
@@ -128,8 +129,6 @@ type Options struct {
 
 // Client is a connection to a dkvs ring.
 type Client struct {
-	servers []config.Server
-	ring    *ring.Ring
 	tr      *transport.Client
 	coord   *coord.Coordinator
 	health  *health.Detector
@@ -162,7 +161,6 @@ func New(servers []config.Server, opts *Options) (*Client, error) {
 	} else if len(servers) == 0 {
 		return nil, fmt.Errorf("no servers: %w", errcode.InvalidConfig)
 	}
-	r := ring.New(servers)
 	var dial func(context.Context, string) (net.Conn, error)
 	if o.Network != nil {
 		dial = o.Network.Dial
@@ -180,7 +178,7 @@ func New(servers []config.Server, opts *Options) (*Client, error) {
 		return err
 	}
 	hd := health.New(addrs, ping, health.Options{Interval: o.Heartbeat, Timeout: o.Timeout, Logger: o.Logger})
-	co := coord.New(r, tr, coord.Options{
+	co := coord.New(topology.StaticView(servers), tr, coord.Options{
 		Timeout:             o.Timeout,
 		MaxKeySize:          o.MaxKeySize,
 		MaxValueSize:        o.MaxValueSize,
@@ -189,9 +187,11 @@ func New(servers []config.Server, opts *Options) (*Client, error) {
 		Health:              hd,
 		DisableSloppyQuorum: o.DisableSloppyQuorum,
 		DisableReadRepair:   o.DisableReadRepair,
+		// A newer ring learned from a server brings new servers to watch.
+		OnView: func(v *topology.View) { hd.SetPeers(v.Addrs()) },
 	})
 	ctx, stop := context.WithCancel(context.Background())
-	c := &Client{servers: servers, ring: r, tr: tr, coord: co, health: hd, opts: o, stop: stop, stopped: make(chan struct{})}
+	c := &Client{tr: tr, coord: co, health: hd, opts: o, stop: stop, stopped: make(chan struct{})}
 	go func() { defer close(c.stopped); hd.Run(ctx) }()
 	return c, nil
 }
@@ -199,11 +199,17 @@ func New(servers []config.Server, opts *Options) (*Client, error) {
 // Health returns the client's view of which servers are up.
 func (c *Client) Health() *health.Detector { return c.health }
 
-// Servers returns the ring's servers in servers.txt order.
-func (c *Client) Servers() []config.Server { return c.servers }
+// Servers returns the servers of the ring the client knows, in the order
+// of its servers.txt (servers.txt itself until a server tells of a newer
+// ring).
+func (c *Client) Servers() []config.Server { return c.coord.View().State().Members }
 
-// Ring returns the ring.
-func (c *Client) Ring() *ring.Ring { return c.ring }
+// Ring returns the ring reads go to.
+func (c *Client) Ring() *ring.Ring { return c.coord.Ring() }
+
+// View returns the placement the client uses now: the ring's epoch and,
+// during a move, both rings.
+func (c *Client) View() *topology.View { return c.coord.View() }
 
 // Coordinator returns the client's coordinator, for tools that need
 // versions or other lower-level results.

@@ -15,12 +15,10 @@ import (
 // are skipped; Dump then returns an errcode.Network error naming them,
 // after streaming everything the others hold.
 func (c *Client) Dump(ctx context.Context, fn func(key, value []byte) error) error {
-	if len(c.servers) == 0 {
+	// Every server that may hold keys: during a move, those of both rings.
+	addrs := c.coord.View().Addrs()
+	if len(addrs) == 0 {
 		return fmt.Errorf("dump needs the ring's servers (a client made with Via alone does not know them): %w", errcode.InvalidConfig)
-	}
-	addrs := make([]string, len(c.servers))
-	for i, s := range c.servers {
-		addrs[i] = s.Addr()
 	}
 	page := func(ctx context.Context, addr string, start []byte) (wire.ScanResponse, error) {
 		return c.scanPage(ctx, addr, start, true)

@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dkvs/dkvs/dkvs/errcode"
@@ -37,6 +38,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/merkle"
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/storage"
+	"github.com/dkvs/dkvs/dkvs/throttle"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
@@ -113,9 +115,8 @@ type Engine struct {
 	tr      Transport
 	opts    Options
 	log     *slog.Logger
-	self    int // index in the ring; -1 when the server is not in it
-	peers   []int
-	limiter *limiter
+	rs      atomic.Pointer[ringState]
+	limiter *throttle.Limiter
 
 	treeMu   sync.Mutex
 	treeCond *sync.Cond
@@ -133,17 +134,81 @@ type Engine struct {
 }
 
 type treeSet struct {
+	rs     *ringState // the ring the trees were built for
 	built  time.Time
 	byPeer map[int]*merkle.Tree
+}
+
+// ringState is the ring anti-entropy compares by: this server's index in
+// it (-1 when it is not in it) and its peers'. SetRing replaces it when
+// the ring changes.
+type ringState struct {
+	ring  *ring.Ring
+	self  int
+	peers []int
+	// noPurge stops tombstone purges: a move of the ring is under way or
+	// its old homes have not dropped what moved yet, and a tombstone may
+	// be in transit to a new home.
+	noPurge bool
+}
+
+func newRingState(r *ring.Ring, selfAddr string, noPurge bool) *ringState {
+	rs := &ringState{ring: r, self: -1, noPurge: noPurge}
+	for i, s := range r.Servers() {
+		if s.Addr() == selfAddr {
+			rs.self = i
+		}
+	}
+	for i := range r.Servers() {
+		if i != rs.self {
+			rs.peers = append(rs.peers, i)
+		}
+	}
+	return rs
+}
+
+// mustHashSHA1 panics unless r places keys by ring.SHA1, as the store's
+// ring index does: a programming error.
+func mustHashSHA1(r *ring.Ring) {
+	if probe := []byte("anti-entropy"); r.KeyHash(probe) != ring.SHA1(probe) {
+		panic("antientropy: the ring does not hash keys with ring.SHA1, as storage's ring index does")
+	}
+}
+
+func (rs *ringState) addr(i int) string { return rs.ring.Servers()[i].Addr() }
+
+func (rs *ringState) peerIndex(addr string) int {
+	for _, p := range rs.peers {
+		if rs.addr(p) == addr {
+			return p
+		}
+	}
+	return -1
+}
+
+// SetRing makes r the ring of later comparisons (this server's peers are
+// its other servers). With noPurge, tombstones are kept: a move of the
+// ring is under way. Like New's, r must place keys by ring.SHA1.
+func (e *Engine) SetRing(r *ring.Ring, noPurge bool) {
+	mustHashSHA1(r)
+	e.rs.Store(newRingState(r, e.opts.Self, noPurge))
+	// Confirmations were of the keys shared on the old ring.
+	e.mu.Lock()
+	e.confirmed = map[string][]int64{}
+	for _, p := range e.rs.Load().peers {
+		a := e.rs.Load().addr(p)
+		if e.stats[a] == nil {
+			e.stats[a] = &PeerStats{}
+		}
+	}
+	e.mu.Unlock()
 }
 
 // New returns an engine; call Run to start it. The ring must place keys by
 // ring.SHA1, as the store's ring index does (it panics otherwise: a
 // programming error).
 func New(store Store, tr Transport, opts Options) *Engine {
-	if probe := []byte("anti-entropy"); opts.Ring.KeyHash(probe) != ring.SHA1(probe) {
-		panic("antientropy: the ring does not hash keys with ring.SHA1, as storage's ring index does")
-	}
+	mustHashSHA1(opts.Ring)
 	if opts.Depth <= 0 || opts.Depth > merkle.MaxDepth {
 		opts.Depth = DefaultDepth
 	}
@@ -167,8 +232,8 @@ func New(store Store, tr Transport, opts Options) *Engine {
 		log = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{
-		store: store, tr: tr, opts: opts, log: log, self: -1,
-		limiter:   newLimiter(opts.Bandwidth, opts.Now),
+		store: store, tr: tr, opts: opts, log: log,
+		limiter:   throttle.New(opts.Bandwidth, opts.Now),
 		stats:     map[string]*PeerStats{},
 		confirmed: map[string][]int64{},
 		sessions:  map[string]bool{},
@@ -176,28 +241,16 @@ func New(store Store, tr Transport, opts Options) *Engine {
 		lastCheck: map[string]time.Time{},
 	}
 	e.treeCond = sync.NewCond(&e.treeMu)
-	for i, s := range opts.Ring.Servers() {
-		if s.Addr() == opts.Self {
-			e.self = i
-		}
-	}
-	for i, s := range opts.Ring.Servers() {
-		if i != e.self {
-			e.peers = append(e.peers, i)
-			e.stats[s.Addr()] = &PeerStats{}
-		}
+	e.rs.Store(newRingState(opts.Ring, opts.Self, false))
+	for _, p := range e.rs.Load().peers {
+		e.stats[e.rs.Load().addr(p)] = &PeerStats{}
 	}
 	return e
 }
 
-func (e *Engine) addr(i int) string { return e.opts.Ring.Servers()[i].Addr() }
-
 // Run does a round at once and then every Interval (if positive), and
 // pulls back from peers that pulled from this server, until ctx ends.
 func (e *Engine) Run(ctx context.Context) {
-	if e.self < 0 {
-		return
-	}
 	var tick <-chan time.Time
 	round := func() {
 		work := e.round(ctx)
@@ -231,8 +284,9 @@ func (e *Engine) Round(ctx context.Context) { e.round(ctx) }
 // round is Round; it returns how long it spent scanning its own storage
 // (building trees, finding tombstones to purge).
 func (e *Engine) round(ctx context.Context) (work time.Duration) {
-	if e.self < 0 {
-		return 0
+	rs := e.rs.Load()
+	if rs.self < 0 {
+		return 0 // not in the ring (yet)
 	}
 	start := e.opts.Now()
 	if _, err := e.buildTrees(ctx); err != nil {
@@ -241,8 +295,8 @@ func (e *Engine) round(ctx context.Context) (work time.Duration) {
 	}
 	work = e.opts.Now().Sub(start)
 	var synced, received, failed int
-	for _, p := range e.peers {
-		addr := e.addr(p)
+	for _, p := range rs.peers {
+		addr := rs.addr(p)
 		if h := e.opts.Health; h != nil && !h.Up(addr) {
 			continue
 		}
@@ -287,10 +341,11 @@ func (e *Engine) buildTrees(ctx context.Context) (*treeSet, error) {
 		e.treeCond.Broadcast()
 		e.treeMu.Unlock()
 	}()
+	rs := e.rs.Load()
 	built := e.opts.Now()
 	builders := map[int]*merkle.Builder{}
 	grace := e.opts.TombstoneGrace
-	prefs := e.newPrefs()
+	prefs := rs.newPrefs()
 	// The index is in ring order, leaf after leaf, but a leaf hashes its
 	// entries in key order (as every server does): each leaf's entries
 	// are gathered, sorted, then added.
@@ -303,7 +358,7 @@ func (e *Engine) buildTrees(ctx context.Context) (*treeSet, error) {
 		slices.SortFunc(leaf, func(a, b leafEntry) int { return bytes.Compare(a.key, b.key) })
 		for _, en := range leaf {
 			for _, p := range en.pref {
-				if p == e.self {
+				if p == rs.self {
 					continue
 				}
 				b := builders[p]
@@ -327,7 +382,7 @@ func (e *Engine) buildTrees(ctx context.Context) (*treeSet, error) {
 			return true
 		}
 		pref := prefs.at(en.Pos, int(rec.N))
-		if !contains(pref, e.self) {
+		if !contains(pref, rs.self) {
 			return true
 		}
 		if bucket := merkle.Bucket(en.Pos[:], e.opts.Depth); bucket != current {
@@ -343,7 +398,7 @@ func (e *Engine) buildTrees(ctx context.Context) (*treeSet, error) {
 		return nil, err
 	}
 	flush()
-	ts := &treeSet{built: built, byPeer: map[int]*merkle.Tree{}}
+	ts := &treeSet{rs: rs, built: built, byPeer: map[int]*merkle.Tree{}}
 	for p, b := range builders {
 		ts.byPeer[p] = b.Tree(built)
 	}
@@ -369,7 +424,10 @@ type prefs struct {
 	seen map[[2]int][]int
 }
 
-func (e *Engine) newPrefs() *prefs { return &prefs{r: e.opts.Ring, seen: map[[2]int][]int{}} }
+// newPrefs returns an empty cache of rs's preference lists: a cache
+// belongs to one ring state, so a ring that changes never answers from
+// the lists of the one before.
+func (rs *ringState) newPrefs() *prefs { return &prefs{r: rs.ring, seen: map[[2]int][]int{}} }
 
 // at returns the first n servers of the preference list of position pos.
 // The list must not be modified.
@@ -419,7 +477,7 @@ func (e *Engine) treesFor(ctx context.Context, maxAge time.Duration) (*treeSet, 
 	e.treeMu.Lock()
 	ts := e.trees
 	e.treeMu.Unlock()
-	if ts != nil && e.opts.Now().Sub(ts.built) <= maxAge {
+	if ts != nil && ts.rs == e.rs.Load() && e.opts.Now().Sub(ts.built) <= maxAge {
 		return ts, nil
 	}
 	return e.buildTrees(ctx)
@@ -441,18 +499,9 @@ func contains(list []int, x int) bool {
 	return false
 }
 
-func (e *Engine) peerIndex(addr string) int {
-	for _, p := range e.peers {
-		if e.addr(p) == addr {
-			return p
-		}
-	}
-	return -1
-}
-
 // call sends a request to a peer within the bandwidth budget.
 func (e *Engine) call(ctx context.Context, addr string, op wire.Op, body []byte) (wire.Frame, error) {
-	if err := e.limiter.wait(ctx, len(body)); err != nil {
+	if err := e.limiter.Wait(ctx, len(body)); err != nil {
 		return wire.Frame{}, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
@@ -468,7 +517,7 @@ func (e *Engine) call(ctx context.Context, addr string, op wire.Op, body []byte)
 		msg, _ := wire.DecodeMessage(f.Body)
 		return wire.Frame{}, fmt.Errorf("%s %s: %s %s: %w", addr, op, f.Status(), msg, errcode.Network)
 	}
-	if err := e.limiter.wait(ctx, len(f.Body)); err != nil {
+	if err := e.limiter.Wait(ctx, len(f.Body)); err != nil {
 		return wire.Frame{}, err
 	}
 	return f, nil
@@ -480,8 +529,7 @@ var errRebuilt = errors.New("peer rebuilt its tree during the comparison")
 // SyncPeer compares with one peer and pulls the records this server lacks
 // or holds older. It returns how many records it applied.
 func (e *Engine) SyncPeer(ctx context.Context, peer string) (int, error) {
-	p := e.peerIndex(peer)
-	if p < 0 || e.self < 0 {
+	if rs := e.rs.Load(); rs.peerIndex(peer) < 0 || rs.self < 0 {
 		return 0, fmt.Errorf("%s is not a peer: %w", peer, errcode.InvalidArg)
 	}
 	e.mu.Lock()
@@ -499,6 +547,10 @@ func (e *Engine) SyncPeer(ctx context.Context, peer string) (int, error) {
 	ts, err := e.treesFor(ctx, e.opts.TreeMaxAge)
 	if err != nil {
 		return 0, err
+	}
+	p := ts.rs.peerIndex(peer)
+	if p < 0 {
+		return 0, fmt.Errorf("%s is no longer a peer: %w", peer, errcode.InvalidArg)
 	}
 	mine := ts.tree(p, e.opts.Depth)
 	depth := uint8(e.opts.Depth)
@@ -539,7 +591,7 @@ func (e *Engine) SyncPeer(ctx context.Context, peer string) (int, error) {
 	e.confirm(peer, mine, equal, asOf)
 	applied := 0
 	if len(differ) > 0 {
-		applied, err = e.pull(ctx, peer, p, differ)
+		applied, err = e.pull(ctx, ts.rs, peer, p, differ)
 		if err != nil {
 			return applied, err
 		}
@@ -571,13 +623,13 @@ func (e *Engine) confirm(peer string, t *merkle.Tree, nodes []uint32, asOf int64
 
 // pull sends this server's entries of the differing leaves, in chunks,
 // and applies the records the peer answers with, page by page.
-func (e *Engine) pull(ctx context.Context, peer string, p int, buckets []uint32) (int, error) {
+func (e *Engine) pull(ctx context.Context, rs *ringState, peer string, p int, buckets []uint32) (int, error) {
 	byBucket := map[uint32][]wire.Entry{}
-	prefs := e.newPrefs()
+	prefs := rs.newPrefs()
 	for _, run := range leafRuns(buckets, e.opts.Depth) {
 		start, end := run.positions(e.opts.Depth)
 		err := e.store.ScanRange(start, end, storage.RangeOptions{Tombstones: true}, func(en storage.RangeEntry) bool {
-			if bucket, ok := e.shared(en.Pos, en.Record, p, prefs); ok {
+			if bucket, ok := rs.shared(en.Pos, en.Record, p, e.opts.Depth, prefs); ok {
 				byBucket[bucket] = append(byBucket[bucket], wire.Entry{Key: append([]byte(nil), en.Key...), Version: en.Record.Version, Tombstone: en.Record.Tombstone})
 			}
 			return ctx.Err() == nil
@@ -643,22 +695,21 @@ func (e *Engine) applyPulled(page []wire.KeyRecord) (int, error) {
 }
 
 // shared reports whether this server and peer p should both hold the key
-// at ring position pos, and its leaf.
-func (e *Engine) shared(pos ring.Hash, rec kv.Record, p int, prefs *prefs) (uint32, bool) {
+// at ring position pos, and its leaf at depth. prefs must be rs's.
+func (rs *ringState) shared(pos ring.Hash, rec kv.Record, p, depth int, prefs *prefs) (uint32, bool) {
 	if rec.N == 0 {
 		return 0, false
 	}
 	pref := prefs.at(pos, int(rec.N))
-	if !contains(pref, e.self) || !contains(pref, p) {
+	if !contains(pref, rs.self) || !contains(pref, p) {
 		return 0, false
 	}
-	return merkle.Bucket(pos[:], e.opts.Depth), true
+	return merkle.Bucket(pos[:], depth), true
 }
 
 // HandleTree answers a peer's request for tree hashes.
 func (e *Engine) HandleTree(ctx context.Context, req wire.AETreeRequest) (wire.AETreeResponse, error) {
-	p := e.peerIndex(req.From)
-	if p < 0 || e.self < 0 {
+	if rs := e.rs.Load(); rs.peerIndex(req.From) < 0 || rs.self < 0 {
 		return wire.AETreeResponse{}, fmt.Errorf("%q is not a peer of this server: %w", req.From, errcode.InvalidArg)
 	}
 	if int(req.Depth) != e.opts.Depth {
@@ -667,6 +718,10 @@ func (e *Engine) HandleTree(ctx context.Context, req wire.AETreeRequest) (wire.A
 	ts, err := e.treesFor(ctx, e.opts.TreeMaxAge)
 	if err != nil {
 		return wire.AETreeResponse{}, err
+	}
+	p := ts.rs.peerIndex(req.From)
+	if p < 0 {
+		return wire.AETreeResponse{}, fmt.Errorf("%q is no longer a peer of this server: %w", req.From, errcode.InvalidArg)
 	}
 	t := ts.tree(p, e.opts.Depth)
 	resp := wire.AETreeResponse{BuiltMS: uint64(t.Built.UnixMilli())}
@@ -681,8 +736,9 @@ func (e *Engine) HandleTree(ctx context.Context, req wire.AETreeRequest) (wire.A
 // A pull means the two differ, so a pull in the other direction is
 // scheduled too.
 func (e *Engine) HandleDiff(ctx context.Context, req wire.AEDiffRequest) (wire.AEDiffResponse, error) {
-	p := e.peerIndex(req.From)
-	if p < 0 || e.self < 0 {
+	rs := e.rs.Load()
+	p := rs.peerIndex(req.From)
+	if p < 0 || rs.self < 0 {
 		return wire.AEDiffResponse{}, fmt.Errorf("%q is not a peer of this server: %w", req.From, errcode.InvalidArg)
 	}
 	if int(req.Depth) != e.opts.Depth {
@@ -694,7 +750,7 @@ func (e *Engine) HandleDiff(ctx context.Context, req wire.AEDiffRequest) (wire.A
 		}
 	}
 	runs := leafRuns(req.Buckets, e.opts.Depth)
-	prefs := e.newPrefs()
+	prefs := rs.newPrefs()
 	theirs := make(map[string]kv.Version, len(req.Entries))
 	for _, en := range req.Entries {
 		theirs[string(en.Key)] = en.Version
@@ -721,7 +777,7 @@ func (e *Engine) HandleDiff(ctx context.Context, req wire.AEDiffRequest) (wire.A
 			}
 			start, end := run.positions(e.opts.Depth)
 			err := e.store.ScanRange(start, end, o, func(en storage.RangeEntry) bool {
-				if _, ok := e.shared(en.Pos, en.Record, p, prefs); !ok {
+				if _, ok := rs.shared(en.Pos, en.Record, p, e.opts.Depth, prefs); !ok {
 					return ctx.Err() == nil
 				}
 				if v, has := theirs[string(en.Key)]; has && !en.Record.Version.Newer(v) {
@@ -833,6 +889,10 @@ func (e *Engine) maybePullBack(req wire.AEDiffRequest) error {
 // comparison with every replica found their leaf equal after the
 // tombstone was written.
 func (e *Engine) PurgeTombstones(ctx context.Context) (int, error) {
+	rs := e.rs.Load()
+	if rs.noPurge || rs.self < 0 {
+		return 0, nil
+	}
 	now := e.opts.Now()
 	type victim struct {
 		key []byte
@@ -845,23 +905,23 @@ func (e *Engine) PurgeTombstones(ctx context.Context) (int, error) {
 		confirmed[k] = append([]int64(nil), v...)
 	}
 	e.mu.Unlock()
-	prefs := e.newPrefs()
+	prefs := rs.newPrefs()
 	err := e.store.ScanRange(ring.Hash{}, ring.Hash{}, storage.RangeOptions{Tombstones: true}, func(en storage.RangeEntry) bool {
 		rec, pos := en.Record, en.Pos
 		if !rec.Tombstone || rec.N == 0 || now.Sub(rec.Version.Time()) <= e.opts.TombstoneGrace {
 			return ctx.Err() == nil
 		}
 		pref := prefs.at(pos, int(rec.N))
-		if !contains(pref, e.self) {
+		if !contains(pref, rs.self) {
 			return true
 		}
 		bucket := merkle.Bucket(pos[:], e.opts.Depth)
 		need := rec.Version.Time().Add(clockSlack).UnixMilli()
 		for _, p := range pref {
-			if p == e.self {
+			if p == rs.self {
 				continue
 			}
-			c := confirmed[e.addr(p)]
+			c := confirmed[rs.addr(p)]
 			if c == nil || c[bucket] <= need {
 				return true
 			}
@@ -939,7 +999,7 @@ func (e *Engine) Handle(ctx context.Context, f wire.Frame) wire.Frame {
 		}
 		return fail(wire.StatusInternal, err)
 	}
-	if err := e.limiter.wait(ctx, len(body)); err != nil {
+	if err := e.limiter.Wait(ctx, len(body)); err != nil {
 		return fail(wire.StatusUnavailable, err)
 	}
 	return wire.Frame{Flags: uint8(wire.StatusOK), Body: body}

@@ -220,7 +220,7 @@ func TestRepairsMissingAndStale(t *testing.T) {
 				if a == b {
 					continue
 				}
-				pa, pb := a.eng.peerIndex(b.addr), b.eng.peerIndex(a.addr)
+				pa, pb := a.eng.rs.Load().peerIndex(b.addr), b.eng.rs.Load().peerIndex(a.addr)
 				if a.eng.trees.tree(pa, 10).Root() != b.eng.trees.tree(pb, 10).Root() {
 					t.Fatalf("trees of %s and %s still differ", a.addr, b.addr)
 				}
@@ -330,31 +330,6 @@ func TestNotAPeer(t *testing.T) {
 		cl := newCluster(t, 2, Options{})
 		if _, err := cl.nodes[0].eng.SyncPeer(context.Background(), "10.0.0.1:1"); err == nil {
 			t.Fatal("sync with a stranger")
-		}
-	})
-}
-
-func TestLimiter(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		c := &clock{t: time.Unix(0, 0)}
-		l := newLimiter(1<<20, c.now) // 1 MiB/s, burst 256 KiB
-		if took, d := l.reserve(100 << 10); took != 100<<10 || d != 0 {
-			t.Fatalf("within burst: %d %v", took, d)
-		}
-		took, d := l.reserve(1 << 20)
-		if took != 256<<10 {
-			t.Fatalf("took %d, want one burst", took)
-		}
-		// 156 KiB were left; 100 KiB more are owed at 1 MiB/s.
-		if want := 100 * time.Second / 1024; d < want-time.Millisecond || d > want+time.Millisecond {
-			t.Fatalf("delay %v, want %v", d, want)
-		}
-		c.add(time.Second)
-		if _, d := l.reserve(1024); d != 0 {
-			t.Fatalf("after refill: %v", d)
-		}
-		if err := newLimiter(0, c.now).wait(context.Background(), 1<<30); err != nil {
-			t.Fatal("unlimited limiter waited")
 		}
 	})
 }

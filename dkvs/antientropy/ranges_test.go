@@ -153,11 +153,11 @@ func TestTreesHashLeavesInKeyOrder(t *testing.T) {
 		nd.db.Scan(nil, storage.ScanOptions{Tombstones: true, NoValues: true}, func(key []byte, rec kv.Record) bool {
 			pos := cl.ring.KeyHash(key)
 			pref := cl.ring.Preference(key, int(rec.N))
-			if !contains(pref, nd.eng.self) {
+			if !contains(pref, nd.eng.rs.Load().self) {
 				return true
 			}
 			for _, p := range pref {
-				if p == nd.eng.self {
+				if p == nd.eng.rs.Load().self {
 					continue
 				}
 				if builders[p] == nil {
@@ -167,7 +167,7 @@ func TestTreesHashLeavesInKeyOrder(t *testing.T) {
 			}
 			return true
 		})
-		for _, p := range nd.eng.peers {
+		for _, p := range nd.eng.rs.Load().peers {
 			want := builders[p].Tree(ts.built)
 			got := ts.tree(p, DefaultDepth)
 			if got.Root() != want.Root() || got.Entries != want.Entries {

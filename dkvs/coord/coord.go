@@ -31,6 +31,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/limits"
 	"github.com/dkvs/dkvs/dkvs/ring"
+	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/transport"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
@@ -71,12 +72,14 @@ type Options struct {
 	// DisableReadRepair stops gets from sending the newest version to
 	// replicas that answered with an older one.
 	DisableReadRepair bool
+	// OnView, if set, is told of every newer view the coordinator
+	// installs, from SetView or from a replica's answer.
+	OnView func(*topology.View)
 }
 
 // Coordinator runs quorum operations. It is safe for concurrent use.
 type Coordinator struct {
-	ring  *ring.Ring
-	addrs []string
+	view  atomic.Pointer[topology.View]
 	tr    Transport
 	clock *kv.Clock
 	opts  Options
@@ -88,8 +91,8 @@ type Coordinator struct {
 	writeBack atomic.Int64 // linearizable reads that wrote the newest version back
 }
 
-// New returns a coordinator for the ring, sending through tr.
-func New(r *ring.Ring, tr Transport, opts Options) *Coordinator {
+// New returns a coordinator placing keys as v says, sending through tr.
+func New(v *topology.View, tr Transport, opts Options) *Coordinator {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
@@ -102,12 +105,34 @@ func New(r *ring.Ring, tr Transport, opts Options) *Coordinator {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Coordinator{ring: r, tr: tr, clock: opts.Clock, opts: opts, lim: lim, log: log}
+	c := &Coordinator{tr: tr, clock: opts.Clock, opts: opts, lim: lim, log: log}
 	c.bg.init()
-	for _, s := range r.Servers() {
-		c.addrs = append(c.addrs, s.Addr())
-	}
+	c.view.Store(v)
 	return c
+}
+
+// View returns the placement the coordinator uses now.
+func (c *Coordinator) View() *topology.View { return c.view.Load() }
+
+// SetView makes v the placement of later operations unless its epoch is
+// older than the current one's, and reports whether it did (a state of
+// the same epoch may say more: which servers of a move are done
+// streaming). Operations under way keep the view they started with; a
+// replica that knows a newer epoch refuses their requests, and they start
+// again with the newer one.
+func (c *Coordinator) SetView(v *topology.View) bool {
+	for {
+		cur := c.view.Load()
+		if cur != nil && v.Epoch() < cur.Epoch() {
+			return false
+		}
+		if c.view.CompareAndSwap(cur, v) {
+			if f := c.opts.OnView; f != nil {
+				f(v)
+			}
+			return true
+		}
+	}
 }
 
 // RandomWriterID returns a random non-zero writer id.
@@ -121,8 +146,8 @@ func RandomWriterID() uint64 {
 	}
 }
 
-// Ring returns the coordinator's ring.
-func (c *Coordinator) Ring() *ring.Ring { return c.ring }
+// Ring returns the ring reads go to now.
+func (c *Coordinator) Ring() *ring.Ring { return c.View().ReadRing() }
 
 // Clock returns the coordinator's clock.
 func (c *Coordinator) Clock() *kv.Clock { return c.clock }
@@ -331,6 +356,7 @@ type reply struct {
 	err     error
 	netErr  bool // err came from the transport (timeout, connection), not from the replica
 	sent    bool // the request may have reached the replica
+	stale   bool // the replica knows a newer ring and did nothing
 }
 
 // mayHaveApplied reports whether a failed write request may nevertheless
@@ -347,8 +373,8 @@ func (r reply) mayHaveApplied() bool {
 	return errcode.Of(r.err) == errcode.IO
 }
 
-func (c *Coordinator) up(server int) bool {
-	return c.opts.Health == nil || c.opts.Health.Up(c.addrs[server])
+func (c *Coordinator) up(v *topology.View, server int) bool {
+	return c.opts.Health == nil || c.opts.Health.Up(v.Addrs()[server])
 }
 
 // requestContext returns the context of a request carrying size bytes:
@@ -374,16 +400,25 @@ type AsyncTransport interface {
 
 var _ AsyncTransport = (*transport.Client)(nil)
 
-// send calls server with req on rctx, a context from requestContext that
-// the requests of one operation share, and delivers the reply on out,
-// which must have room for it. then, if not nil, runs after the delivery.
-func (c *Coordinator) send(rctx context.Context, server, hintFor int, req wire.Frame, out chan<- reply, then func()) {
+// send calls server (an index of v's servers) with req on rctx, a
+// context from requestContext that the requests of one operation share,
+// and delivers the reply on out, which must have room for it. then, if
+// not nil, runs after the delivery. A replica that knows a newer epoch
+// than v's answers with its ring, which the coordinator installs.
+func (c *Coordinator) send(rctx context.Context, v *topology.View, server, hintFor int, req wire.Frame, out chan<- reply, then func()) {
 	c.bg.add(1)
-	addr := c.addrs[server]
+	addr := v.Addrs()[server]
 	finish := func(f wire.Frame, err error) {
 		r := reply{server: server, hintFor: hintFor, f: f, err: err, netErr: err != nil,
 			sent: err == nil || !errors.Is(err, transport.ErrNotSent)}
-		if err == nil && f.Status() != wire.StatusOK && f.Status() != wire.StatusNotFound {
+		switch {
+		case err != nil:
+		case f.Status() == wire.StatusStaleEpoch:
+			r.err, r.stale = errStaleEpoch, true
+			if st, derr := topology.Decode(f.Body); derr == nil {
+				c.SetView(topology.NewView(st))
+			}
+		case f.Status() != wire.StatusOK && f.Status() != wire.StatusNotFound:
 			r.err = statusError(f)
 		}
 		if h := c.opts.Health; h != nil {
@@ -413,6 +448,17 @@ func (c *Coordinator) send(rctx context.Context, server, hintFor int, req wire.F
 	}()
 }
 
+// errStaleEpoch is the failure of a replica that refused a request
+// placed with an older ring than it knows: nothing was done.
+var errStaleEpoch = fmt.Errorf("the replica knows a newer ring: %w", errcode.Network)
+
+// frame returns the request frame of op for view v: its epoch, then the
+// body body appends.
+func frame(v *topology.View, op wire.Op, flags uint8, size int, body func([]byte) []byte) wire.Frame {
+	b := wire.AppendEpoch(make([]byte, 0, 8+size), v.Epoch())
+	return wire.Frame{Kind: uint8(op), Flags: flags | wire.FlagEpoch, Body: body(b)}
+}
+
 // errPeerDown is the failure recorded for a replica skipped because the
 // failure detector believes it down.
 var errPeerDown = fmt.Errorf("skipped: marked down by the failure detector: %w: %w", transport.ErrNotSent, errcode.Network)
@@ -420,7 +466,7 @@ var errPeerDown = fmt.Errorf("skipped: marked down by the failure detector: %w: 
 // sendAll sends req to every server on one shared deadline and returns
 // the channel of their replies. The caller may stop reading before the
 // last reply: the requests' context ends with the last of them.
-func (c *Coordinator) sendAll(ctx context.Context, servers []int, req wire.Frame) <-chan reply {
+func (c *Coordinator) sendAll(ctx context.Context, v *topology.View, servers []int, req wire.Frame) <-chan reply {
 	rctx, cancel := c.requestContext(ctx, len(req.Body))
 	out := make(chan reply, len(servers))
 	var left atomic.Int32
@@ -431,16 +477,16 @@ func (c *Coordinator) sendAll(ctx context.Context, servers []int, req wire.Frame
 		}
 	}
 	for _, s := range servers {
-		c.send(rctx, s, -1, req, out, last)
+		c.send(rctx, v, s, -1, req, out, last)
 	}
 	return out
 }
 
 // sendAlone is send on a deadline of its own, for a request sent after
 // the operation's first round (a fallback after a failure, a repair).
-func (c *Coordinator) sendAlone(ctx context.Context, server, hintFor int, req wire.Frame, out chan<- reply) {
+func (c *Coordinator) sendAlone(ctx context.Context, v *topology.View, server, hintFor int, req wire.Frame, out chan<- reply) {
 	rctx, cancel := c.requestContext(ctx, len(req.Body))
-	c.send(rctx, server, hintFor, req, out, cancel)
+	c.send(rctx, v, server, hintFor, req, out, cancel)
 }
 
 func truncate(key []byte) string {

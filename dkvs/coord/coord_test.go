@@ -14,6 +14,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/ring"
+	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/transport/memtransport"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
@@ -22,6 +23,7 @@ import (
 // kept per target.
 type replica struct {
 	mu       sync.Mutex
+	epoch    *topology.State // when set, requests of an older epoch are refused with it
 	data     map[string]kv.Record
 	hints    map[string]map[string]kv.Record
 	maxValue int
@@ -30,6 +32,13 @@ type replica struct {
 func (r *replica) Handle(ctx context.Context, f wire.Frame) wire.Frame {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	epoch, f, err := wire.SplitEpoch(f)
+	if err != nil {
+		return wire.Frame{Flags: uint8(wire.StatusBadRequest)}
+	}
+	if r.epoch != nil && epoch < r.epoch.Epoch {
+		return wire.Frame{Flags: uint8(wire.StatusStaleEpoch), Body: r.epoch.Encode()}
+	}
 	switch f.Op() {
 	case wire.OpPing:
 		return wire.Frame{Body: wire.AppendVersion(nil, kv.Version{Wall: 1})}
@@ -113,7 +122,7 @@ func newCluster(t *testing.T, nservers int, opts Options) *cluster {
 	if opts.Timeout == 0 {
 		opts.Timeout = 100 * time.Millisecond
 	}
-	cl.c = New(cl.ring, cl.net, opts)
+	cl.c = New(topology.StaticView(cl.ring.Servers()), cl.net, opts)
 	return cl
 }
 

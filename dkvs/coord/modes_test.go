@@ -38,7 +38,7 @@ func TestResolve(t *testing.T) {
 			{Req{N: -1}, true, 0, 0, true},
 		}
 		for _, tc := range cases {
-			n, q, err := cl.c.resolve(tc.req, tc.read)
+			n, q, err := resolve(cl.c.View(), tc.req, tc.read)
 			if tc.wantError != (err != nil) || n != tc.n || q != tc.q {
 				t.Errorf("%+v read=%v: n=%d q=%d err=%v, want n=%d q=%d error=%v", tc.req, tc.read, n, q, err, tc.n, tc.q, tc.wantError)
 			}

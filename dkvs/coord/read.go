@@ -7,6 +7,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/quorum"
+	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
@@ -31,43 +32,69 @@ func (c *Coordinator) GetReq(ctx context.Context, key []byte, req Req) (kv.Recor
 	if err := c.checkKey(key); err != nil {
 		return kv.Record{}, err
 	}
-	n, r, err := c.resolve(req, true)
-	if err != nil {
-		return kv.Record{}, err
+	for attempt := 1; ; attempt++ {
+		v := c.View()
+		n, r, err := resolve(v, req, true)
+		if err != nil {
+			return kv.Record{}, err
+		}
+		g := &getOp{c: c, v: v, ctx: ctx, key: key, r: r, lin: req.Linearizable}
+		if req.Linearizable {
+			// A linearizable read needs a majority of every ring that
+			// writes go to: during a move, of the old homes and the new.
+			g.sets = v.WriteSets(key, n)
+		} else {
+			g.sets = [][]int{v.ReadHomes(key, n)}
+		}
+		g.homes = topology.Union(g.sets)
+		rec, stale, err := g.run()
+		if err == nil || !stale || attempt == maxAttempts || c.View().Epoch() <= v.Epoch() {
+			return rec, err
+		}
 	}
-	g := &getOp{c: c, ctx: ctx, key: key, r: r, lin: req.Linearizable, homes: c.ring.Preference(key, n)}
+}
+
+// run starts the read and decides it in the caller's goroutine; the
+// replies still due are then collected in the background (for read
+// repair), counted before this returns so Wait sees them. It also reports
+// whether a replica refused because it knew a newer ring, as known when
+// the read was decided (the background goes on updating g).
+func (g *getOp) run() (kv.Record, bool, error) {
+	c := g.c
 	g.start()
-	// The caller's goroutine runs the operation until its outcome is
-	// known; the replies still due are then collected in the background
-	// (for read repair), counted before this returns so Wait sees them.
 	for g.inflight > 0 && !g.decided {
 		select {
 		case rp := <-g.replies:
 			g.inflight--
 			g.step(rp)
-		case <-ctx.Done():
+		case <-g.ctx.Done():
+			stale := g.stale
 			c.bg.add(1)
 			go g.rest()
-			return kv.Record{}, fmt.Errorf("get: %w: %w", ctx.Err(), errcode.Network)
+			return kv.Record{}, stale, fmt.Errorf("get: %w: %w", g.ctx.Err(), errcode.Network)
 		}
 	}
+	if !g.decided { // unreachable: every reply is an answer or a failure
+		g.decided = true
+		g.err = newQuorumError("get", g.r, len(g.answers), len(g.homes), g.fails, false)
+	}
+	rec, stale, err := g.rec, g.stale, g.err
 	c.bg.add(1)
 	go g.rest()
-	if !g.decided { // unreachable: every reply is an answer or a failure
-		return kv.Record{}, newQuorumError("get", g.r, len(g.answers), len(g.homes), g.fails, false)
-	}
-	return g.rec, g.err
+	return rec, stale, err
 }
 
 // getOp is one read: requests to the home replicas, their answers, and
 // the outcome once decided.
 type getOp struct {
 	c     *Coordinator
+	v     *topology.View
 	ctx   context.Context
 	key   []byte
 	r     int
 	lin   bool
-	homes []int
+	sets  [][]int // the homes of each ring whose R answers the read needs
+	homes []int   // their union
 
 	replies  chan reply
 	inflight int
@@ -77,10 +104,48 @@ type getOp struct {
 	skipped  []int // homes not asked because the detector believes them down
 	newest   kv.Record
 	answers  []answered
+	failed   []int
 	fails    []ReplicaError
+	stale    bool
 	decided  bool
 	rec      kv.Record
 	err      error
+}
+
+// count returns how many servers of set are in list.
+func count(set []int, list []int) int {
+	n := 0
+	for _, s := range set {
+		if contains(list, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// enough reports whether every ring has R answers.
+func (g *getOp) enough() bool {
+	var ans []int
+	for _, a := range g.answers {
+		ans = append(ans, a.server)
+	}
+	for _, set := range g.sets {
+		if count(set, ans) < min(g.r, len(set)) {
+			return false
+		}
+	}
+	return true
+}
+
+// hopeless reports whether some ring can no longer give R answers from
+// the homes asked.
+func (g *getOp) hopeless() bool {
+	for _, set := range g.sets {
+		if len(set)-count(set, g.failed)-count(set, g.skipped) < min(g.r, len(set)) {
+			return true
+		}
+	}
+	return false
 }
 
 // answered is a replica's answer: its record (zero version: not found).
@@ -94,20 +159,25 @@ type answered struct {
 func (g *getOp) start() {
 	c := g.c
 	g.replies = make(chan reply, len(g.homes))
-	req := wire.Frame{Kind: uint8(wire.OpGet), Body: wire.GetRequest{Key: g.key}.Append(nil)}
-	up := 0
+	req := frame(g.v, wire.OpGet, 0, len(g.key)+4, wire.GetRequest{Key: g.key}.Append)
+	var up []int
 	for _, h := range g.homes {
-		if c.up(h) {
-			up++
+		if c.up(g.v, h) {
+			up = append(up, h)
 		}
 	}
-	probeAll := up < g.r
+	probeAll := false
+	for _, set := range g.sets {
+		if count(set, up) < min(g.r, len(set)) {
+			probeAll = true
+		}
+	}
 	g.req = req
 	g.rctx, g.cancel = c.requestContext(g.ctx, 0)
 	for _, h := range g.homes {
-		if probeAll || c.up(h) {
+		if probeAll || contains(up, h) {
 			g.inflight++
-			c.send(g.rctx, h, -1, req, g.replies, nil)
+			c.send(g.rctx, g.v, h, -1, req, g.replies, nil)
 		} else {
 			g.skipped = append(g.skipped, h)
 		}
@@ -131,25 +201,27 @@ func (g *getOp) step(rp reply) {
 		g.answers = append(g.answers, answered{server: rp.server}) // not found
 	}
 	if rp.err != nil {
-		g.fails = append(g.fails, ReplicaError{c.addrs[rp.server], rp.err})
-		if !g.decided && len(g.fails)+len(g.skipped) > len(g.homes)-g.r && len(g.skipped) > 0 {
-			// The homes believed up cannot give R answers any more: ask
-			// those believed down too (the detector may be wrong, for one
-			// that came back and was not probed yet).
-			for _, h := range g.skipped {
-				g.inflight++
-				c.send(g.rctx, h, -1, g.req, g.replies, nil)
+		g.stale = g.stale || rp.stale
+		g.failed = append(g.failed, rp.server)
+		g.fails = append(g.fails, ReplicaError{g.v.Addrs()[rp.server], rp.err})
+		if !g.decided && g.hopeless() {
+			if len(g.skipped) > 0 {
+				// The homes believed up cannot give R answers any more: ask
+				// those believed down too (the detector may be wrong, for
+				// one that came back and was not probed yet).
+				for _, h := range g.skipped {
+					g.inflight++
+					c.send(g.rctx, g.v, h, -1, g.req, g.replies, nil)
+				}
+				g.skipped = nil
+				return
 			}
-			g.skipped = nil
-			return
-		}
-		if !g.decided && len(g.fails) > len(g.homes)-g.r {
 			g.decided = true
 			g.err = newQuorumError("get", g.r, len(g.answers), len(g.homes), g.fails, false)
 		}
 		return
 	}
-	if g.decided || len(g.answers) < g.r {
+	if g.decided || !g.enough() {
 		return
 	}
 	g.decided = true
@@ -157,7 +229,9 @@ func (g *getOp) step(rp reply) {
 		// The answers differ: the newest may be on a minority only. Make
 		// a majority hold it before anyone is told.
 		c.writeBack.Add(1)
-		if err := c.writeBackNewest(g.ctx, g.key, g.newest, g.answers, g.homes); err != nil {
+		stale, err := c.writeBackNewest(g.ctx, g.v, g.key, g.newest, g.answers, g.sets)
+		g.stale = g.stale || stale
+		if err != nil {
 			g.err = fmt.Errorf("get: writing back the newest version: %w", err)
 			return
 		}
@@ -175,7 +249,7 @@ func (g *getOp) rest() {
 	}
 	g.cancel()
 	if !g.c.opts.DisableReadRepair {
-		g.c.readRepair(g.ctx, g.key, g.newest, g.answers)
+		g.c.readRepair(g.ctx, g.v, g.key, g.newest, g.answers)
 	}
 }
 
@@ -201,46 +275,55 @@ func agree(answers []answered) bool {
 	return true
 }
 
-// writeBackNewest stores newest on the home replicas that did not answer with it
-// until a majority of homes holds it (counting those that answered with
-// it).
-func (c *Coordinator) writeBackNewest(ctx context.Context, key []byte, newest kv.Record, answers []answered, homes []int) error {
-	holds := map[int]bool{}
+// writeBackNewest stores newest on the home replicas that did not answer
+// with it until a majority of each ring's homes holds it (counting those
+// that answered with it).
+// It also reports whether a replica refused because it knew a newer ring.
+func (c *Coordinator) writeBackNewest(ctx context.Context, v *topology.View, key []byte, newest kv.Record, answers []answered, sets [][]int) (stale bool, err error) {
+	var holds []int
 	for _, a := range answers {
 		if a.rec.Version == newest.Version {
-			holds[a.server] = true
+			holds = append(holds, a.server)
 		}
 	}
-	need := Majority(len(homes))
-	have := len(holds)
+	homes := topology.Union(sets)
+	enough := func() bool {
+		for _, set := range sets {
+			if count(set, holds) < Majority(len(set)) {
+				return false
+			}
+		}
+		return true
+	}
 	body := wire.PutRequest{Key: key, Record: newest}
-	put := wire.Frame{Kind: uint8(wire.OpPut), Body: body.Append(make([]byte, 0, body.Size()))}
+	put := frame(v, wire.OpPut, 0, body.Size(), body.Append)
 	var targets []int
 	for _, h := range homes {
-		if !holds[h] {
+		if !contains(holds, h) {
 			targets = append(targets, h)
 		}
 	}
-	replies := c.sendAll(ctx, targets, put)
+	replies := c.sendAll(ctx, v, targets, put)
 	inflight := len(targets)
 	var fails []ReplicaError
-	for ; inflight > 0 && have < need; inflight-- {
+	for ; inflight > 0 && !enough(); inflight-- {
 		r := <-replies
+		stale = stale || r.stale
 		if r.err != nil {
-			fails = append(fails, ReplicaError{c.addrs[r.server], r.err})
+			fails = append(fails, ReplicaError{v.Addrs()[r.server], r.err})
 			continue
 		}
-		have++
+		holds = append(holds, r.server)
 	}
-	if have < need {
-		return newQuorumError("write back", need, have, len(homes), fails, false)
+	if !enough() {
+		return stale, newQuorumError("write back", Majority(len(sets[0])), len(holds), len(homes), fails, false)
 	}
-	return nil
+	return stale, nil
 }
 
 // readRepair sends newest to every replica that answered with an older
 // version or not found.
-func (c *Coordinator) readRepair(ctx context.Context, key []byte, newest kv.Record, answers []answered) {
+func (c *Coordinator) readRepair(ctx context.Context, v *topology.View, key []byte, newest kv.Record, answers []answered) {
 	if newest.Version.IsZero() {
 		return
 	}
@@ -254,11 +337,11 @@ func (c *Coordinator) readRepair(ctx context.Context, key []byte, newest kv.Reco
 		return
 	}
 	body := wire.PutRequest{Key: key, Record: newest}
-	put := wire.Frame{Kind: uint8(wire.OpPut), Body: body.Append(make([]byte, 0, body.Size()))}
-	repairs := c.sendAll(ctx, stale, put)
+	put := frame(v, wire.OpPut, 0, body.Size(), body.Append)
+	repairs := c.sendAll(ctx, v, stale, put)
 	for range stale {
 		if r := <-repairs; r.err != nil {
-			c.log.Debug("read repair failed", "peer", c.addrs[r.server], "err", r.err)
+			c.log.Debug("read repair failed", "peer", v.Addrs()[r.server], "err", r.err)
 		} else {
 			c.repairs.Add(1)
 		}

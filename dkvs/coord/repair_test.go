@@ -10,6 +10,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/health"
 	"github.com/dkvs/dkvs/dkvs/kv"
+	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/transport/memtransport"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
@@ -105,7 +106,7 @@ func TestDetectorSkipsStalledReplica(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cl := newCluster(t, 5, Options{Timeout: 40 * time.Millisecond, DisableSloppyQuorum: true})
 		d := cl.detector()
-		cl.c = New(cl.ring, cl.net, Options{Timeout: 40 * time.Millisecond, Health: d, DisableSloppyQuorum: true})
+		cl.c = New(topology.StaticView(cl.ring.Servers()), cl.net, Options{Timeout: 40 * time.Millisecond, Health: d, DisableSloppyQuorum: true})
 		home := cl.home("key", 3)
 		cl.net.SetFault(home[0], memtransport.Stalled)
 		if _, err := cl.c.Put(ctx, []byte("key"), []byte("v1"), 3, 2); err != nil {
@@ -152,7 +153,7 @@ func TestDetectorWrongDoesNotBlock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cl := newCluster(t, 3, Options{DisableSloppyQuorum: true})
 		d := cl.detector()
-		cl.c = New(cl.ring, cl.net, Options{Health: d, DisableSloppyQuorum: true})
+		cl.c = New(topology.StaticView(cl.ring.Servers()), cl.net, Options{Health: d, DisableSloppyQuorum: true})
 		for _, s := range cl.ring.Servers() {
 			d.Failed(s.Addr(), errors.New("wrong"))
 		}
@@ -228,7 +229,7 @@ func TestHintOnHomeWithoutFallback(t *testing.T) {
 		for _, sloppy := range []bool{true, false} {
 			cl := newCluster(t, 3, Options{})
 			d := cl.detector()
-			cl.c = New(cl.ring, cl.net, Options{Health: d, DisableSloppyQuorum: !sloppy})
+			cl.c = New(topology.StaticView(cl.ring.Servers()), cl.net, Options{Health: d, DisableSloppyQuorum: !sloppy})
 			home := cl.home("k", 3)
 			cl.net.SetFault(home[2], memtransport.Down)
 			d.Failed(home[2], errors.New("down"))
@@ -271,7 +272,7 @@ func TestHintAcksWaitForSlowerHome(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				cl := newCluster(t, 5, Options{})
 				d := cl.detector()
-				cl.c = New(cl.ring, cl.net, Options{Timeout: 2 * delay, Health: d})
+				cl.c = New(topology.StaticView(cl.ring.Servers()), cl.net, Options{Timeout: 2 * delay, Health: d})
 				w := cl.walk("key")
 				home, fallbacks := w[:3], w[3:]
 				// The detector believes home[0] down; it is back, without the
@@ -317,7 +318,7 @@ func TestGetAsksHomeBelievedDown(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := cl.detector()
-		cl.c = New(cl.ring, cl.net, Options{Health: d, DisableSloppyQuorum: true})
+		cl.c = New(topology.StaticView(cl.ring.Servers()), cl.net, Options{Health: d, DisableSloppyQuorum: true})
 		home := cl.home("k", 3)
 		d.Failed(home[0], errors.New("wrong: it is back")) // up, but not probed yet
 		cl.net.SetFault(home[1], memtransport.Down)        // really gone

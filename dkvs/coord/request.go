@@ -2,6 +2,7 @@ package coord
 
 import (
 	"github.com/dkvs/dkvs/dkvs/quorum"
+	"github.com/dkvs/dkvs/dkvs/topology"
 )
 
 // The replication rules live in package quorum; these names keep the
@@ -35,11 +36,11 @@ type Req = quorum.Req
 const DefaultN = quorum.DefaultN
 
 // resolve returns the request's effective N and its R (read) or W (write)
-// count q, clamped to the ring.
-func (c *Coordinator) resolve(req Req, read bool) (n, q int, err error) {
+// count q, clamped to the rings of v.
+func resolve(v *topology.View, req Req, read bool) (n, q int, err error) {
 	k := quorum.Write
 	if read {
 		k = quorum.Read
 	}
-	return req.Resolve(k, len(c.addrs))
+	return req.Resolve(k, v.RingSize())
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/quorum"
+	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
@@ -47,23 +48,57 @@ func (c *Coordinator) DeleteReq(ctx context.Context, key []byte, req Req) (kv.Ve
 	return c.write(ctx, "delete", key, kv.Record{Tombstone: true}, req)
 }
 
+// maxAttempts bounds how many times an operation starts again after a
+// replica answered with a newer ring: once is the rule (a ring changes
+// by a few epochs at a time), more is a ring changing under the request.
+const maxAttempts = 4
+
 func (c *Coordinator) write(ctx context.Context, op string, key []byte, rec kv.Record, req Req) (kv.Version, error) {
 	if err := c.checkKey(key); err != nil {
 		return kv.Version{}, err
 	}
-	n, w, err := c.resolve(req, false)
-	if err != nil {
-		return kv.Version{}, err
+	for attempt := 1; ; attempt++ {
+		v := c.View()
+		n, w, err := resolve(v, req, false)
+		if err != nil {
+			return kv.Version{}, err
+		}
+		wo := c.newWriteOp(ctx, v, op, key, rec, n, w, req.Linearizable)
+		wo.replace = maxAttempts
+		// The caller's goroutine runs the operation until its outcome is
+		// known; the replies still due are collected in the background.
+		version, stale, err := wo.run()
+		if err == nil || !stale || attempt == maxAttempts || c.View().Epoch() <= v.Epoch() {
+			return version, err
+		}
+		// A replica knew a newer ring: place the same record again. What
+		// was applied with the old ring holds the same version.
+		rec.Version = wo.rec.Version
 	}
-	wo := &writeOp{c: c, ctx: ctx, op: op, key: key, rec: rec, n: n, w: w, lin: req.Linearizable}
-	walk := c.ring.Walk(key)
-	wo.homes = walk[:n]
-	if !c.opts.DisableSloppyQuorum && !req.Linearizable {
-		wo.fallbacks = walk[n:]
+}
+
+func (c *Coordinator) newWriteOp(ctx context.Context, v *topology.View, op string, key []byte, rec kv.Record, n, w int, lin bool) *writeOp {
+	wo := &writeOp{c: c, v: v, ctx: ctx, op: op, key: key, rec: rec, n: n, w: w, lin: lin,
+		out: map[int]bool{}, acked: map[int]bool{}, hinted: map[int]bool{}}
+	wo.sets = v.WriteSets(key, n)
+	wo.homes = topology.Union(wo.sets)
+	if !c.opts.DisableSloppyQuorum && !lin {
+		for _, s := range v.Walk(key) {
+			if !contains(wo.homes, s) {
+				wo.fallbacks = append(wo.fallbacks, s)
+			}
+		}
 	}
-	// The caller's goroutine runs the operation until its outcome is
-	// known; the replies still due are collected in the background.
-	return wo.run()
+	return wo
+}
+
+func contains(list []int, x int) bool {
+	for _, v := range list {
+		if v == x {
+			return true
+		}
+	}
+	return false
 }
 
 // writeOp is one put or delete. In the default mode it sends the record to
@@ -71,18 +106,22 @@ func (c *Coordinator) write(ctx context.Context, op string, key []byte, rec kv.R
 // by the next fallback server, which keeps the record as a hint for it. In
 // linearizable mode it first reads the highest version from a majority of
 // the home replicas and writes a strictly higher one to home replicas
-// only. It reports once W acknowledgements arrived or can no longer
-// arrive, and runs until every request it sent has been answered.
+// only. During a move the homes are those of both rings, and the write
+// needs W acknowledgements among each ring's homes. It reports once the
+// acknowledgements arrived or can no longer arrive, and runs until every
+// request it sent has been answered.
 type writeOp struct {
 	c         *Coordinator
+	v         *topology.View
 	ctx       context.Context
 	op        string
 	key       []byte
 	rec       kv.Record
 	n, w      int
 	lin       bool
-	homes     []int
-	fallbacks []int // in ring order; empty without sloppy quorum
+	sets      [][]int // the homes of each ring the write goes to
+	homes     []int   // their union
+	fallbacks []int   // in ring order; empty without sloppy quorum
 	nextFB    int
 	put       wire.Frame
 	sent      []int           // homes sent the write
@@ -90,18 +129,25 @@ type writeOp struct {
 	cancel    context.CancelFunc
 	replies   chan reply
 	inflight  int
-	homesOut  int  // requests to home replicas not yet answered
-	acks      int  // home replicas that acknowledged
-	hintAcks  int  // fallbacks that acknowledged a hint
-	maybe     bool // some request may have been applied
+	out       map[int]bool // homes sent the write and not answered yet
+	acked     map[int]bool // homes that acknowledged
+	hinted    map[int]bool // homes for which a fallback acknowledged a hint
+	maybe     bool         // some request may have been applied
+	stale     bool         // a replica knew a newer ring
+	replace   int          // how many more times a write refused for a newer ring is placed again
 	fails     []ReplicaError
 }
 
 func (wo *writeOp) sendHome(s int) {
 	wo.inflight++
-	wo.homesOut++
+	wo.out[s] = true
 	wo.sent = append(wo.sent, s)
-	wo.c.send(wo.rctx, s, -1, wo.put, wo.replies, nil)
+	wo.c.send(wo.rctx, wo.v, s, -1, wo.put, wo.replies, nil)
+}
+
+func (wo *writeOp) hintFrame(home int) wire.Frame {
+	hint := wire.HintRequest{Target: wo.v.Addrs()[home], Key: wo.key, Record: wo.rec}
+	return frame(wo.v, wire.OpHint, 0, len(hint.Target)+len(hint.Key)+len(hint.Record.Value)+40, hint.Append)
 }
 
 // placeHint makes sure a home replica that did not get the write will: a
@@ -114,10 +160,9 @@ func (wo *writeOp) placeHint(home int) {
 		return
 	}
 	for _, h := range wo.sent {
-		if h != home && wo.c.up(h) {
-			hint := wire.HintRequest{Target: wo.c.addrs[home], Key: wo.key, Record: wo.rec}
+		if h != home && wo.c.up(wo.v, h) {
 			discard := make(chan reply, 1)
-			wo.c.sendAlone(wo.ctx, h, home, wire.Frame{Kind: uint8(wire.OpHint), Body: hint.Append(nil)}, discard)
+			wo.c.sendAlone(wo.ctx, wo.v, h, home, wo.hintFrame(home), discard)
 			return
 		}
 	}
@@ -129,55 +174,71 @@ func (wo *writeOp) sendFallback(home int) bool {
 	for wo.nextFB < len(wo.fallbacks) {
 		f := wo.fallbacks[wo.nextFB]
 		wo.nextFB++
-		if !wo.c.up(f) {
+		if !wo.c.up(wo.v, f) {
 			continue
 		}
-		hint := wire.HintRequest{Target: wo.c.addrs[home], Key: wo.key, Record: wo.rec}
 		wo.inflight++
-		wo.c.sendAlone(wo.ctx, f, home, wire.Frame{Kind: uint8(wire.OpHint), Body: hint.Append(nil)}, wo.replies)
+		wo.c.sendAlone(wo.ctx, wo.v, f, home, wo.hintFrame(home), wo.replies)
 		return true
 	}
 	return false
 }
 
 func (wo *writeOp) fail(server int, err error) {
-	wo.fails = append(wo.fails, ReplicaError{wo.c.addrs[server], err})
+	wo.fails = append(wo.fails, ReplicaError{wo.v.Addrs()[server], err})
 }
 
 // targets returns the home replicas to send to: those believed up, or all
-// of them when too few are (the detector may be wrong).
-func (wo *writeOp) targets(need int) (send, skipped []int) {
+// of them when too few are for some ring's W and no fallback can stand in
+// (the detector may be wrong).
+func (wo *writeOp) targets() (send, skipped []int) {
 	for _, h := range wo.homes {
-		if wo.c.up(h) {
+		if wo.c.up(wo.v, h) {
 			send = append(send, h)
 		} else {
 			skipped = append(skipped, h)
 		}
 	}
-	if len(send) < need && len(wo.fallbacks) == 0 {
-		return wo.homes, nil
+	if len(wo.fallbacks) == 0 {
+		for _, set := range wo.sets {
+			up := 0
+			for _, h := range set {
+				if contains(send, h) {
+					up++
+				}
+			}
+			if up < wo.w {
+				return wo.homes, nil
+			}
+		}
 	}
 	return send, skipped
 }
 
-func (wo *writeOp) run() (kv.Version, error) {
+// run places the write and returns its outcome once known, and whether a
+// replica refused because it knew a newer ring (as known then: the replies
+// still due are collected in the background, which goes on updating wo).
+func (wo *writeOp) run() (kv.Version, bool, error) {
 	c := wo.c
 	if wo.lin {
-		v, err := c.highestVersion(wo.ctx, wo.key, wo.homes, Majority(len(wo.homes)))
+		v, stale, err := c.highestVersion(wo.ctx, wo.v, wo.key, wo.sets)
 		if err != nil {
-			return kv.Version{}, fmt.Errorf("%s: reading versions: %w", wo.op, err)
+			wo.stale = stale
+			return kv.Version{}, stale, fmt.Errorf("%s: reading versions: %w", wo.op, err)
 		}
-		wo.rec.Version = c.clock.After(v) // strictly higher than any version a majority holds
-	} else {
+		// Strictly higher than any version a majority holds (and than an
+		// earlier attempt's, which the read may have found).
+		wo.rec.Version = c.clock.After(v)
+	} else if wo.rec.Version.IsZero() {
 		wo.rec.Version = c.clock.Now()
 	}
 	wo.rec.N = uint8(wo.n)
 	body := wire.PutRequest{Key: wo.key, Record: wo.rec}
-	wo.put = wire.Frame{Kind: uint8(wire.OpPut), Body: body.Append(make([]byte, 0, body.Size()))}
+	wo.put = frame(wo.v, wire.OpPut, 0, body.Size(), body.Append)
 	wo.replies = make(chan reply, len(wo.homes)+len(wo.fallbacks))
 	wo.rctx, wo.cancel = c.requestContext(wo.ctx, len(wo.put.Body))
 
-	send, skipped := wo.targets(wo.w)
+	send, skipped := wo.targets()
 	for _, h := range send {
 		wo.sendHome(h)
 	}
@@ -198,25 +259,29 @@ func (wo *writeOp) run() (kv.Version, error) {
 		case r = <-wo.replies:
 		case <-wo.ctx.Done():
 			// The write goes on in the background: it may or may not land.
+			stale := wo.stale
 			c.bg.add(1)
 			go wo.drain()
-			return kv.Version{}, fmt.Errorf("%s: %w: %w", wo.op, wo.ctx.Err(), ErrUnknownOutcome)
+			return kv.Version{}, stale, fmt.Errorf("%s: %w: %w", wo.op, wo.ctx.Err(), ErrUnknownOutcome)
 		}
 		wo.inflight--
 		if r.hintFor < 0 {
-			wo.homesOut--
+			delete(wo.out, r.server)
 		}
 		if r.mayHaveApplied() {
 			wo.maybe = true
+		}
+		if r.stale {
+			wo.stale = true
 		}
 		if r.err == nil {
 			if r.hintFor < 0 {
 				if cur, err := wire.DecodeVersion(r.f.Body); err == nil {
 					c.clock.Observe(cur)
 				}
-				wo.acks++
+				wo.acked[r.server] = true
 			} else {
-				wo.hintAcks++
+				wo.hinted[r.hintFor] = true
 			}
 		} else {
 			wo.fail(r.server, r.err)
@@ -232,38 +297,64 @@ func (wo *writeOp) run() (kv.Version, error) {
 			// Report at once; the replies still due are collected in the
 			// background, counted before this returns so that Wait cannot
 			// miss them.
+			version, stale := wo.rec.Version, wo.stale
 			c.bg.add(1)
 			go wo.drain()
-			return wo.rec.Version, nil // drain cancels rctx
+			return version, stale, nil // drain cancels rctx
 		}
 	}
 	wo.cancel()
-	return kv.Version{}, newQuorumError(wo.op, wo.w, wo.acks+wo.hintAcks, len(wo.homes), wo.fails, wo.maybe)
+	acks := len(wo.acked) + len(wo.hinted)
+	return kv.Version{}, wo.stale, newQuorumError(wo.op, wo.w, acks, len(wo.homes), wo.fails, wo.maybe)
 }
 
-// done reports whether the write has its W acknowledgements. Hints on
-// fallbacks count only once the home replicas can no longer make W on
-// their own: a home that is merely slower than a fallback is waited for
-// (until it answers or fails), because a get reads home replicas only, and
-// a write acknowledged by one home and a hint could otherwise be missed by
-// the very next get, from the same client, that reads the two other homes
-// (one just back from a restart, one still applying the write).
+// done reports whether the write has its W acknowledgements in every
+// ring. Hints on fallbacks count only once the ring's homes can no longer
+// make W on their own: a home that is merely slower than a fallback is
+// waited for (until it answers or fails), because a get reads home
+// replicas only, and a write acknowledged by one home and a hint could
+// otherwise be missed by the very next get, from the same client, that
+// reads the two other homes (one just back from a restart, one still
+// applying the write).
 func (wo *writeOp) done() bool {
-	if wo.acks >= wo.w {
-		return true
+	for _, set := range wo.sets {
+		acks, hints, out := 0, 0, 0
+		for _, h := range set {
+			switch {
+			case wo.acked[h]:
+				acks++
+			case wo.out[h]:
+				out++
+			}
+			if wo.hinted[h] && !wo.acked[h] {
+				hints++
+			}
+		}
+		if acks >= wo.w {
+			continue
+		}
+		if acks+hints >= wo.w && acks+out < wo.w {
+			continue
+		}
+		return false
 	}
-	return wo.acks+wo.hintAcks >= wo.w && wo.acks+wo.homesOut < wo.w
+	return true
 }
 
 // drain collects the replies still due after the operation was decided,
 // sending hints for home replicas that fail meanwhile, so that every live
-// replica gets the write before Wait returns.
+// replica gets the write before Wait returns. A write some replica refused
+// because it knew a newer ring is placed again with that ring (the same
+// version: where it landed already, nothing changes), so that the homes of
+// the newer ring do not wait for repair to get it.
 func (wo *writeOp) drain() {
 	defer wo.c.bg.done()
-	defer wo.cancel()
 	for wo.inflight > 0 {
 		r := <-wo.replies
 		wo.inflight--
+		if r.stale {
+			wo.stale = true
+		}
 		if r.err != nil && r.netErr {
 			home := r.server
 			if r.hintFor >= 0 {
@@ -272,26 +363,69 @@ func (wo *writeOp) drain() {
 			wo.placeHint(home)
 		}
 	}
+	wo.cancel()
+	c := wo.c
+	if v := c.View(); wo.stale && wo.replace > 1 && v.Epoch() > wo.v.Epoch() {
+		n, w, err := resolve(v, Req{N: wo.n, W: wo.w}, false)
+		if err != nil {
+			return
+		}
+		again := c.newWriteOp(context.WithoutCancel(wo.ctx), v, wo.op, wo.key, wo.rec, n, w, false)
+		again.replace = wo.replace - 1
+		_, _, _ = again.run() // its drain is tracked by Wait like any other
+	}
 }
 
-// highestVersion asks the home replicas for the version they hold of key
-// and returns the highest among the first need answers (a replica with no
-// record answers the zero version).
-func (c *Coordinator) highestVersion(ctx context.Context, key []byte, homes []int, need int) (kv.Version, error) {
-	req := wire.Frame{Kind: uint8(wire.OpGet), Flags: wire.GetVersionOnly, Body: wire.GetRequest{Key: key}.Append(nil)}
-	replies := c.sendAll(ctx, homes, req)
-	inflight := len(homes)
+// highestVersion asks the key's homes in every ring of sets for the
+// version they hold of key, and returns the highest among the answers
+// once a majority of each ring's homes answered (a replica with no record
+// answers the zero version).
+// It also reports whether a replica refused because it knew a newer ring.
+func (c *Coordinator) highestVersion(ctx context.Context, v *topology.View, key []byte, sets [][]int) (highest kv.Version, stale bool, err error) {
+	homes := topology.Union(sets)
+	req := frame(v, wire.OpGet, wire.GetVersionOnly, len(key)+4, wire.GetRequest{Key: key}.Append)
+	replies := c.sendAll(ctx, v, homes, req)
+	answered := map[int]bool{}
 	var fails []ReplicaError
-	var highest kv.Version
-	got := 0
-	for ; inflight > 0; inflight-- {
+	enough := func() bool {
+		for _, set := range sets {
+			n := 0
+			for _, h := range set {
+				if answered[h] {
+					n++
+				}
+			}
+			if n < Majority(len(set)) {
+				return false
+			}
+		}
+		return true
+	}
+	possible := func() bool {
+		for _, set := range sets {
+			failed := 0
+			for _, h := range set {
+				for _, f := range fails {
+					if f.Addr == v.Addrs()[h] {
+						failed++
+					}
+				}
+			}
+			if len(set)-failed < Majority(len(set)) {
+				return false
+			}
+		}
+		return true
+	}
+	for inflight := len(homes); inflight > 0; inflight-- {
 		var rp reply
 		select {
 		case rp = <-replies:
 		case <-ctx.Done():
 			// Nothing was written yet: a clean failure.
-			return kv.Version{}, fmt.Errorf("%w: %w", ctx.Err(), errcode.Network)
+			return kv.Version{}, stale, fmt.Errorf("%w: %w", ctx.Err(), errcode.Network)
 		}
+		stale = stale || rp.stale
 		if rp.err == nil && rp.f.Status() == wire.StatusOK {
 			if rec, err := wire.DecodeRecord(rp.f.Body); err != nil {
 				rp.err = fmt.Errorf("bad reply: %w: %w", err, errcode.Network)
@@ -300,17 +434,18 @@ func (c *Coordinator) highestVersion(ctx context.Context, key []byte, homes []in
 			}
 		}
 		if rp.err != nil {
-			fails = append(fails, ReplicaError{c.addrs[rp.server], rp.err})
+			fails = append(fails, ReplicaError{v.Addrs()[rp.server], rp.err})
 			// The reply channel holds one reply per request: the requests
 			// still out finish without anyone waiting for them.
-			if len(fails) > len(homes)-need {
-				return kv.Version{}, newQuorumError("read versions", need, got, len(homes), fails, false)
+			if !possible() {
+				return kv.Version{}, stale, newQuorumError("read versions", Majority(len(sets[0])), len(answered), len(homes), fails, false)
 			}
 			continue
 		}
-		if got++; got >= need {
-			return highest, nil
+		answered[rp.server] = true
+		if enough() {
+			return highest, stale, nil
 		}
 	}
-	return kv.Version{}, newQuorumError("read versions", need, got, len(homes), fails, false)
+	return kv.Version{}, stale, newQuorumError("read versions", Majority(len(sets[0])), len(answered), len(homes), fails, false)
 }

@@ -90,6 +90,17 @@ func (c Code) ExitStatus() int {
 	return (256 + int(c)) & 0xff
 }
 
+// FromExitStatus returns the code whose ExitStatus is status, or Runtime
+// for a status no code has.
+func FromExitStatus(status int) Code {
+	for _, c := range All {
+		if c.ExitStatus() == status {
+			return c
+		}
+	}
+	return Runtime
+}
+
 // Of returns the code carried by err: None for nil, Runtime for an error
 // that carries none, and otherwise the outermost code, the one nearest
 // err in its tree of wrapped errors; among codes equally near, the last

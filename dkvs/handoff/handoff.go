@@ -47,6 +47,12 @@ type Options struct {
 	// Logger receives one line when a delivery begins and one when it
 	// ends; nil discards.
 	Logger *slog.Logger
+	// Member and Homes follow the ring: hints held for a server that is no
+	// longer a member (it left or was removed) go to the current homes of
+	// their keys instead (Homes returns them for a key of n replicas). Nil:
+	// every target stays a member.
+	Member func(addr string) bool
+	Homes  func(key []byte, n int) []string
 }
 
 // Handoff delivers hints. It is safe for concurrent use.
@@ -107,6 +113,10 @@ func (h *Handoff) Run(ctx context.Context) {
 			h.Deliver(ctx, target)
 		case <-t.C:
 			for target := range h.store.HintCounts() {
+				if h.opts.Member != nil && !h.opts.Member(target) {
+					h.Reroute(ctx, target)
+					continue
+				}
 				if hl := h.opts.Health; hl != nil && !hl.Up(target) {
 					continue // the detector's heartbeat will bring it back
 				}
@@ -163,6 +173,54 @@ func (h *Handoff) Deliver(ctx context.Context, target string) (int, error) {
 	}
 	h.log.Info("hint handoff finished", "target", target, "delivered", total, "took", time.Since(start).Round(time.Millisecond))
 	return total, nil
+}
+
+// Reroute hands the hints held for target, a server that left the ring,
+// to the current homes of their keys; a hint is deleted once every home
+// it went to acknowledged it. It returns how many were delivered.
+func (h *Handoff) Reroute(ctx context.Context, target string) (int, error) {
+	if h.opts.Homes == nil {
+		return 0, nil
+	}
+	h.mu.Lock()
+	if h.busy[target] {
+		h.mu.Unlock()
+		return 0, nil
+	}
+	h.busy[target] = true
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		delete(h.busy, target)
+		h.mu.Unlock()
+	}()
+	total := 0
+	for {
+		batch, err := h.batch(target)
+		if err != nil || len(batch) == 0 {
+			return total, err
+		}
+		byHome := map[string][]wire.KeyRecord{}
+		for _, kr := range batch {
+			for _, home := range h.opts.Homes(kr.Key, int(kr.Record.N)) {
+				byHome[home] = append(byHome[home], kr)
+			}
+		}
+		for home, recs := range byHome {
+			if err := h.send(ctx, home, recs); err != nil {
+				h.log.Warn("hints of a server that left: delivery to a current home failed", "left", target, "home", home, "err", err)
+				return total, err
+			}
+		}
+		for _, kr := range batch {
+			if _, err := h.store.DeleteHint(target, kr.Key, kr.Record.Version); err != nil {
+				return total, err
+			}
+		}
+		total += len(batch)
+		h.delivered.Add(int64(len(batch)))
+		h.log.Info("hints of a server that left delivered to the current homes", "left", target, "hints", len(batch))
+	}
 }
 
 func (h *Handoff) batch(target string) ([]wire.KeyRecord, error) {

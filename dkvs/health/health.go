@@ -45,14 +45,20 @@ type Options struct {
 	ProbeFailures int
 }
 
-// Detector tracks the liveness of a fixed set of peers. It is safe for
-// concurrent use; Up is lock-free.
+// Detector tracks the liveness of a set of peers, which SetPeers changes
+// when the ring does. It is safe for concurrent use; Up is lock-free.
 type Detector struct {
-	opts  Options
-	log   *slog.Logger
-	ping  PingFunc
-	peers map[string]*peer
-	addrs []string
+	opts Options
+	log  *slog.Logger
+	ping PingFunc
+	set  atomic.Pointer[peerSet]
+	mu   sync.Mutex // serialises SetPeers
+}
+
+// peerSet is the peers at one time: replaced whole, never modified.
+type peerSet struct {
+	byAddr map[string]*peer
+	addrs  []string
 }
 
 type peer struct {
@@ -89,26 +95,47 @@ func New(addrs []string, ping PingFunc, opts Options) *Detector {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Detector{opts: opts, log: log, ping: ping, peers: make(map[string]*peer, len(addrs))}
-	for _, a := range addrs {
-		if _, dup := d.peers[a]; !dup {
-			d.peers[a] = &peer{}
-			d.addrs = append(d.addrs, a)
-		}
-	}
+	d := &Detector{opts: opts, log: log, ping: ping}
+	d.SetPeers(addrs)
 	return d
 }
 
+// SetPeers makes addrs the peers: a peer already known keeps its state, a
+// new one starts up, one not in addrs is forgotten.
+func (d *Detector) SetPeers(addrs []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := d.set.Load()
+	ps := &peerSet{byAddr: make(map[string]*peer, len(addrs))}
+	for _, a := range addrs {
+		if _, dup := ps.byAddr[a]; dup {
+			continue
+		}
+		p := (*peer)(nil)
+		if old != nil {
+			p = old.byAddr[a]
+		}
+		if p == nil {
+			p = &peer{}
+		}
+		ps.byAddr[a] = p
+		ps.addrs = append(ps.addrs, a)
+	}
+	d.set.Store(ps)
+}
+
+func (d *Detector) peer(addr string) *peer { return d.set.Load().byAddr[addr] }
+
 // Up reports whether addr is believed alive. Unknown addresses are up.
 func (d *Detector) Up(addr string) bool {
-	p := d.peers[addr]
+	p := d.peer(addr)
 	return p == nil || !p.down.Load()
 }
 
 // Failed records that a request to addr failed at the transport level (a
 // timeout, a refused or lost connection): the peer is marked down.
 func (d *Detector) Failed(addr string, cause error) {
-	p := d.peers[addr]
+	p := d.peer(addr)
 	if p == nil || !p.down.CompareAndSwap(false, true) {
 		return
 	}
@@ -128,7 +155,7 @@ func (d *Detector) Failed(addr string, cause error) {
 
 // Succeeded records that addr answered a request: the peer is up.
 func (d *Detector) Succeeded(addr string) {
-	p := d.peers[addr]
+	p := d.peer(addr)
 	if p == nil || !p.down.Load() || !p.down.CompareAndSwap(true, false) {
 		return
 	}
@@ -153,7 +180,10 @@ func (d *Detector) Probe(ctx context.Context) {
 // Options.ProbeUp).
 func (d *Detector) ProbeUp(ctx context.Context) {
 	d.pingEach(ctx, true, func(a string, err error) {
-		p := d.peers[a]
+		p := d.peer(a)
+		if p == nil {
+			return // no longer a peer
+		}
 		if err == nil {
 			p.missed.Store(0)
 			return
@@ -169,7 +199,7 @@ func (d *Detector) ProbeUp(ctx context.Context) {
 // says), each within the timeout, and waits for done to see every answer.
 func (d *Detector) pingEach(ctx context.Context, up bool, done func(addr string, err error)) {
 	var wg sync.WaitGroup
-	for _, a := range d.addrs {
+	for _, a := range d.set.Load().addrs {
 		if d.Up(a) != up {
 			continue
 		}
@@ -207,11 +237,12 @@ func (d *Detector) Run(ctx context.Context) {
 	}
 }
 
-// States returns every peer's state, in the order given to New.
+// States returns every peer's state, in the order given to SetPeers.
 func (d *Detector) States() []State {
-	out := make([]State, 0, len(d.addrs))
-	for _, a := range d.addrs {
-		p := d.peers[a]
+	ps := d.set.Load()
+	out := make([]State, 0, len(ps.addrs))
+	for _, a := range ps.addrs {
+		p := ps.byAddr[a]
 		st := State{Addr: a, Up: !p.down.Load()}
 		if ns := p.since.Load(); ns != 0 {
 			st.Since = time.Unix(0, ns)

@@ -6,8 +6,9 @@
 // out, connections, refused frames) is counted as it happens through the
 // transport's Observer hook. Everything else (keys and bytes stored, hints
 // held and delivered, read repairs, anti-entropy per peer, peers up or
-// down) is read from the server's stats at each scrape, so the rest of the
-// server needs no instrumentation.
+// down, the ring's epoch and move, the streaming of ranges) is read from
+// the server's stats at each scrape, so the rest of the server needs no
+// instrumentation.
 package metrics
 
 import (
@@ -173,8 +174,33 @@ var (
 	allStatsDescs    = []*prometheus.Desc{descKeys, descBytes, descHintsHeld, descPeerHints, descHintsSent, descRepairs, descAERounds, descAESessions, descAEReceived, descAESent, descAELast, descPeerUp, descPurged, descUptime, descEngineSynced}
 )
 
+// The ring and its moves: on every server the epoch and the move under
+// way; on a server that receives ranges in a move, its stream (of the
+// move under way, or of the last one).
+var (
+	descEpoch         = desc("ring_epoch", "Epoch of the ring this server knows.")
+	descMoving        = desc("ring_move_in_progress", "1 while a move of the ring (a join, leave, replace or removal) is under way.")
+	descMovePhase     = desc("ring_move_phase", "1 for the phase of the move under way (streaming: reads from the current ring; read-new: from the new one).", "phase")
+	descStreamMove    = desc("stream_move", "Move (the epoch it began in) the stream metrics are of.")
+	descStreamPhase   = desc("stream_phase", "1 for the phase of this server's stream: copy, barrier, verify or done.", "phase")
+	descStreamKeys    = desc("stream_keys_total", "Records received by this server's stream in the move (both passes).")
+	descStreamBytes   = desc("stream_bytes_total", "Bytes of keys and values received by this server's stream in the move (before compression).")
+	descStreamRate    = desc("stream_rate_bytes_per_second", "Mean rate of this server's stream, from its start to its last page.")
+	descStreamSources = desc("stream_sources", "Servers this server's stream copies from in its current phase, by state (started or done).", "state")
+	descStreamFailing = desc("stream_failing", "1 when the last attempt of this server's stream failed (it tries again).")
+	descStreamUpdated = desc("stream_last_progress_timestamp_seconds", "When this server's stream last made progress (Unix time).")
+	ringDescs         = []*prometheus.Desc{descEpoch, descMoving, descMovePhase, descStreamMove, descStreamPhase, descStreamKeys,
+		descStreamBytes, descStreamRate, descStreamSources, descStreamFailing, descStreamUpdated}
+	// The phases, each reported as 0 or 1 so that an alert can match one.
+	movePhases   = []string{"streaming", "read-new"}
+	streamPhases = []string{"copy", "barrier", "verify", "done"}
+)
+
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range allStatsDescs {
+		ch <- d
+	}
+	for _, d := range ringDescs {
 		ch <- d
 	}
 }
@@ -205,6 +231,36 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descAESent, float64(p.AEKeysSent), p.Addr)
 		gauge(descAELast, float64(p.AELastMS)/1000, p.Addr)
 	}
+	collectRing(s, gauge, counter)
+}
+
+// collectRing reports the ring's epoch and move, and this server's
+// stream.
+func collectRing(s wire.Stats, gauge, counter func(d *prometheus.Desc, v float64, labels ...string)) {
+	gauge(descEpoch, float64(s.Epoch))
+	gauge(descMoving, boolFloat(s.MovePhase != ""))
+	for _, p := range movePhases {
+		gauge(descMovePhase, boolFloat(s.MovePhase == p), p)
+	}
+	st := s.Stream
+	if st == nil {
+		return // this server has received no range since it started
+	}
+	gauge(descStreamMove, float64(st.Move))
+	for _, p := range streamPhases {
+		gauge(descStreamPhase, boolFloat(st.Phase == p), p)
+	}
+	counter(descStreamKeys, float64(st.Keys))
+	counter(descStreamBytes, float64(st.Bytes))
+	rate := 0.0
+	if secs := float64(st.UpdatedMS-st.StartedMS) / 1000; secs > 0 {
+		rate = float64(st.Bytes) / secs
+	}
+	gauge(descStreamRate, rate)
+	gauge(descStreamSources, float64(len(st.Sources)), "started")
+	gauge(descStreamSources, float64(len(st.Done)), "done")
+	gauge(descStreamFailing, boolFloat(st.Error != ""))
+	gauge(descStreamUpdated, float64(st.UpdatedMS)/1000)
 }
 
 func boolFloat(b bool) float64 {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -18,6 +19,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/memnet"
 	"github.com/dkvs/dkvs/dkvs/ringtest"
+	"github.com/dkvs/dkvs/dkvs/topology"
 )
 
 // randomSeeds returns the seeds TestRandomFaults runs: DKVS_RINGTEST_SEED
@@ -98,7 +100,6 @@ func runRandom(t *testing.T, seed uint64) {
 		span    = 20 * time.Second
 	)
 	r := ringtest.New(t, ringtest.Options{Seed: seed})
-	nservers := len(r.Servers())
 	// Keys of N=3, and keys of N=1 whose single copy is all there is (a
 	// write acknowledged there survives a crash only if it was synced).
 	var keys, single []string
@@ -162,13 +163,48 @@ func runRandom(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	down := map[int]string{} // server -> "killed" or "paused"
 	var log []string
+	admin := r.Client(&dkvs.Options{Timeout: time.Second})
+	var change sync.WaitGroup
+	changed := false
 	for ctx.Err() == nil {
 		time.Sleep(time.Duration(200+rng.IntN(1800)) * time.Millisecond)
 		if ctx.Err() != nil {
 			break
 		}
+		nservers := len(r.All())
 		i := rng.IntN(nservers)
 		switch f := rng.IntN(8); {
+		case f < 1 && !changed:
+			// One change of the ring per run, among the faults: a server
+			// joins or one leaves, asked until the ring takes the request.
+			changed = true
+			var cmd topology.Command
+			if rng.IntN(2) == 0 {
+				x := r.AddServer(2)
+				cmd = topology.Command{Op: topology.OpJoin, Server: r.All()[x]}
+			} else {
+				cmd = topology.Command{Op: topology.OpLeave, Addr: r.Addr(rng.IntN(len(r.Servers())))}
+			}
+			log = append(log, fmt.Sprintf("%s %s%s", cmd.Op, cmd.Addr, cmd.Server.Addr()))
+			change.Add(1)
+			go func() {
+				defer change.Done()
+				for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+					cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					_, err := admin.ChangeRing(cctx, cmd)
+					cancel()
+					if err == nil {
+						return
+					}
+					if errcode.Of(err) != errcode.Network {
+						if changeDone(r.State(), cmd) {
+							return // an attempt whose answer was lost made it
+						}
+						t.Errorf("ring %s refused: %v", cmd.Op, err)
+						return
+					}
+				}
+			}()
 		case f < 2 && len(down) < 2 && down[i] == "":
 			r.Kill(i)
 			down[i] = "killed"
@@ -218,7 +254,7 @@ func runRandom(t *testing.T, seed uint64) {
 		}
 	}
 	wg.Wait()
-	// Heal everything and let the ring repair itself.
+	// Heal everything and let the ring repair itself (and end its move).
 	r.Heal()
 	for j, how := range down {
 		if how == "killed" {
@@ -227,6 +263,13 @@ func runRandom(t *testing.T, seed uint64) {
 			r.Resume(j)
 		}
 	}
+	change.Wait()
+	r.Eventually(10*time.Minute, "the ring's move ends", func() error {
+		if st := r.State(); st.Move != nil {
+			return fmt.Errorf("ring %s", st)
+		}
+		return nil
+	})
 	took := r.WaitConverged(keys, 3, 10*time.Minute)
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -242,8 +285,14 @@ func runRandom(t *testing.T, seed uint64) {
 			}
 		}
 	}
-	t.Logf("seed %d: %d puts, %d deletes, %d gets, %d faults; converged %v after healing", seed,
-		a.ops["put"], a.ops["delete"], a.ops["get"], len(log), took)
+	moved := "no ring change"
+	for _, f := range log {
+		if strings.HasPrefix(f, "join") || strings.HasPrefix(f, "leave") {
+			moved = f + fmt.Sprintf(" (ring epoch %d)", r.State().Epoch)
+		}
+	}
+	t.Logf("seed %d: %d puts, %d deletes, %d gets, %d faults, %s; converged %v after healing", seed,
+		a.ops["put"], a.ops["delete"], a.ops["get"], len(log), moved, took)
 	if t.Failed() {
 		t.Logf("faults: %v", log)
 	}

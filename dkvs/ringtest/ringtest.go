@@ -29,6 +29,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"sync"
 	"testing"
@@ -43,6 +44,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/server"
 	"github.com/dkvs/dkvs/dkvs/storage"
+	"github.com/dkvs/dkvs/dkvs/topology"
 )
 
 // Options configure a Ring.
@@ -56,7 +58,8 @@ type Options struct {
 	// (intervals, coordination defaults, handoff or anti-entropy off).
 	Config func(i int, cfg *server.Config)
 	// Logger receives the servers' logs, tagged with their address; nil
-	// discards them.
+	// discards them, unless DKVS_RINGTEST_LOG is set (to debug, info or
+	// warn): they then go to standard error at that level.
 	Logger *slog.Logger
 }
 
@@ -64,8 +67,9 @@ type Options struct {
 type Ring struct {
 	t       testing.TB
 	net     *memnet.Net
-	servers []config.Server
-	ring    *ring.Ring
+	servers []config.Server // servers.txt: the seeds of every server
+	all     []config.Server // every server started, seeds first
+	ring    *ring.Ring      // the seeds' ring
 	opts    Options
 
 	mu      sync.Mutex
@@ -90,11 +94,21 @@ func New(t testing.TB, opts Options) *Ring {
 	if len(opts.Counts) == 0 {
 		opts.Counts = []int{1, 2, 3, 2, 4}
 	}
+	if opts.Logger == nil {
+		if lv := os.Getenv("DKVS_RINGTEST_LOG"); lv != "" {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(lv)); err != nil {
+				t.Fatalf("DKVS_RINGTEST_LOG=%q: %v", lv, err)
+			}
+			opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+		}
+	}
 	r := &Ring{t: t, net: memnet.New(opts.Seed), opts: opts}
 	for i, c := range opts.Counts {
 		r.servers = append(r.servers, config.Server{IP: "127.0.0.1", Port: uint16(7001 + i), Count: c})
 	}
 	r.ring = ring.New(r.servers)
+	r.all = append([]config.Server(nil), r.servers...)
 	for _, s := range r.servers {
 		r.nodes = append(r.nodes, &node{addr: s.Addr(), fs: vfs.NewCrashableMem()})
 	}
@@ -108,17 +122,80 @@ func New(t testing.TB, opts Options) *Ring {
 // Net returns the network, for faults per link.
 func (r *Ring) Net() *memnet.Net { return r.net }
 
-// Servers returns the ring's servers, as servers.txt would list them.
+// Servers returns the ring's servers, as servers.txt lists them.
 func (r *Ring) Servers() []config.Server { return r.servers }
 
-// Ring returns the placement of keys.
+// All returns every server started, servers.txt's first, then those
+// added with AddServer.
+func (r *Ring) All() []config.Server {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]config.Server(nil), r.all...)
+}
+
+// Ring returns the placement of keys on servers.txt's ring.
 func (r *Ring) Ring() *ring.Ring { return r.ring }
 
 // Addr returns server i's address.
-func (r *Ring) Addr(i int) string { return r.servers[i].Addr() }
+func (r *Ring) Addr(i int) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.all[i].Addr()
+}
 
-// Homes returns the indexes of key's first n servers.
-func (r *Ring) Homes(key string, n int) []int { return r.ring.Preference([]byte(key), n) }
+// Index returns the index of the server at addr, or -1.
+func (r *Ring) Index(addr string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return config.Find(r.all, addr)
+}
+
+// State returns the newest ring state a running server knows.
+func (r *Ring) State() topology.State { return r.View().State() }
+
+// View returns the placement of the newest ring a running server knows
+// (servers.txt's while none runs).
+func (r *Ring) View() *topology.View {
+	var newest *topology.View
+	for i := range r.All() {
+		if s := r.Server(i); s != nil {
+			if cur := s.Coordinator().View(); newest == nil || cur.Epoch() > newest.Epoch() {
+				newest = cur
+			}
+		}
+	}
+	if newest == nil || newest.Epoch() < 1 {
+		return topology.NewView(topology.Initial(r.servers))
+	}
+	return newest
+}
+
+// Homes returns the indexes (as Addr takes them) of key's first n servers
+// on the current ring (the newest a running server knows; during a move,
+// the ring reads go to).
+func (r *Ring) Homes(key string, n int) []int {
+	rr := r.View().ReadRing()
+	var out []int
+	for _, i := range rr.Preference([]byte(key), n) {
+		out = append(out, r.Index(rr.Servers()[i].Addr()))
+	}
+	return out
+}
+
+// AddServer starts a new server, not in servers.txt (its seeds are
+// servers.txt's servers), as an operator does before asking the ring to
+// take it in (a join or a replacement); it returns its index.
+func (r *Ring) AddServer(count int) int {
+	r.t.Helper()
+	r.mu.Lock()
+	i := len(r.nodes)
+	sv := config.Server{IP: "127.0.0.1", Port: uint16(7001 + i), Count: count}
+	r.all = append(r.all, sv)
+	r.nodes = append(r.nodes, &node{addr: sv.Addr(), fs: vfs.NewCrashableMem()})
+	r.mu.Unlock()
+	r.Start(i)
+	return i
+}
 
 // Server returns server i while it runs, or nil.
 func (r *Ring) Server(i int) *server.Server {

@@ -19,8 +19,9 @@ import (
 // Addr returns the server's address in servers.txt (IP:PORT).
 func (s *Server) Addr() string { return s.cfg.Addr }
 
-// Ring returns the ring of servers.txt.
-func (s *Server) Ring() *ring.Ring { return s.ring }
+// Ring returns the ring reads go to now: servers.txt's until the ring
+// changes online, then the newest this server knows.
+func (s *Server) Ring() *ring.Ring { return s.coord.View().ReadRing() }
 
 // call sends a request to the server at addr, this one answering itself
 // in process.

@@ -57,7 +57,8 @@ func (b respBackend) Scan(ctx context.Context, start []byte, fn func(key, value 
 // returns false. It fails when N or more servers (the server's default N,
 // or every server of a smaller ring) do not answer.
 func (s *Server) ScanRing(ctx context.Context, start []byte, fn func(key, value []byte) bool) error {
-	err := scan.Merge(ctx, s.addrs, start, s.scanPage, func(k, v []byte) error {
+	addrs := s.coord.View().Addrs() // during a move, both rings' servers
+	err := scan.Merge(ctx, addrs, start, s.scanPage, func(k, v []byte) error {
 		if !fn(k, v) {
 			return errStop
 		}
@@ -67,7 +68,7 @@ func (s *Server) ScanRing(ctx context.Context, start []byte, fn func(key, value 
 		return nil
 	}
 	var inc *scan.Incomplete
-	if errors.As(err, &inc) && len(inc.Failed) < min(s.cfg.Coord.N, len(s.addrs)) {
+	if errors.As(err, &inc) && len(inc.Failed) < min(s.cfg.Coord.N, len(addrs)) {
 		s.log.Debug("ring scan without some servers", "err", err)
 		return nil
 	}
@@ -91,18 +92,19 @@ func (b respBackend) Info(ctx context.Context) (resp.Info, error) {
 	// What a RESP read and write run with on this ring, as the
 	// coordinator resolves it.
 	req := s.DefaultRequest()
-	n, r, err := req.Resolve(quorum.Read, len(s.addrs))
+	v := s.coord.View()
+	n, r, err := req.Resolve(quorum.Read, v.RingSize())
 	if err != nil {
 		return resp.Info{}, err
 	}
-	_, w, err := req.Resolve(quorum.Write, len(s.addrs))
+	_, w, err := req.Resolve(quorum.Write, v.RingSize())
 	if err != nil {
 		return resp.Info{}, err
 	}
 	return resp.Info{
 		Version: Version,
 		Addr:    s.cfg.Addr,
-		Servers: append([]string(nil), s.addrs...),
+		Servers: append([]string(nil), v.Addrs()...),
 		N:       n, W: w, R: r,
 		Keys:    keys,
 		Started: s.started,

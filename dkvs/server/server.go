@@ -21,11 +21,13 @@ import (
 	"github.com/dkvs/dkvs/dkvs/health"
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/limits"
+	"github.com/dkvs/dkvs/dkvs/membership"
 	"github.com/dkvs/dkvs/dkvs/netx"
 	"github.com/dkvs/dkvs/dkvs/quorum"
 	"github.com/dkvs/dkvs/dkvs/resp"
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/storage"
+	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/transport"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
@@ -75,6 +77,12 @@ type Config struct {
 	AEInterval     time.Duration
 	AEBandwidth    int64
 	TombstoneGrace time.Duration
+	// MoveBandwidth bounds the bytes per second this server receives
+	// while it streams ranges in a move of the ring (0: no limit).
+	MoveBandwidth int64
+	// CleanupGrace is how long after a move of the ring a server keeps
+	// what it no longer owns (default DefaultCleanupGrace).
+	CleanupGrace time.Duration
 
 	// Coord configures the quorum operations this server runs for clients
 	// that do not know the ring: native coordinated requests and the
@@ -146,7 +154,11 @@ type Server struct {
 	// through Handle (selfTransport).
 	coordNet *transport.Client
 	coord    *coord.Coordinator
-	addrs    []string // the ring's servers in servers.txt order
+	// member is the server's part in the consensus on the ring; the
+	// coordinator's view is the ring it applied last.
+	member       *membership.Node
+	mover        *mover
+	cleanupGrace time.Duration
 }
 
 // Server answers the native protocol for the transport.
@@ -179,7 +191,14 @@ func New(cfg Config) (*Server, error) {
 	if clock == nil {
 		clock = kv.NewClock(coord.RandomWriterID(), nil)
 	}
-	s := &Server{cfg: cfg, log: log, db: db, clock: clock, ring: ring.New(cfg.Servers), lim: lim, started: time.Now()}
+	// The ring this server last knew (servers.txt the first time): the
+	// consensus brings it up to date once it runs.
+	initial, err := membership.LastState(db.Consensus(), cfg.Servers)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, db: db, clock: clock, ring: ring.New(initial.Members), lim: lim, started: time.Now()}
 	if cfg.Network == nil {
 		ip, _, _ := net.SplitHostPort(cfg.Addr)
 		cfg.Network = netx.TCP{SourceIP: ip}
@@ -189,13 +208,7 @@ func New(cfg Config) (*Server, error) {
 	// hints, anti-entropy) tries again on its own schedule, so its requests
 	// fail at once rather than wait out their deadline.
 	s.peers = transport.NewClient(transport.ClientOptions{PoolSize: 1, Dial: cfg.Network.Dial, RefusedRetry: -1})
-	var others []string
-	for _, sv := range cfg.Servers {
-		if sv.Addr() != cfg.Addr {
-			others = append(others, sv.Addr())
-		}
-	}
-	s.health = health.New(others, s.ping, health.Options{
+	s.health = health.New(others(topology.NewView(initial), cfg.Addr), s.ping, health.Options{
 		Interval: cfg.Heartbeat,
 		Timeout:  cfg.PeerTimeout,
 		ProbeUp:  time.Second,
@@ -207,7 +220,17 @@ func New(cfg Config) (*Server, error) {
 		},
 	})
 	if !cfg.DisableHandoff {
-		s.handoff = handoff.New(db, s.peers, handoff.Options{Interval: cfg.HandoffInterval, Health: s.health, Logger: log})
+		s.handoff = handoff.New(db, s.peers, handoff.Options{Interval: cfg.HandoffInterval, Health: s.health, Logger: log,
+			Member: func(addr string) bool { return s.coord.View().State().IsMember(addr) },
+			Homes: func(key []byte, n int) []string {
+				v := s.coord.View()
+				var out []string
+				for _, i := range topology.Union(v.WriteSets(key, n)) {
+					out = append(out, v.Addrs()[i])
+				}
+				return out
+			},
+		})
 	}
 	if !cfg.DisableAntiEntropy {
 		s.ae = antientropy.New(db, s.peers, antientropy.Options{
@@ -227,11 +250,13 @@ func New(cfg Config) (*Server, error) {
 	if cc.MaxTime <= 0 {
 		cc.MaxTime = DefaultCoordMaxTime
 	}
-	for _, sv := range cfg.Servers {
-		s.addrs = append(s.addrs, sv.Addr())
-	}
 	s.coordNet = transport.NewClient(transport.ClientOptions{Dial: cfg.Network.Dial})
-	s.coord = coord.New(s.ring, selfTransport{s}, coord.Options{
+	s.mover = newMover(s, cfg.MoveBandwidth)
+	s.cleanupGrace = cfg.CleanupGrace
+	if s.cleanupGrace <= 0 {
+		s.cleanupGrace = DefaultCleanupGrace
+	}
+	s.coord = coord.New(topology.NewView(initial), selfTransport{s}, coord.Options{
 		Timeout:             cc.Timeout,
 		MaxKeySize:          cfg.MaxKeySize,
 		MaxValueSize:        cfg.MaxValueSize,
@@ -240,7 +265,24 @@ func New(cfg Config) (*Server, error) {
 		Health:              s.health,
 		DisableSloppyQuorum: cc.DisableSloppyQuorum,
 		DisableReadRepair:   cc.DisableReadRepair,
+		OnView:              s.viewChanged,
 	})
+	s.member, err = membership.New(membership.Config{
+		Self:         cfg.Addr,
+		Seeds:        cfg.Servers,
+		Store:        db.Consensus(),
+		Caller:       s.peers,
+		Up:           s.health.Up,
+		Logger:       log,
+		OnChange:     func(st topology.State) { s.coord.SetView(topology.NewView(st)) },
+		CleanupGrace: s.cleanupGrace,
+	})
+	if err != nil {
+		s.peers.Close()
+		s.coordNet.Close()
+		db.Close()
+		return nil, err
+	}
 	s.ts = transport.NewServer(s, transport.ServerOptions{
 		MaxFrame:     cfg.MaxKeySize + cfg.MaxValueSize + wire.FrameRoom,
 		FrameTimeout: cfg.FrameTimeout,
@@ -349,6 +391,9 @@ func (s *Server) ServeAll(ctx context.Context, ep Endpoints) error {
 		go func() { defer bg.Done(); f(bctx) }()
 	}
 	run(s.health.Run)
+	run(s.member.Run)
+	run(s.mover.run)
+	run(s.cleaner)
 	if s.handoff != nil {
 		run(s.handoff.Run)
 	}
@@ -402,10 +447,36 @@ func (s *Server) Handoff() *handoff.Handoff { return s.handoff }
 
 // Close releases the storage engine and the connections to peers.
 func (s *Server) Close() error {
+	err := s.member.Close()
 	s.peers.Close()
 	s.coordNet.Close()
-	return s.db.Close()
+	return errors.Join(err, s.db.Close())
 }
+
+// others returns the servers of v but self.
+func others(v *topology.View, self string) []string {
+	var out []string
+	for _, a := range v.Addrs() {
+		if a != self {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// viewChanged follows a newer ring: the servers to watch.
+func (s *Server) viewChanged(v *topology.View) {
+	s.health.SetPeers(others(v, s.cfg.Addr))
+	if s.ae != nil {
+		st := v.State()
+		s.ae.SetRing(v.Current(), st.Move != nil || st.Cleanup != nil)
+	}
+	s.mover.notify()
+	s.log.Info("ring changed", "ring", v.State().String())
+}
+
+// Membership returns the server's part in the consensus on the ring.
+func (s *Server) Membership() *membership.Node { return s.member }
 
 func fail(st wire.Status, format string, args ...any) wire.Frame {
 	return wire.Frame{Flags: uint8(st), Body: wire.AppendMessage(nil, fmt.Sprintf(format, args...))}
@@ -424,7 +495,33 @@ func storageFail(err error) wire.Frame {
 // Handle answers one native-protocol request. It implements
 // transport.Handler.
 func (s *Server) Handle(ctx context.Context, f wire.Frame) wire.Frame {
+	epoch, f, err := wire.SplitEpoch(f)
+	if err != nil {
+		return fail(wire.StatusBadRequest, "%v", err)
+	}
+	if epoch != 0 {
+		switch f.Op() {
+		case wire.OpGet, wire.OpPut, wire.OpHint:
+			// A request placed with an older ring than this server knows
+			// may be going to the wrong servers: refuse it with the ring.
+			if v := s.coord.View(); epoch < v.Epoch() {
+				return wire.Frame{Flags: uint8(wire.StatusStaleEpoch), Body: v.State().Encode()}
+			}
+		}
+	}
 	switch f.Op() {
+	case wire.OpRing:
+		return ok(s.coord.View().State().Encode())
+	case wire.OpStream:
+		return s.handleStream(f)
+	case wire.OpRingChange:
+		return s.member.HandleChange(ctx, f.Body)
+	case wire.OpRaft:
+		b, err := s.member.HandleRaft(ctx, f.Body)
+		if err != nil {
+			return fail(wire.StatusBadRequest, "%v", err)
+		}
+		return ok(b)
 	case wire.OpPing:
 		if len(f.Body) != 0 {
 			return fail(wire.StatusBadRequest, "ping with a body")
@@ -656,6 +753,12 @@ func (s *Server) Stats() wire.Stats {
 		out.AERounds, out.TombstonesPurged = s.ae.Totals()
 	}
 	out.ReadRepairs = s.coord.ReadRepairs()
+	v := s.coord.View()
+	out.Epoch = v.Epoch()
+	if mv := v.State().Move; mv != nil {
+		out.MovePhase = string(mv.Phase)
+	}
+	out.Stream = s.mover.Stats()
 	if s.cfg.Traffic != nil {
 		t := s.cfg.Traffic()
 		out.Traffic = &t

@@ -28,6 +28,7 @@ import (
 
 // Key spaces inside Pebble: one prefix byte before the user key.
 //
+//	'c' key                 the ring's consensus (consensus.go)
 //	'd' key                 the server's own records
 //	'h' target 0x00 key     hints held for another server ("IP:PORT")
 //	'm' name                the store's own facts: "format"

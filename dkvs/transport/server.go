@@ -301,7 +301,8 @@ func (sc *serverConn) handle(f wire.Frame) {
 		// A malformed request means the peer does not speak the protocol
 		// (or has a bug): answer it, then hang up.
 		s.refused(sc, fmt.Errorf("bad %s request", f.Op()))
-		go sc.flushAndClose()
+		s.connWG.Add(1) // a clean stop waits for it, as for the connection's loops
+		go func() { defer s.connWG.Done(); sc.flushAndClose() }()
 	}
 }
 

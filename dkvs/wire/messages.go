@@ -209,9 +209,35 @@ type Stats struct {
 	ReadRepairs      int64 `json:"read_repairs"`
 	AERounds         int64 `json:"ae_rounds"`
 	TombstonesPurged int64 `json:"tombstones_purged"`
+	// Epoch is the ring epoch the server knows; Stream, the ranges it
+	// receives in a move of the ring (absent when none).
+	Epoch  uint64       `json:"epoch,omitempty"`
+	Stream *StreamStats `json:"stream,omitempty"`
 	// Traffic is the server's requests of the last minute; nil when the
 	// server does not keep them (it keeps them when it serves metrics).
 	Traffic *Traffic `json:"traffic,omitempty"`
+	// MovePhase is the phase of the move of the ring under way as the
+	// server knows it ("streaming" or "read-new"; absent when none): on
+	// every server, where Stream is only on those that receive ranges.
+	MovePhase string `json:"move_phase,omitempty"`
+}
+
+// StreamStats is the progress of the ranges a server receives in a move.
+type StreamStats struct {
+	Move uint64 `json:"move"`
+	// Phase is "copy" (the bulk copy from each range's first live home),
+	// "barrier" (waiting for every live server to know the move), "verify"
+	// (a second copy from every live home of the ranges) or "done".
+	Phase     string `json:"phase"`
+	Keys      int64  `json:"keys"`
+	Bytes     int64  `json:"bytes"`
+	StartedMS int64  `json:"started_ms"`
+	UpdatedMS int64  `json:"updated_ms"`
+	// Sources are the servers copied from so far in this phase, and
+	// Done those finished.
+	Sources []string `json:"sources,omitempty"`
+	Done    []string `json:"done,omitempty"`
+	Error   string   `json:"error,omitempty"`
 }
 
 // Traffic is a server's requests of the last minute (package window),

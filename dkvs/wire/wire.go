@@ -62,6 +62,7 @@ var opNames = map[Op]string{
 	OpPing: "ping", OpGet: "get", OpPut: "put", OpScan: "scan", OpStats: "stats",
 	OpHint: "hint", OpPutBatch: "put-batch", OpAETree: "ae-tree", OpAEDiff: "ae-diff",
 	OpCoordGet: "coord-get", OpCoordPut: "coord-put", OpCoordDelete: "coord-delete",
+	OpRing: "ring", OpRingChange: "ring-change", OpRaft: "raft", OpStream: "stream",
 }
 
 // String returns the op's name.
@@ -91,7 +92,7 @@ const (
 var statusNames = map[Status]string{
 	StatusOK: "ok", StatusNotFound: "not found", StatusTooLarge: "too large",
 	StatusBadRequest: "bad request", StatusInternal: "internal error", StatusUnavailable: "unavailable",
-	StatusFailed: "failed", StatusUnknown: "outcome unknown",
+	StatusFailed: "failed", StatusUnknown: "outcome unknown", StatusStaleEpoch: "stale epoch",
 }
 
 // String returns the status's name.

@@ -38,6 +38,16 @@ type Cluster struct {
 // server options.
 func StartCluster(t *testing.T, n, count int, args ...string) *Cluster {
 	t.Helper()
+	cl := NewCluster(t, n, count, args...)
+	cl.Ring.StartAll()
+	return cl
+}
+
+// NewCluster prepares n servers behind their proxies, all in servers.txt,
+// and starts none: a test of the elastic ring writes a servers.txt of
+// the first ones, starts them, and has the others join later.
+func NewCluster(t *testing.T, n, count int, args ...string) *Cluster {
+	t.Helper()
 	backends := harness.FreePorts(t, n)
 	cl := &Cluster{}
 	var servers []config.Server
@@ -56,7 +66,6 @@ func StartCluster(t *testing.T, n, count int, args ...string) *Cluster {
 	for i := range servers {
 		cl.Ring.Listen[i] = fmt.Sprintf("127.0.0.1:%d", backends[i])
 	}
-	cl.Ring.StartAll()
 	return cl
 }
 
@@ -116,6 +125,9 @@ func (nm *Nemesis) Run(stop <-chan struct{}, start time.Time) {
 		case <-time.After(time.Duration(500+nm.rng.Intn(500)) * time.Millisecond):
 		}
 		i := nm.rng.Intn(len(r.Servers))
+		if !r.Running(i) {
+			continue // not started yet (a server that joins later)
+		}
 		hold := time.Duration(500+nm.rng.Intn(1000)) * time.Millisecond
 		var kind string
 		switch nm.rng.Intn(4) {

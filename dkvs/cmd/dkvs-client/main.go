@@ -47,6 +47,24 @@ Commands:
                                   percentiles ("dkvs-client bench -h" for its flags)
   help                            print this text
 
+Ring commands (one move of the ring at a time; "ring" shows it):
+  join       -- IP PORT COUNT     a new server, started with the ring's servers.txt,
+                                  joins with COUNT ring nodes (a warning on stderr
+                                  when COUNT makes its share far from the others')
+  leave      -- IP:PORT           a live server hands its data over and leaves
+  replace    -- DEAD NEW [COUNT]  a new server (IP:PORT) takes a dead one's place
+                                  (COUNT: the dead server's unless given)
+  removenode -- IP:PORT           a dead server goes; its data is rebuilt from the
+                                  other replicas
+  abort                           abandon the move under way (until reads switch)
+  ring    [--json]                the epoch, servers (up or down), voters, the move
+                                  under way and each stream's progress and time left
+  ring    --servers-file FILE     write the ring to FILE as servers.txt (atomically)
+  --wait D    join, leave, replace, removenode: wait up to D    DKVS_RING_WAIT
+              for the move to be over (default: return once it has begun)
+  --force     replace, removenode: even a server that answers   DKVS_RING_FORCE
+  --json, --servers-file FILE also come from DKVS_RING_JSON, DKVS_RING_SERVERS_FILE
+
 Flags of every command (after the command, before "--"):
   -n N    home servers of the key (default 3, or the largest of the R and W given)
   -r R    replies a read waits for (default min(2, N))
@@ -70,13 +88,18 @@ Global options (before the command; also from the environment):
   --via IP:PORT    send get, put and del (and those of cat,   DKVS_VIA
                    substr, find) to that server, which runs
                    them on the ring: no servers file needed
-                   for them; dump and status still read it
+                   for them; dump, status and the ring
+                   commands still read it
 
 On success a command prints OK (or its output) and exits 0. A failed operation
 prints FAIL; every error prints "ERROR: <message>" on standard error and exits
 256+code: 129 ERR_IO, 132 ERR_NETWORK, 133 ERR_INVALID_CONFIG,
 134 ERR_INVALID_COMMAND, 135 ERR_INVALID_ARGUMENT, 136 ERR_ADDRESS,
-137 ERR_NOT_FOUND.
+137 ERR_NOT_FOUND. The ring commands exit 135 when the ring refuses the
+change (an unknown server, one already a member, a move already under way,
+too few servers left for N=3, no move to abort), 136 for a bad address,
+and 132 when no server answers, no leader is known or a new server does
+not answer.
 `
 
 func main() {
@@ -141,6 +164,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			e.command("status", e.sessionCommand((*session).status)),
 			e.command("shell", e.shell),
 			e.benchCommand(),
+			e.ringChangeCommand(ringChangeCommands[0]),
+			e.ringChangeCommand(ringChangeCommands[1]),
+			e.ringChangeCommand(ringChangeCommands[2]),
+			e.ringChangeCommand(ringChangeCommands[3]),
+			e.ringChangeCommand(ringChangeCommands[4]),
+			e.command("ring", e.ringShow, ringShowFlags()...),
 			e.command("help", func(*cli.Context, []string) error {
 				fmt.Fprint(stdout, usage)
 				return nil

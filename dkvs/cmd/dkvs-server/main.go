@@ -72,6 +72,12 @@ Options (each also read from the environment variable shown):
                          33554432; 0: no limit)                   DKVS_AE_BANDWIDTH
   --tombstone-grace D    age before a deletion every replica has may be
                          dropped (default 1h)                     DKVS_TOMBSTONE_GRACE
+  --move-bandwidth N     bytes per second this server receives while it
+                         streams the ranges it gains in a move of the ring
+                         (default 33554432; 0: no limit)          DKVS_MOVE_BANDWIDTH
+  --cleanup-grace D      how long after a move of the ring a server keeps
+                         the keys it no longer owns before it drops them
+                         (default 1m)                             DKVS_CLEANUP_GRACE
   --no-datagram          do not answer the DKVS datagram protocol (UDP on
                          the --listen address)                    DKVS_NO_DATAGRAM
   --resp IP:PORT         also serve the Redis protocol (RESP) there (default
@@ -142,6 +148,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return status
 }
 
+// DefaultMoveBandwidth bounds what a server receives per second while it
+// streams ranges in a move of the ring: anti-entropy's bound. A move
+// streams into each gaining server from several sources at once, and the
+// server keeps serving its share of the foreground meanwhile; 32 MiB/s is
+// about a quarter of a 1 Gb/s link and a fraction of what an SSD writes,
+// and still brings a share of 1 GiB over in about 30 s (plus the
+// verifying pass). 0 lifts the bound, for a ring that is otherwise idle.
+const DefaultMoveBandwidth = 32 << 20
+
 // flags are the server's options. Those that take no value must be
 // earlybind.BoolFlags too (a test checks it).
 func flags() []cli.Flag {
@@ -163,6 +178,8 @@ func flags() []cli.Flag {
 		&cli.DurationFlag{Name: "ae-interval", Value: antientropy.DefaultInterval, EnvVars: []string{"DKVS_AE_INTERVAL"}},
 		&cli.Int64Flag{Name: "ae-bandwidth", Value: 32 << 20, EnvVars: []string{"DKVS_AE_BANDWIDTH"}},
 		&cli.DurationFlag{Name: "tombstone-grace", Value: antientropy.DefaultTombstoneGrace, EnvVars: []string{"DKVS_TOMBSTONE_GRACE"}},
+		&cli.Int64Flag{Name: "move-bandwidth", Value: DefaultMoveBandwidth, EnvVars: []string{"DKVS_MOVE_BANDWIDTH"}},
+		&cli.DurationFlag{Name: "cleanup-grace", Value: server.DefaultCleanupGrace, EnvVars: []string{"DKVS_CLEANUP_GRACE"}},
 		&cli.BoolFlag{Name: "no-datagram", EnvVars: []string{"DKVS_NO_DATAGRAM"}},
 		&cli.StringFlag{Name: "resp", EnvVars: []string{"DKVS_RESP"}},
 		&cli.IntFlag{Name: "resp-n", Value: quorum.DefaultN, EnvVars: []string{"DKVS_RESP_N"}},
@@ -202,7 +219,7 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		}
 	}
 	for _, f := range []string{"frame-timeout", "heartbeat", "peer-timeout", "handoff-interval", "ae-interval", "tombstone-grace",
-		"coord-timeout", "coord-max-time"} {
+		"cleanup-grace", "coord-timeout", "coord-max-time"} {
 		if c.Duration(f) <= 0 {
 			return cmdutil.UsageError("--%s must be positive", f)
 		}
@@ -210,8 +227,10 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 	if c.Int64("cache-size") < 1<<20 {
 		return cmdutil.UsageError("--cache-size must be at least 1048576 (1 MiB)")
 	}
-	if c.Int64("ae-bandwidth") < 0 {
-		return cmdutil.UsageError("--ae-bandwidth must not be negative")
+	for _, f := range []string{"ae-bandwidth", "move-bandwidth"} {
+		if c.Int64(f) < 0 {
+			return cmdutil.UsageError("--%s must not be negative", f)
+		}
 	}
 	cc, err := coordConfig(c)
 	if err != nil {
@@ -227,10 +246,6 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 	}
 	self := config.Server{IP: ip, Port: port}
 	addr := self.Addr()
-	if config.Find(servers, addr) < 0 {
-		log.Warn("this server is not listed in the servers file: it will store what it is sent but own no part of the ring",
-			"addr", addr, "servers", c.String("servers"))
-	}
 	dir := c.String("data-dir")
 	if dir == "" {
 		dir = fmt.Sprintf("dkvs-data-%s-%d", ip, port)
@@ -320,6 +335,8 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		AEInterval:         c.Duration("ae-interval"),
 		AEBandwidth:        c.Int64("ae-bandwidth"),
 		TombstoneGrace:     c.Duration("tombstone-grace"),
+		MoveBandwidth:      c.Int64("move-bandwidth"),
+		CleanupGrace:       c.Duration("cleanup-grace"),
 		Coord:              cc,
 		Observer:           observer,
 		Traffic:            traffic,
@@ -328,6 +345,12 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		return err
 	}
 	defer srv.Close()
+	// servers.txt is the seed list: a server that joined later is not in
+	// it, and knows the ring it belongs to from its store.
+	if !srv.Membership().State().IsMember(addr) {
+		log.Warn("this server is not a member of the ring: it owns no part of it until it joins "+
+			"(dkvs-client join -- IP PORT COUNT, sent to any member)", "addr", addr, "servers", c.String("servers"))
+	}
 	for i := 2; i < len(args); i += 2 {
 		if err := srv.StoreLocal([]byte(args[i]), []byte(args[i+1])); err != nil {
 			return fmt.Errorf("store %q: %w", args[i], err)
@@ -340,6 +363,7 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		"hinted_handoff", !c.Bool("no-handoff"), "anti_entropy", !c.Bool("no-anti-entropy"),
 		"ae_interval", c.Duration("ae-interval"), "ae_bandwidth", c.Int64("ae-bandwidth"),
 		"tombstone_grace", c.Duration("tombstone-grace"),
+		"move_bandwidth", c.Int64("move-bandwidth"), "cleanup_grace", c.Duration("cleanup-grace"), "epoch", st.Epoch,
 		"datagram", ep.Datagram != nil, "resp", respAddr,
 		"resp_n", cc.N, "resp_r", cc.R, "resp_w", cc.W, "resp_level", cc.Level.String(), "resp_linearizable", cc.Linearizable)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)

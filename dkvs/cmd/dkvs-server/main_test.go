@@ -103,6 +103,8 @@ func TestUsageShowsDefaults(t *testing.T) {
 		fmt.Sprintf("defaults (default %d)", quorum.DefaultN),
 		fmt.Sprintf("waits for (default %d,", quorum.DefaultR),
 		fmt.Sprintf("needs (default %d,", quorum.DefaultW),
+		fmt.Sprintf("(default %d; 0: no limit)", DefaultMoveBandwidth),
+		fmt.Sprintf("before it drops them\n                         (default %s)", strings.TrimSuffix(server.DefaultCleanupGrace.String(), "0s")),
 	} {
 		if !strings.Contains(usage, want) {
 			t.Errorf("the usage text does not say %q", want)

@@ -1,4 +1,7 @@
-package antientropy
+// Package throttle bounds the bytes a background task moves per second:
+// anti-entropy, and the streaming of ranges when the ring changes. Both
+// share the network and disks with the requests of clients.
+package throttle
 
 import (
 	"context"
@@ -6,9 +9,9 @@ import (
 	"time"
 )
 
-// limiter is a token bucket bounding the bytes anti-entropy moves per
-// second. A zero rate means no limit.
-type limiter struct {
+// Limiter is a token bucket bounding bytes per second. A zero rate means
+// no limit. It is safe for concurrent use.
+type Limiter struct {
 	mu     sync.Mutex
 	rate   float64 // bytes per second
 	burst  float64
@@ -17,8 +20,13 @@ type limiter struct {
 	now    func() time.Time
 }
 
-func newLimiter(rate int64, now func() time.Time) *limiter {
-	l := &limiter{rate: float64(rate), now: now}
+// New returns a limiter of rate bytes per second (0: none) on the clock
+// now (nil: time.Now).
+func New(rate int64, now func() time.Time) *Limiter {
+	if now == nil {
+		now = time.Now
+	}
+	l := &Limiter{rate: float64(rate), now: now}
 	if rate > 0 {
 		// A burst of a quarter second (at least 64 KiB) keeps the rate
 		// smooth without making every small message wait.
@@ -32,7 +40,7 @@ func newLimiter(rate int64, now func() time.Time) *limiter {
 // reserve takes up to one burst of n bytes from the bucket and returns how
 // many it took and how long the caller must wait before sending them.
 // Tokens may go negative: later callers then wait behind this one.
-func (l *limiter) reserve(n int) (int, time.Duration) {
+func (l *Limiter) reserve(n int) (int, time.Duration) {
 	take := min(float64(n), l.burst)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -46,8 +54,8 @@ func (l *limiter) reserve(n int) (int, time.Duration) {
 	return int(take), time.Duration(-l.tokens / l.rate * float64(time.Second))
 }
 
-// wait blocks until n bytes may be sent, or ctx ends.
-func (l *limiter) wait(ctx context.Context, n int) error {
+// Wait blocks until n bytes may be sent, or ctx ends.
+func (l *Limiter) Wait(ctx context.Context, n int) error {
 	if l.rate <= 0 {
 		return nil
 	}
