@@ -49,8 +49,8 @@ func (s span) before(p ring.Hash) bool {
 // is a current home (a source: an excluded server is none). The records
 // a page sends are a subset of theirs; streamFilter decides which.
 func streamSpans(v *topology.View, self, dest string) []span {
-	// A record of N above the number of servers has the homes of one of
-	// exactly that many: every server of each ring.
+	// A record of N at or above the number of servers (of both rings) has
+	// every server of each ring for homes: N up to that number covers all.
 	servers := len(v.Servers())
 	var ranges []topology.Range
 	for n := 1; n <= servers; n++ {
