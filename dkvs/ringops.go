@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/dkvs/dkvs/dkvs/errcode"
-	"github.com/dkvs/dkvs/dkvs/membership"
+	"github.com/dkvs/dkvs/dkvs/ringrpc"
 	"github.com/dkvs/dkvs/dkvs/topology"
 )
 
@@ -33,7 +33,7 @@ func (c *Client) candidates() []string {
 func (c *Client) FetchRing(ctx context.Context) (topology.State, error) {
 	var errs []error
 	for _, addr := range c.candidates() {
-		st, err := membership.Ring(ctx, c.tr, addr)
+		st, err := ringrpc.Ring(ctx, c.tr, addr)
 		if err == nil {
 			c.coord.SetView(topology.NewView(st))
 			return c.coord.View().State(), nil
@@ -69,13 +69,13 @@ func (c *Client) ChangeRing(ctx context.Context, cmd topology.Command) (topology
 // it: for tools that compare what the servers know (a server that has not
 // applied the latest epoch yet tells an older one).
 func (c *Client) RingOf(ctx context.Context, addr string) (topology.State, error) {
-	return membership.Ring(ctx, c.tr, addr)
+	return ringrpc.Ring(ctx, c.tr, addr)
 }
 
 // ChangeRingAt is ChangeRing through the server at addr alone, for tools
 // that choose which servers to ask (those that answer, in their order).
 func (c *Client) ChangeRingAt(ctx context.Context, addr string, cmd topology.Command) (topology.State, error) {
-	st, err := membership.Send(ctx, c.tr, addr, cmd)
+	st, err := ringrpc.Send(ctx, c.tr, addr, cmd)
 	if err == nil {
 		c.coord.SetView(topology.NewView(st))
 	}

@@ -525,12 +525,15 @@ func TestRingCommandErrors(t *testing.T) {
 	}{
 		{[]string{"join", "--", "127.0.0.1", port(r.Servers[4]), "16"}, "a move is already under way"},
 		{[]string{"leave", "--", r.Addr(0)}, "a move is already under way"},
-		{[]string{"join", "--", "127.0.0.1", port(r.Servers[3]), "16"}, "a move is already under way"},
+		{[]string{"join", "--", "127.0.0.1", port(r.Servers[3]), "8"}, "a move is already under way"},
 	} {
 		if res := ringCmd(t, r, tc.args...); res.Code != invalidArg.ExitStatus() || !strings.Contains(res.Stderr, tc.msg) {
 			t.Errorf("%q during a move: %s", tc.args, res)
 		}
 	}
+	// The same join again (an operator who lost the first answer) is
+	// answered with the move it began, not refused.
+	wantRingOK(t, ringCmd(t, r, "join", "--", "127.0.0.1", port(r.Servers[3]), "16"), "OK epoch 2: move 2, join of "+r.Addr(3))
 	res := ringCmd(t, r, "ring", "--servers-file", filepath.Join(r.Dir, "during.txt"))
 	if res.Code != 0 || !strings.Contains(res.Stderr, "WARNING: move 2, join of "+r.Addr(3)+" is under way") {
 		t.Errorf("ring --servers-file during a move: %s", res)

@@ -96,7 +96,7 @@ func benchJoin(b *testing.B, keys int, extra []string) {
 	}
 	r.WaitPeersUp()
 	began := time.Now()
-	if res := r.Client("bench", "--load-only", "--keys", strconv.Itoa(keys), "--value-size", "100",
+	if res := r.ClientFor(time.Hour, "bench", "--load-only", "--keys", strconv.Itoa(keys), "--value-size", "100",
 		"--concurrency", "32", "--no-progress"); res.Code != 0 {
 		b.Fatalf("load: %s", res)
 	}
@@ -132,7 +132,7 @@ func benchJoin(b *testing.B, keys int, extra []string) {
 	r.Start(3)
 	b.StartTimer()
 	joinBegan := time.Now()
-	res := r.Client("join", "--wait", "60m", "--", r.Servers[3].IP, strconv.Itoa(int(r.Servers[3].Port)), "16")
+	res := r.ClientFor(time.Hour, "join", "--wait", "60m", "--", r.Servers[3].IP, strconv.Itoa(int(r.Servers[3].Port)), "16")
 	took := time.Since(joinBegan)
 	b.StopTimer()
 	close(stop)

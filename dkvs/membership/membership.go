@@ -34,6 +34,7 @@ import (
 
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/ringrpc"
 	"github.com/dkvs/dkvs/dkvs/storage"
 	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/wire"
@@ -235,29 +236,7 @@ func (n *Node) Propose(ctx context.Context, cmd topology.Command) (topology.Stat
 		return topology.State{}, fmt.Errorf("ring %s: no leader is known (fewer than a majority of the first %d servers answer?): %w",
 			cmd.Op, topology.MaxVoters, errcode.Network)
 	}
-	return Send(ctx, n.cfg.Caller, leader, cmd)
-}
-
-// Send sends a ring command to a server (OpRingChange) and returns the
-// state after it.
-func Send(ctx context.Context, c Caller, addr string, cmd topology.Command) (topology.State, error) {
-	f, err := c.Call(ctx, addr, wire.Frame{Kind: uint8(wire.OpRingChange), Body: cmd.Encode()})
-	if err != nil {
-		return topology.State{}, fmt.Errorf("ring %s through %s: %w", cmd.Op, addr, err)
-	}
-	switch f.Status() {
-	case wire.StatusOK:
-		return topology.Decode(f.Body)
-	case wire.StatusFailed:
-		b, msg, err := wire.DecodeFailure(f.Body)
-		if err != nil {
-			return topology.State{}, fmt.Errorf("ring %s through %s: bad answer: %w: %w", cmd.Op, addr, err, errcode.Network)
-		}
-		code := errcode.FromExitStatus(int(b))
-		return topology.State{}, fmt.Errorf("%s: %w", strings.TrimSuffix(msg, ": "+code.Error()), code)
-	}
-	msg, _ := wire.DecodeMessage(f.Body)
-	return topology.State{}, fmt.Errorf("ring %s through %s: %s %s: %w", cmd.Op, addr, f.Status(), msg, errcode.Network)
+	return ringrpc.Send(ctx, n.cfg.Caller, leader, cmd)
 }
 
 // HandleChange answers an OpRingChange request: a ring command from an
@@ -368,32 +347,12 @@ func (n *Node) reached(ctx context.Context, s topology.State) bool {
 		if addr == n.cfg.Self {
 			continue
 		}
-		e, err := Epoch(ctx, n.cfg.Caller, addr)
+		e, err := ringrpc.Epoch(ctx, n.cfg.Caller, addr)
 		if err != nil || e < s.Epoch {
 			return false
 		}
 	}
 	return true
-}
-
-// Epoch asks a server for the epoch of the ring it knows.
-func Epoch(ctx context.Context, c Caller, addr string) (uint64, error) {
-	s, err := Ring(ctx, c, addr)
-	return s.Epoch, err
-}
-
-// Ring asks a server for the ring it knows (OpRing).
-func Ring(ctx context.Context, c Caller, addr string) (topology.State, error) {
-	cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
-	f, err := c.Call(cctx, addr, wire.Frame{Kind: uint8(wire.OpRing)})
-	if err != nil {
-		return topology.State{}, err
-	}
-	if f.Status() != wire.StatusOK {
-		return topology.State{}, fmt.Errorf("ring of %s: %s: %w", addr, f.Status(), errcode.Network)
-	}
-	return topology.Decode(f.Body)
 }
 
 // reconcile keeps Raft's configuration that of the ring: the ring's

@@ -13,14 +13,13 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/ringrpc"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
 // Caller sends a request frame to a server and returns its answer: the
 // server's connections to its peers.
-type Caller interface {
-	Call(ctx context.Context, addr string, req wire.Frame) (wire.Frame, error)
-}
+type Caller = ringrpc.Caller
 
 // RPC kinds, the first byte of an OpRaft body; the rest is the request,
 // msgpack-encoded as Raft's own network transport does. An answer is a

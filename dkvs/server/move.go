@@ -11,8 +11,8 @@ import (
 
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/errcode"
-	"github.com/dkvs/dkvs/dkvs/membership"
 	"github.com/dkvs/dkvs/dkvs/ring"
+	"github.com/dkvs/dkvs/dkvs/ringrpc"
 	"github.com/dkvs/dkvs/dkvs/storage"
 	"github.com/dkvs/dkvs/dkvs/throttle"
 	"github.com/dkvs/dkvs/dkvs/topology"
@@ -357,7 +357,7 @@ func (m *mover) barrier(ctx context.Context, st topology.State) error {
 			if addr == m.s.cfg.Addr || !m.s.health.Up(addr) {
 				continue
 			}
-			if e, err := membership.Epoch(ctx, m.s.peers, addr); err != nil || e < st.Move.ID {
+			if e, err := ringrpc.Epoch(ctx, m.s.peers, addr); err != nil || e < st.Move.ID {
 				all = false
 				break
 			}

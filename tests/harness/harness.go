@@ -382,10 +382,24 @@ func (r *Ring) Client(args ...string) Result {
 	return Run(r.t, r.Dir, Bin(r.t, "dkvs-client"), args...)
 }
 
-// Run runs a program in dir and returns its outputs and exit status.
+// ClientFor is Client with a deadline of d instead of two minutes, for
+// long runs (benchmarks).
+func (r *Ring) ClientFor(d time.Duration, args ...string) Result {
+	r.t.Helper()
+	return RunFor(r.t, d, r.Dir, Bin(r.t, "dkvs-client"), args...)
+}
+
+// Run runs a program in dir and returns its outputs and exit status; it
+// kills the program after two minutes.
 func Run(t testing.TB, dir, prog string, args ...string) Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	return RunFor(t, 2*time.Minute, dir, prog, args...)
+}
+
+// RunFor is Run with a deadline of d.
+func RunFor(t testing.TB, d time.Duration, dir, prog string, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, prog, args...)
 	cmd.Dir = dir
