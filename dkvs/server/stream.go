@@ -171,7 +171,7 @@ func readStreamPage(r rangeReader, spans []span, f *streamFilter, after []byte, 
 		}
 	}
 	// The index, without values: the records to send, and an estimate of
-	// their size from their stored (maybe compressed) values.
+	// their size from their stored (maybe compressed) values, if sent.
 	type pick struct {
 		key []byte
 		rec kv.Record
@@ -191,7 +191,10 @@ func readStreamPage(r rangeReader, spans []span, f *streamFilter, after []byte, 
 				return true
 			}
 			picks = append(picks, pick{key: append([]byte(nil), en.Key...), rec: en.Record})
-			estimate += len(en.Key) + en.Stored + recordRoom
+			estimate += len(en.Key) + recordRoom
+			if f.pass != wire.StreamVerify {
+				estimate += en.Stored
+			}
 			return true
 		})
 		if err != nil {
