@@ -12,14 +12,22 @@
 //
 // The same comparisons tell when every replica holds a tombstone, which
 // is when a tombstone older than the grace period may be dropped.
+//
+// Every read of storage goes through its ring index (storage.ScanRange):
+// a tree is built from one pass over the index, without reading values,
+// and the entries of differing leaves are found by scanning only those
+// leaves' ranges of ring positions, so the cost of a diff grows with the
+// leaves that differ, not with the store.
 package antientropy
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,9 +42,11 @@ import (
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
-// Store is the storage anti-entropy reads and repairs.
+// Store is the storage anti-entropy reads and repairs. It reads ranges of
+// ring positions only: the positions must be those of ring.SHA1, as the
+// ring's must (New checks).
 type Store interface {
-	Scan(start []byte, o storage.ScanOptions, fn func(key []byte, rec kv.Record) bool) error
+	ScanRange(start, end ring.Hash, o storage.RangeOptions, fn func(storage.RangeEntry) bool) error
 	Get(key []byte) (kv.Record, bool, error)
 	VersionOf(key []byte) (kv.Version, bool, error)
 	ApplyMany(recs []storage.KeyRecord) (int, error)
@@ -157,6 +167,14 @@ func newRingState(r *ring.Ring, selfAddr string, noPurge bool) *ringState {
 	return rs
 }
 
+// mustHashSHA1 panics unless r places keys by ring.SHA1, as the store's
+// ring index does: a programming error.
+func mustHashSHA1(r *ring.Ring) {
+	if probe := []byte("anti-entropy"); r.KeyHash(probe) != ring.SHA1(probe) {
+		panic("antientropy: the ring does not hash keys with ring.SHA1, as storage's ring index does")
+	}
+}
+
 func (rs *ringState) addr(i int) string { return rs.ring.Servers()[i].Addr() }
 
 func (rs *ringState) peerIndex(addr string) int {
@@ -170,8 +188,9 @@ func (rs *ringState) peerIndex(addr string) int {
 
 // SetRing makes r the ring of later comparisons (this server's peers are
 // its other servers). With noPurge, tombstones are kept: a move of the
-// ring is under way.
+// ring is under way. Like New's, r must place keys by ring.SHA1.
 func (e *Engine) SetRing(r *ring.Ring, noPurge bool) {
+	mustHashSHA1(r)
 	e.rs.Store(newRingState(r, e.opts.Self, noPurge))
 	// Confirmations were of the keys shared on the old ring.
 	e.mu.Lock()
@@ -185,8 +204,11 @@ func (e *Engine) SetRing(r *ring.Ring, noPurge bool) {
 	e.mu.Unlock()
 }
 
-// New returns an engine; call Run to start it.
+// New returns an engine; call Run to start it. The ring must place keys by
+// ring.SHA1, as the store's ring index does (it panics otherwise: a
+// programming error).
 func New(store Store, tr Transport, opts Options) *Engine {
+	mustHashSHA1(opts.Ring)
 	if opts.Depth <= 0 || opts.Depth > merkle.MaxDepth {
 		opts.Depth = DefaultDepth
 	}
@@ -304,8 +326,8 @@ func (e *Engine) round(ctx context.Context) (work time.Duration) {
 	return work
 }
 
-// buildTrees scans storage once and builds a tree per peer of the entries
-// the two should share.
+// buildTrees reads storage's ring index once, without values, and builds
+// a tree per peer of the entries the two should share.
 func (e *Engine) buildTrees(ctx context.Context) (*treeSet, error) {
 	e.treeMu.Lock()
 	for e.building {
@@ -323,7 +345,34 @@ func (e *Engine) buildTrees(ctx context.Context) (*treeSet, error) {
 	built := e.opts.Now()
 	builders := map[int]*merkle.Builder{}
 	grace := e.opts.TombstoneGrace
-	err := e.store.Scan(nil, storage.ScanOptions{Tombstones: true, NoValues: true}, func(key []byte, rec kv.Record) bool {
+	prefs := rs.newPrefs()
+	// The index is in ring order, leaf after leaf, but a leaf hashes its
+	// entries in key order (as every server does): each leaf's entries
+	// are gathered, sorted, then added.
+	var (
+		leaf    []leafEntry
+		arena   []byte // the keys of leaf
+		current uint32
+	)
+	flush := func() {
+		slices.SortFunc(leaf, func(a, b leafEntry) int { return bytes.Compare(a.key, b.key) })
+		for _, en := range leaf {
+			for _, p := range en.pref {
+				if p == rs.self {
+					continue
+				}
+				b := builders[p]
+				if b == nil {
+					b = merkle.NewBuilder(e.opts.Depth)
+					builders[p] = b
+				}
+				b.Add(current, en.key, en.version, en.tombstone)
+			}
+		}
+		leaf, arena = leaf[:0], arena[:0]
+	}
+	err := e.store.ScanRange(ring.Hash{}, ring.Hash{}, storage.RangeOptions{Tombstones: true}, func(en storage.RangeEntry) bool {
+		rec := en.Record
 		if rec.N == 0 {
 			return true
 		}
@@ -332,28 +381,23 @@ func (e *Engine) buildTrees(ctx context.Context) (*treeSet, error) {
 		if rec.Tombstone && built.Sub(rec.Version.Time()) > grace {
 			return true
 		}
-		pos := rs.ring.KeyHash(key)
-		pref := rs.ring.PreferenceAt(rs.ring.First(pos), int(rec.N))
+		pref := prefs.at(en.Pos, int(rec.N))
 		if !contains(pref, rs.self) {
 			return true
 		}
-		bucket := merkle.Bucket(pos[:], e.opts.Depth)
-		for _, p := range pref {
-			if p == rs.self {
-				continue
-			}
-			b := builders[p]
-			if b == nil {
-				b = merkle.NewBuilder(e.opts.Depth)
-				builders[p] = b
-			}
-			b.Add(bucket, key, rec.Version, rec.Tombstone)
+		if bucket := merkle.Bucket(en.Pos[:], e.opts.Depth); bucket != current {
+			flush()
+			current = bucket
 		}
+		n := len(arena)
+		arena = append(arena, en.Key...)
+		leaf = append(leaf, leafEntry{key: arena[n:len(arena):len(arena)], version: rec.Version, tombstone: rec.Tombstone, pref: pref})
 		return ctx.Err() == nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	flush()
 	ts := &treeSet{rs: rs, built: built, byPeer: map[int]*merkle.Tree{}}
 	for p, b := range builders {
 		ts.byPeer[p] = b.Tree(built)
@@ -362,6 +406,70 @@ func (e *Engine) buildTrees(ctx context.Context) (*treeSet, error) {
 	e.trees = ts
 	e.treeMu.Unlock()
 	return ts, nil
+}
+
+// leafEntry is an entry of the leaf buildTrees is gathering.
+type leafEntry struct {
+	key       []byte
+	version   kv.Version
+	tombstone bool
+	pref      []int // the key's home servers
+}
+
+// prefs finds the preference lists of ring positions, remembering them by
+// first node and N: a scan of the index meets the same few lists again and
+// again, in order. It is not safe for concurrent use.
+type prefs struct {
+	r    *ring.Ring
+	seen map[[2]int][]int
+}
+
+// newPrefs returns an empty cache of rs's preference lists: a cache
+// belongs to one ring state, so a ring that changes never answers from
+// the lists of the one before.
+func (rs *ringState) newPrefs() *prefs { return &prefs{r: rs.ring, seen: map[[2]int][]int{}} }
+
+// at returns the first n servers of the preference list of position pos.
+// The list must not be modified.
+func (p *prefs) at(pos ring.Hash, n int) []int {
+	k := [2]int{p.r.First(pos), n}
+	l, ok := p.seen[k]
+	if !ok {
+		l = p.r.PreferenceAt(k[0], n)
+		p.seen[k] = l
+	}
+	return l
+}
+
+// leafRun is a run of consecutive leaves, [first, last].
+type leafRun struct{ first, last uint32 }
+
+// leafRuns returns the runs of consecutive leaves among buckets, in ring
+// order, leaving out those beyond a tree of depth.
+func leafRuns(buckets []uint32, depth int) []leafRun {
+	sorted := slices.Clone(buckets)
+	slices.Sort(sorted)
+	var runs []leafRun
+	for _, b := range slices.Compact(sorted) {
+		switch {
+		case b >= 1<<depth:
+		case len(runs) > 0 && runs[len(runs)-1].last+1 == b:
+			runs[len(runs)-1].last = b
+		default:
+			runs = append(runs, leafRun{b, b})
+		}
+	}
+	return runs
+}
+
+// positions returns the ring positions of the run's leaves at depth
+// (merkle.Bucket: the top depth bits), [start, end); end wraps to zero
+// after the last leaf, which storage.ScanRange reads as the ring's end.
+func (r leafRun) positions(depth int) (start, end ring.Hash) {
+	shift := 32 - depth
+	binary.BigEndian.PutUint32(start[:4], uint32(uint64(r.first)<<shift))
+	binary.BigEndian.PutUint32(end[:4], uint32(uint64(r.last+1)<<shift))
+	return start, end
 }
 
 // treesFor returns trees no older than maxAge, building them if needed.
@@ -516,21 +624,21 @@ func (e *Engine) confirm(peer string, t *merkle.Tree, nodes []uint32, asOf int64
 // pull sends this server's entries of the differing leaves, in chunks,
 // and applies the records the peer answers with, page by page.
 func (e *Engine) pull(ctx context.Context, rs *ringState, peer string, p int, buckets []uint32) (int, error) {
-	inSet := make(map[uint32]bool, len(buckets))
-	for _, b := range buckets {
-		inSet[b] = true
-	}
 	byBucket := map[uint32][]wire.Entry{}
-	err := e.store.Scan(nil, storage.ScanOptions{Tombstones: true, NoValues: true}, func(key []byte, rec kv.Record) bool {
-		if bucket, ok := rs.shared(key, rec, p, e.opts.Depth); ok && inSet[bucket] {
-			byBucket[bucket] = append(byBucket[bucket], wire.Entry{Key: append([]byte(nil), key...), Version: rec.Version, Tombstone: rec.Tombstone})
+	prefs := rs.newPrefs()
+	for _, run := range leafRuns(buckets, e.opts.Depth) {
+		start, end := run.positions(e.opts.Depth)
+		err := e.store.ScanRange(start, end, storage.RangeOptions{Tombstones: true}, func(en storage.RangeEntry) bool {
+			if bucket, ok := rs.shared(en.Pos, en.Record, p, e.opts.Depth, prefs); ok {
+				byBucket[bucket] = append(byBucket[bucket], wire.Entry{Key: append([]byte(nil), en.Key...), Version: en.Record.Version, Tombstone: en.Record.Tombstone})
+			}
+			return ctx.Err() == nil
+		})
+		if err != nil {
+			return 0, err
 		}
-		return ctx.Err() == nil
-	})
-	if err != nil {
-		return 0, err
 	}
-	sort.Slice(buckets, func(i, j int) bool { return buckets[i] < buckets[j] })
+	slices.Sort(buckets)
 	applied := 0
 	for len(buckets) > 0 {
 		// A chunk of whole leaves with at most chunkEntries entries (or one
@@ -586,14 +694,13 @@ func (e *Engine) applyPulled(page []wire.KeyRecord) (int, error) {
 	return e.store.ApplyMany(recs)
 }
 
-// shared reports whether this server and peer p should both hold key, and
-// its leaf.
-func (rs *ringState) shared(key []byte, rec kv.Record, p, depth int) (uint32, bool) {
+// shared reports whether this server and peer p should both hold the key
+// at ring position pos, and its leaf at depth. prefs must be rs's.
+func (rs *ringState) shared(pos ring.Hash, rec kv.Record, p, depth int, prefs *prefs) (uint32, bool) {
 	if rec.N == 0 {
 		return 0, false
 	}
-	pos := rs.ring.KeyHash(key)
-	pref := rs.ring.PreferenceAt(rs.ring.First(pos), int(rec.N))
+	pref := prefs.at(pos, int(rec.N))
 	if !contains(pref, rs.self) || !contains(pref, p) {
 		return 0, false
 	}
@@ -642,36 +749,54 @@ func (e *Engine) HandleDiff(ctx context.Context, req wire.AEDiffRequest) (wire.A
 			return wire.AEDiffResponse{}, err
 		}
 	}
-	inSet := make(map[uint32]bool, len(req.Buckets))
-	for _, b := range req.Buckets {
-		inSet[b] = true
-	}
+	runs := leafRuns(req.Buckets, e.opts.Depth)
+	prefs := rs.newPrefs()
 	theirs := make(map[string]kv.Version, len(req.Entries))
 	for _, en := range req.Entries {
 		theirs[string(en.Key)] = en.Version
 	}
-	// collect returns up to offerBatch keys from `from` on that the peer
-	// lacks or holds older; their values are then read one by one, so a
-	// page never holds more than one batch of keys in memory.
+	// collect returns up to offerBatch keys after the key `after` (nil:
+	// from the first leaf), in ring order, that the peer lacks or holds
+	// older; their values are then read one by one, so a page never holds
+	// more than one batch of keys in memory. It reads the requested
+	// leaves' ranges of the ring index only.
 	const offerBatch = 4096
-	collect := func(from []byte) ([][]byte, error) {
+	collect := func(after []byte) ([][]byte, error) {
 		var keys [][]byte
-		err := e.store.Scan(from, storage.ScanOptions{Tombstones: true, NoValues: true}, func(key []byte, rec kv.Record) bool {
-			bucket, ok := rs.shared(key, rec, p, e.opts.Depth)
-			if !ok || !inSet[bucket] {
-				return ctx.Err() == nil
+		for _, run := range runs {
+			o := storage.RangeOptions{Tombstones: true}
+			if after != nil {
+				pos := ring.SHA1(after)
+				b := merkle.Bucket(pos[:], e.opts.Depth)
+				if b > run.last {
+					continue // the cursor is past this run
+				}
+				if b >= run.first {
+					o.After = after // the cursor is in this run
+				}
 			}
-			if v, has := theirs[string(key)]; has && !rec.Version.Newer(v) {
-				return true
+			start, end := run.positions(e.opts.Depth)
+			err := e.store.ScanRange(start, end, o, func(en storage.RangeEntry) bool {
+				if _, ok := rs.shared(en.Pos, en.Record, p, e.opts.Depth, prefs); !ok {
+					return ctx.Err() == nil
+				}
+				if v, has := theirs[string(en.Key)]; has && !en.Record.Version.Newer(v) {
+					return true
+				}
+				keys = append(keys, append([]byte(nil), en.Key...))
+				return len(keys) < offerBatch
+			})
+			if err != nil || len(keys) >= offerBatch || ctx.Err() != nil {
+				return keys, err
 			}
-			keys = append(keys, append([]byte(nil), key...))
-			return len(keys) < offerBatch
-		})
-		return keys, err
+		}
+		return keys, nil
 	}
 	var from []byte
 	if len(req.After) > 0 {
-		from = append(append([]byte(nil), req.After...), 0)
+		// The key of the last record of the previous page: pages follow
+		// ring order, so the next starts after its position.
+		from = req.After
 	}
 	var resp wire.AEDiffResponse
 	size := 0
@@ -699,7 +824,7 @@ scan:
 		if len(offer) < offerBatch {
 			break
 		}
-		from = append(append([]byte(nil), offer[len(offer)-1]...), 0)
+		from = offer[len(offer)-1]
 	}
 	e.mu.Lock()
 	e.stats[req.From].KeysSent += int64(len(resp.Records))
@@ -780,12 +905,13 @@ func (e *Engine) PurgeTombstones(ctx context.Context) (int, error) {
 		confirmed[k] = append([]int64(nil), v...)
 	}
 	e.mu.Unlock()
-	err := e.store.Scan(nil, storage.ScanOptions{Tombstones: true, NoValues: true}, func(key []byte, rec kv.Record) bool {
+	prefs := rs.newPrefs()
+	err := e.store.ScanRange(ring.Hash{}, ring.Hash{}, storage.RangeOptions{Tombstones: true}, func(en storage.RangeEntry) bool {
+		rec, pos := en.Record, en.Pos
 		if !rec.Tombstone || rec.N == 0 || now.Sub(rec.Version.Time()) <= e.opts.TombstoneGrace {
 			return ctx.Err() == nil
 		}
-		pos := rs.ring.KeyHash(key)
-		pref := rs.ring.PreferenceAt(rs.ring.First(pos), int(rec.N))
+		pref := prefs.at(pos, int(rec.N))
 		if !contains(pref, rs.self) {
 			return true
 		}
@@ -800,7 +926,7 @@ func (e *Engine) PurgeTombstones(ctx context.Context) (int, error) {
 				return true
 			}
 		}
-		victims = append(victims, victim{append([]byte(nil), key...), rec.Version})
+		victims = append(victims, victim{append([]byte(nil), en.Key...), rec.Version})
 		return true
 	})
 	if err != nil {

@@ -57,6 +57,13 @@ func (cl *cluster) setCut(addr string, cut bool) {
 
 func newCluster(t *testing.T, n int, opts Options) *cluster {
 	t.Helper()
+	return newClusterOf(t, n, opts, nil)
+}
+
+// newClusterOf is newCluster with each engine reading its storage through
+// wrap, when not nil.
+func newClusterOf(t *testing.T, n int, opts Options, wrap func(*storage.DB) Store) *cluster {
+	t.Helper()
 	var servers []config.Server
 	for i := 0; i < n; i++ {
 		servers = append(servers, config.Server{IP: "127.0.0.1", Port: uint16(3000 + i), Count: 2})
@@ -74,7 +81,11 @@ func newCluster(t *testing.T, n int, opts Options) *cluster {
 		if o.Interval == 0 {
 			o.Interval = -1 // rounds are run by hand
 		}
-		nd := &node{addr: s.Addr(), db: db, eng: New(db, cl.net, o)}
+		var store Store = db
+		if wrap != nil {
+			store = wrap(db)
+		}
+		nd := &node{addr: s.Addr(), db: db, eng: New(store, cl.net, o)}
 		cl.net.Register(s.Addr(), nd.eng)
 		cl.nodes = append(cl.nodes, nd)
 	}

@@ -40,7 +40,8 @@ func Bucket(pos []byte, depth int) uint32 {
 }
 
 // Builder accumulates entries. Entries of one leaf must be added in key
-// order (the order of a storage scan) so both replicas hash them alike.
+// order so both replicas hash them alike (storage's ring index yields a
+// leaf's entries by position: anti-entropy sorts them first).
 type Builder struct {
 	depth   int
 	leaves  []hash.Hash

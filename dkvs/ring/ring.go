@@ -27,6 +27,19 @@ type Hash [HashSize]byte
 // String returns the position as 40 lower-case hex digits.
 func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 
+// Next returns the position after h, wrapping from the last to zero: a
+// node at pos owns the positions (prev, pos], which are the half-open
+// range [prev.Next(), pos.Next()) that storage scans by.
+func (h Hash) Next() Hash {
+	for i := len(h) - 1; i >= 0; i-- {
+		h[i]++
+		if h[i] != 0 {
+			break
+		}
+	}
+	return h
+}
+
 // HashFunc maps bytes to a ring position.
 type HashFunc func([]byte) Hash
 

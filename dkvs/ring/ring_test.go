@@ -3,6 +3,7 @@ package ring
 import (
 	"crypto/sha1"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"reflect"
 	"sort"
@@ -201,5 +202,25 @@ func BenchmarkPreference(b *testing.B) {
 	key := []byte("some-benchmark-key")
 	for i := 0; i < b.N; i++ {
 		r.Preference(key, 3)
+	}
+}
+
+func TestHashNext(t *testing.T) {
+	parse := func(s string) Hash {
+		var h Hash
+		if n, err := hex.Decode(h[:], []byte(s)); err != nil || n != HashSize {
+			t.Fatalf("%s: %v", s, err)
+		}
+		return h
+	}
+	for _, c := range []struct{ in, want string }{
+		{"0000000000000000000000000000000000000000", "0000000000000000000000000000000000000001"},
+		{"00000000000000000000000000000000000000ff", "0000000000000000000000000000000000000100"},
+		{"01ffffffffffffffffffffffffffffffffffffff", "0200000000000000000000000000000000000000"},
+		{"ffffffffffffffffffffffffffffffffffffffff", "0000000000000000000000000000000000000000"},
+	} {
+		if got := parse(c.in).Next(); got != parse(c.want) {
+			t.Errorf("%s.Next() = %s, want %s", c.in, got, c.want)
+		}
 	}
 }

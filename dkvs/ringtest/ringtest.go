@@ -261,6 +261,12 @@ func (r *Ring) TryStart(i int) error {
 	if err != nil {
 		return fmt.Errorf("ringtest: start %s: %w", nd.addr, err)
 	}
+	// After a Kill, the disk is what a crash kept: its records and their
+	// ring index must still agree.
+	if err := srv.DB().CheckIndex(); err != nil {
+		srv.Close()
+		r.t.Fatalf("ringtest: start %s: %v", nd.addr, err)
+	}
 	host := r.net.Host(nd.addr)
 	ln, err := host.Listen(nd.addr)
 	if err != nil {

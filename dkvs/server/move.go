@@ -11,7 +11,6 @@ import (
 
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/errcode"
-	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/ringrpc"
 	"github.com/dkvs/dkvs/dkvs/storage"
@@ -33,14 +32,15 @@ import (
 // is applied as newest-wins, so passes may overlap and start again at
 // will; the position of each pass with each source is kept in the store,
 // so a restart of either side resumes it. The bytes received per second
-// are bounded by Config.MoveBandwidth.
+// are bounded by Config.MoveBandwidth. The source's side of a stream is
+// stream.go.
 
 // streamPage bounds one page of a stream.
 const streamPage = 1 << 20
 
 // streamScan bounds the records a source looks at for one page, so that
-// a page over a stretch of records the requester does not gain still
-// comes back soon.
+// a page over a stretch of records it does not send (written with another
+// N, or another source's in the first pass) still comes back soon.
 const streamScan = 20000
 
 // mover runs this server's part in moves.
@@ -51,6 +51,9 @@ type mover struct {
 
 	mu    sync.Mutex
 	stats *wire.StreamStats
+
+	// streams are the spans of the streams this server is the source of.
+	streams streamCache
 }
 
 func newMover(s *Server, bandwidth int64) *mover {
@@ -384,82 +387,6 @@ func cursorPrefix(id uint64, pass uint8) []byte {
 
 func cursorKey(id uint64, pass uint8, src string) []byte {
 	return append(append(cursorPrefix(id, pass), '/'), src...)
-}
-
-// handleStream answers a page of a stream: the records the requester
-// gains in the move, from After on, that this server holds and is to send
-// in the requested pass.
-func (s *Server) handleStream(f wire.Frame) wire.Frame {
-	req, err := wire.DecodeStreamRequest(f.Body)
-	if err != nil {
-		return fail(wire.StatusBadRequest, "%v", err)
-	}
-	v := s.coord.View()
-	st := v.State()
-	if st.Move == nil || st.Move.ID != req.Move {
-		if st.Epoch < req.Move {
-			return fail(wire.StatusUnavailable, "move %d not known here yet (ring epoch %d)", req.Move, st.Epoch)
-		}
-		return fail(wire.StatusUnavailable, "no move %d under way (ring epoch %d)", req.Move, st.Epoch)
-	}
-	maxBytes := int(req.MaxBytes)
-	if maxBytes <= 0 || maxBytes > 4<<20 {
-		maxBytes = streamPage
-	}
-	self := s.cfg.Addr
-	cur, tgt := v.Current(), v.Target()
-	excluded := st.Move.Excluded
-	var from []byte
-	if len(req.After) > 0 {
-		from = append(append([]byte(nil), req.After...), 0)
-	}
-	var resp wire.StreamResponse
-	size, scanned := 0, 0
-	err = s.db.Scan(from, storage.ScanOptions{Tombstones: true}, func(key []byte, rec kv.Record) bool {
-		if scanned >= streamScan || size >= maxBytes {
-			resp.More = true
-			return false
-		}
-		scanned++
-		resp.Next = append(resp.Next[:0], key...)
-		if rec.N == 0 {
-			return true // this server's alone (datagram puts): never moved
-		}
-		n := int(rec.N)
-		newHomes := addrsOf(tgt, tgt.Preference(key, n))
-		if !slices.Contains(newHomes, req.Dest) {
-			return true
-		}
-		oldHomes := addrsOf(cur, cur.Preference(key, n))
-		if slices.Contains(oldHomes, req.Dest) || !slices.Contains(oldHomes, self) {
-			return true
-		}
-		if req.Pass == wire.StreamVerify {
-			rec.Value = nil // the requester asks for what it lacks
-		}
-		if req.Pass == wire.StreamPrimary {
-			first := ""
-			for _, h := range oldHomes {
-				if !slices.Contains(excluded, h) && !slices.Contains(req.Skip, h) && h != req.Dest {
-					first = h
-					break
-				}
-			}
-			if first != self {
-				return true
-			}
-		}
-		resp.Records = append(resp.Records, wire.KeyRecord{Key: append([]byte(nil), key...), Record: rec})
-		size += len(key) + len(rec.Value) + 32
-		return true
-	})
-	if err != nil {
-		return storageFail(err)
-	}
-	if !resp.More {
-		resp.Next = nil
-	}
-	return ok(resp.Append(make([]byte, 0, size+64)))
 }
 
 func addrsOf(r *ring.Ring, idx []int) []string {

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/dkvs/dkvs/dkvs/ring"
 )
 
 // A record whose checksum fails (or whose header cannot be decoded) is
@@ -124,6 +126,11 @@ func (d *DB) setAsideLocked(st *stripe, pk []byte, h uint64) {
 	b := d.db.NewBatch()
 	b.Set(spaceKey(spaceQuarantine, pk), raw, nil)
 	b.Delete(pk, nil)
+	if pk[0] == spaceData {
+		// The record's ring index entry goes with it (repair writes both).
+		key := pk[1:]
+		b.Delete(indexKey(nil, ring.SHA1(key), key), nil)
+	}
 	err = d.engine("write", func() error { return d.db.Apply(b, pebble.NoSync) })
 	b.Close()
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/faultfs"
 	"github.com/dkvs/dkvs/dkvs/kv"
+	"github.com/dkvs/dkvs/dkvs/ring"
 )
 
 // faulty opens a store on an in-memory file system wrapped with an
@@ -186,9 +187,14 @@ func TestReadFault(t *testing.T) {
 			t.Fatal(err)
 		}
 		flipInFile(t, dir, ".sst")
+		// The table holds the records and their ring index entries: the
+		// flipped byte is in one or the other.
 		var readErr error
 		for i := 0; i < 100 && readErr == nil; i++ {
 			_, _, readErr = d.Get([]byte{byte('a' + i%26), byte(i)})
+		}
+		if readErr == nil {
+			readErr = d.ScanRange(ring.Hash{}, ring.Hash{}, RangeOptions{Tombstones: true}, func(RangeEntry) bool { return true })
 		}
 		if !pebble.IsCorruptionError(readErr) {
 			t.Fatalf("reads of a damaged table: %v", readErr)

@@ -171,7 +171,7 @@ func (d *DB) deleteIf(pk []byte, ok func(header) bool) (bool, error) {
 	if err != nil || !found || !ok(h) {
 		return false, err
 	}
-	if err := d.engine("write", func() error { return d.db.Delete(pk, d.wo) }); err != nil {
+	if err := d.engine("write", func() error { return d.deleteRecord(pk) }); err != nil {
 		st.forget(pk, sh)
 		if errors.Is(err, pebble.ErrClosed) {
 			return false, ErrClosed

@@ -29,9 +29,11 @@ import (
 
 // Key spaces inside Pebble: one prefix byte before the user key.
 //
+//	'c' key                 the ring's consensus (consensus.go)
 //	'd' key                 the server's own records
 //	'h' target 0x00 key     hints held for another server ("IP:PORT")
 //	'm' name                the store's own facts: "format"
+//	'r' position key        the ring index of the records (index.go)
 const (
 	spaceData = 'd'
 	spaceHint = 'h'
@@ -42,8 +44,9 @@ const (
 // records it in a new data directory and refuses one that holds another,
 // or data without one (written before the marker existed), so that a
 // layout change shows as a clear error at start rather than as corrupt
-// records at every read.
-const FormatVersion = 1
+// records at every read. Format 1 had no ring index: Open builds it
+// (index.go).
+const FormatVersion = 2
 
 // formatKey holds FormatVersion as a decimal string.
 var formatKey = spaceKey(spaceMeta, []byte("format"))
@@ -76,7 +79,9 @@ type Options struct {
 	CompressAbove int
 	// CacheSize is Pebble's block cache in bytes; zero means DefaultCacheSize.
 	CacheSize int64
-	// Logger receives Pebble's messages; nil discards them.
+	// Logger receives Pebble's messages (at debug level, errors at error
+	// level) and the build of the ring index of a directory of format 1
+	// (at info level); nil discards them.
 	Logger *slog.Logger
 	// OnFault is called once, in a goroutine of its own, when the store
 	// fails (see Fault): from then on it refuses every write.
@@ -149,6 +154,8 @@ type DB struct {
 	lastBGLog  atomic.Int64 // unix nanoseconds of the last background error logged
 	movedAside string       // where a damaged directory was moved, if it was
 	damage     string       // what was damaged in it
+
+	snaps snapshots // open snapshots (rangescan.go)
 }
 
 // Open opens (creating if needed) the engine described by opts. A
@@ -267,7 +274,7 @@ func open(opts Options) (*DB, error) {
 		return nil, fmt.Errorf("storage: open %s: %w: %w", dir, err, errcode.IO)
 	}
 	d.db = pdb
-	if err := checkFormat(pdb, dir); err != nil {
+	if err := checkFormat(pdb, dir, opts.Logger); err != nil {
 		pdb.Close()
 		if isDamage(err) {
 			return d, damaged(dir, err)
@@ -298,13 +305,16 @@ func open(opts Options) (*DB, error) {
 
 // checkFormat refuses a data directory whose format marker is not
 // FormatVersion, or that holds data without a marker; it writes the
-// marker into an empty one.
-func checkFormat(pdb *pebble.DB, dir string) error {
+// marker into an empty one, and moves one of format 1 to FormatVersion.
+func checkFormat(pdb *pebble.DB, dir string, log *slog.Logger) error {
 	v, closer, err := pdb.Get(formatKey)
 	switch {
 	case err == nil:
 		got := string(v)
 		closer.Close()
+		if got == strconv.Itoa(formatNoIndex) {
+			return buildIndex(pdb, dir, log)
+		}
 		if got != strconv.Itoa(FormatVersion) {
 			return fmt.Errorf("storage: %s holds data in format %q; this dkvs reads format %d: "+
 				"use a dkvs of that format or start from an empty directory: %w", dir, got, FormatVersion, errcode.IO)
@@ -531,7 +541,7 @@ func (d *DB) apply(pk []byte, rec kv.Record, counted, sync bool) (ApplyResult, b
 	}
 	enc := encodeRecord(rec, d.compress)
 	b := d.db.NewBatch()
-	if err := b.Set(pk, enc, nil); err != nil {
+	if err := errors.Join(b.Set(pk, enc, nil), indexSet(b, pk, enc)); err != nil {
 		st.mu.Unlock()
 		b.Close()
 		return ApplyResult{}, false, fmt.Errorf("%w: %w", err, errcode.IO)
@@ -706,7 +716,7 @@ func (d *DB) Close() error {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		d.closed = true
-		done <- d.db.Close()
+		done <- errors.Join(d.closeSnapshots(), d.db.Close())
 	}()
 	t := time.NewTimer(timeout)
 	defer t.Stop()

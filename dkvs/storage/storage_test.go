@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,7 +30,13 @@ func openMem(t *testing.T) *DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.Close() })
+	t.Cleanup(func() {
+		// Whatever the test did, the ring index still follows the records.
+		if err := d.CheckIndex(); err != nil && !errors.Is(err, ErrClosed) {
+			t.Error(err)
+		}
+		d.Close()
+	})
 	return d
 }
 
@@ -302,7 +309,8 @@ func TestFormatMarker(t *testing.T) {
 		wantErr string                         // "" to open
 	}{
 		{"empty directory", func(*testing.T, string) {}, ""},
-		{"this format", func(t *testing.T, dir string) { raw(t, dir, formatKey, []byte("1")) }, ""},
+		{"this format", func(t *testing.T, dir string) { raw(t, dir, formatKey, []byte(strconv.Itoa(FormatVersion))) }, ""},
+		{"format 1, without the ring index", func(t *testing.T, dir string) { raw(t, dir, formatKey, []byte("1")) }, ""},
 		{"another format", func(t *testing.T, dir string) { raw(t, dir, formatKey, []byte("7")) }, `format "7"`},
 		{"data without a marker", func(t *testing.T, dir string) { raw(t, dir, spaceKey(spaceData, []byte("k")), []byte("old")) }, "no format marker"},
 	}

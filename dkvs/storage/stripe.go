@@ -17,12 +17,13 @@ const maxCachedKey = 256
 // stripe orders the writes of the keys that hash to it and caches the
 // headers stored under recently written or checked keys.
 //
-// Every write to Pebble's data and hint spaces goes through apply or
-// deleteIf, which hold the key's stripe lock while they read the stored
-// header, write, and update the cache, so a cached entry is always what
-// Pebble holds. That spares a write of a recently seen key its read of the
-// stored version (newest wins), which was the largest part of a write's
-// CPU for keys written again and again.
+// Every write to Pebble's data and hint spaces (and so to the ring index,
+// written in the same batches) goes through apply or deleteIf, which hold
+// the key's stripe lock while they read the stored header, write, and
+// update the cache, so a cached entry is always what Pebble holds. That
+// spares a write of a recently seen key its read of the stored version
+// (newest wins), which was the largest part of a write's CPU for keys
+// written again and again.
 type stripe struct {
 	mu    sync.Mutex
 	slots []slot // direct-mapped by the key's hash; guarded by mu

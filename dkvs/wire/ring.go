@@ -78,7 +78,8 @@ const (
 )
 
 // StreamRequest asks for one page of the records the requester gains in
-// move Move, held by the receiver, after key After (key order).
+// move Move, held by the receiver, after key After in ring order (the
+// key's SHA-1 position, then the key; empty: from the start).
 type StreamRequest struct {
 	Move uint64 // the epoch the move began in
 	Dest string // the requester, the server that gains them
@@ -134,8 +135,9 @@ func DecodeStreamRequest(body []byte) (StreamRequest, error) {
 }
 
 // StreamResponse is one page of a stream: records (compressed payload),
-// and where the next page starts when More is set. Next may be past the
-// last record: the sender scanned further without finding more.
+// and where the next page starts when More is set: Next is a key, in
+// ring order, and may be past the last record (the sender scanned further
+// without finding more).
 type StreamResponse struct {
 	Records []KeyRecord
 	More    bool
