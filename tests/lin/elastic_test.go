@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
-
 	"github.com/dkvs/dkvs/dkvs"
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/topology"
@@ -152,30 +150,7 @@ func TestLinearizableAcrossRingChanges(t *testing.T) {
 		t.Logf("faults:\n%s", strings.Join(nm.Log(), "\n"))
 		t.Fatal(changeErr)
 	}
-	ops := rec.Ops()
-	t.Log(Summary(ops))
-	t.Logf("%d reads saw differing versions and wrote the newest back to a majority", writeBacks.Load())
-	res, file, err := Check(ops, "linearizable-ring-changes", 10*time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("porcupine: %s", res)
-	if res != porcupine.Ok {
-		t.Logf("faults:\n%s", strings.Join(nm.Log(), "\n"))
-		if file == "" {
-			file = "none (the failing keys' history is too long to draw)"
-		}
-		t.Fatalf("history is not linearizable (%s): visualisation: %s", res, file)
-	}
-	ok := 0
-	for _, op := range ops {
-		if op.Outcome == OK {
-			ok++
-		}
-	}
-	if ok < len(ops)/2 {
-		t.Fatalf("only %d of %d operations completed: the run checked little", ok, len(ops))
-	}
+	wantLinearizable(t, rec.Ops(), "linearizable-ring-changes", nm, writeBacks.Load())
 	final, err := admin.FetchRing(context.Background())
 	if err != nil {
 		t.Fatal(err)

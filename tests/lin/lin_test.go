@@ -79,10 +79,18 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	_, ops, nm, _ := faultRun(t, d,
 		dkvs.Options{Linearizable: true, Timeout: 500 * time.Millisecond},
 		Workload{Keys: 10, Req: dkvs.Request{N: 3, Linearizable: true}, WriteBacks: &writeBacks})
+	wantLinearizable(t, ops, "linearizable", nm, writeBacks.Load())
+}
+
+// wantLinearizable checks a linearizable run's history with porcupine
+// (showing the faults and the visualisation when it is not), and that at
+// least half its operations completed, so that it checked something.
+func wantLinearizable(t *testing.T, ops []Op, name string, nm *Nemesis, writeBacks int64) {
+	t.Helper()
 	t.Log(Summary(ops))
-	t.Logf("%d reads saw differing versions and wrote the newest back to a majority", writeBacks.Load())
+	t.Logf("%d reads saw differing versions and wrote the newest back to a majority", writeBacks)
 	start := time.Now()
-	res, file, err := Check(ops, "linearizable", 10*time.Minute)
+	res, file, err := Check(ops, name, 10*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
