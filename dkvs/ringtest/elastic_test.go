@@ -565,3 +565,47 @@ func TestVerifyPassBringsNewest(t *testing.T) {
 		}
 	})
 }
+
+// TestLeftServerLearnsTheEnd: a leaving server cut off from the others
+// while reads go to the new ring misses the move's last epoch, and the
+// leader then removes it from the consensus: it never gets that epoch
+// from the log. Once it is reachable again it asks its peers for the
+// ring, learns that it left, and drops everything it held.
+func TestLeftServerLearnsTheEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := ringtest.New(t, ringtest.Options{Counts: []int{8, 8, 8, 8}, Config: func(_ int, cfg *server.Config) {
+			cfg.CleanupGrace = 2 * time.Second
+			cfg.MoveBandwidth = 64 << 10 // the streaming phase lasts a few seconds
+		}})
+		admin := r.Client(nil)
+		preload(t, admin, 300)
+		const leaver = 3
+		st := changeRing(t, r, admin, topology.Command{Op: topology.OpLeave, Addr: r.Addr(leaver)})
+		r.Eventually(time.Minute, "reads go to the new ring on the leaving server", func() error {
+			if cur := r.Server(leaver).Coordinator().View().State(); cur.Move == nil || cur.Move.Phase != topology.ReadNew {
+				return fmt.Errorf("ring %s", cur)
+			}
+			return nil
+		})
+		r.Isolate(leaver)
+		waitMoveDone(t, r, st.Move.ID, time.Minute)
+		time.Sleep(5 * time.Second) // the leader removes it from the consensus
+		if e := r.Server(leaver).Coordinator().View().Epoch(); e >= r.State().Epoch {
+			t.Fatalf("the cut-off server knows epoch %d already", e)
+		}
+		r.Heal()
+		r.Eventually(time.Minute, "the server that left learns it and drops what it held", func() error {
+			if e, want := r.Server(leaver).Coordinator().View().Epoch(), r.State().Epoch; e < want {
+				return fmt.Errorf("it knows epoch %d of %d", e, want)
+			}
+			h, err := r.Holdings(leaver)
+			if err != nil {
+				return err
+			}
+			if len(h) > 0 {
+				return fmt.Errorf("it still holds %d keys", len(h))
+			}
+			return nil
+		})
+	})
+}

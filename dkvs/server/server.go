@@ -412,6 +412,7 @@ func (s *Server) ServeAll(ctx context.Context, ep Endpoints) error {
 	run(s.member.Run)
 	run(s.mover.run)
 	run(s.cleaner)
+	run(s.followRing)
 	if s.handoff != nil {
 		run(s.handoff.Run)
 	}
