@@ -568,9 +568,11 @@ func TestVerifyPassBringsNewest(t *testing.T) {
 
 // TestLeftServerLearnsTheEnd: a leaving server cut off from the others
 // while reads go to the new ring misses the move's last epoch, and the
-// leader then removes it from the consensus: it never gets that epoch
-// from the log. Once it is reachable again it asks its peers for the
-// ring, learns that it left, and drops everything it held.
+// leader then removes it from the consensus, so the log will not bring it
+// that epoch. Once it is reachable again it learns that it left (from its
+// peers' answers: their refusals of its requests carry the ring, and it
+// asks them for it while it believes a move under way) and drops
+// everything it held.
 func TestLeftServerLearnsTheEnd(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := ringtest.New(t, ringtest.Options{Counts: []int{8, 8, 8, 8}, Config: func(_ int, cfg *server.Config) {
