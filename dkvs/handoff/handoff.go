@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,11 +48,16 @@ type Options struct {
 	// Logger receives one line when a delivery begins and one when it
 	// ends; nil discards.
 	Logger *slog.Logger
-	// Member and Homes follow the ring: hints held for a server that is no
-	// longer a member (it left or was removed) go to the current homes of
-	// their keys instead (Homes returns them for a key of n replicas). Nil:
-	// every target stays a member.
+	// Member, Moving and Homes follow the ring. A hint is a write that
+	// missed its target; once the ring has changed, or while it changes,
+	// the target may no longer be where the write belongs. Hints held for a
+	// server that is no longer a member (it left or was removed), and every
+	// hint while a move is under way (Moving), go to the current homes of
+	// their keys (Homes returns them for a key of n replicas: during a
+	// move, those of both rings); so does a hint whose key the target no
+	// longer holds. Nil Member and Homes: every hint goes to its target.
 	Member func(addr string) bool
+	Moving func() bool
 	Homes  func(key []byte, n int) []string
 }
 
@@ -110,20 +116,27 @@ func (h *Handoff) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case target := <-h.kick:
-			h.Deliver(ctx, target)
+			h.handOver(ctx, target)
 		case <-t.C:
 			for target := range h.store.HintCounts() {
-				if h.opts.Member != nil && !h.opts.Member(target) {
-					h.Reroute(ctx, target)
-					continue
-				}
-				if hl := h.opts.Health; hl != nil && !hl.Writable(target, false) {
-					continue // down, or its storage refuses writes: the detector's heartbeat will bring it back
-				}
-				h.Deliver(ctx, target)
+				h.handOver(ctx, target)
 			}
 		}
 	}
+}
+
+// handOver delivers the hints held for target: to the current homes of
+// their keys when the target left the ring or the ring is changing, to
+// the target otherwise, once it takes writes.
+func (h *Handoff) handOver(ctx context.Context, target string) {
+	if h.opts.Homes != nil && ((h.opts.Member != nil && !h.opts.Member(target)) || (h.opts.Moving != nil && h.opts.Moving())) {
+		h.Reroute(ctx, target)
+		return
+	}
+	if hl := h.opts.Health; hl != nil && !hl.Writable(target, false) {
+		return // down, or its storage refuses writes: the detector's heartbeat will bring it back
+	}
+	h.Deliver(ctx, target)
 }
 
 // Deliver hands every hint held for target over, batch by batch, and
@@ -156,9 +169,18 @@ func (h *Handoff) Deliver(ctx context.Context, target string) (int, error) {
 		if len(batch) == 0 {
 			break
 		}
-		if err := h.send(ctx, target, batch); err != nil {
-			h.log.Warn("hint handoff interrupted", "target", target, "delivered", total, "err", err)
-			return total, err
+		direct, elsewhere := h.split(target, batch)
+		if len(direct) > 0 {
+			if err := h.send(ctx, target, direct); err != nil {
+				h.log.Warn("hint handoff interrupted", "target", target, "delivered", total, "err", err)
+				return total, err
+			}
+		}
+		for home, recs := range elsewhere {
+			if err := h.send(ctx, home, recs); err != nil {
+				h.log.Warn("hint handoff interrupted: a current home of keys the target no longer holds failed", "target", target, "home", home, "err", err)
+				return total, err
+			}
 		}
 		for _, kr := range batch {
 			if _, err := h.store.DeleteHint(target, kr.Key, kr.Record.Version); err != nil {
@@ -175,9 +197,11 @@ func (h *Handoff) Deliver(ctx context.Context, target string) (int, error) {
 	return total, nil
 }
 
-// Reroute hands the hints held for target, a server that left the ring,
-// to the current homes of their keys; a hint is deleted once every home
-// it went to acknowledged it. It returns how many were delivered.
+// Reroute hands the hints held for target to the current homes of their
+// keys (target among them where it still is one): for a server that left
+// the ring, and for every target while the ring changes. A hint is deleted
+// once every home it went to acknowledged it. It returns how many were
+// delivered.
 func (h *Handoff) Reroute(ctx context.Context, target string) (int, error) {
 	if h.opts.Homes == nil {
 		return 0, nil
@@ -208,7 +232,7 @@ func (h *Handoff) Reroute(ctx context.Context, target string) (int, error) {
 		}
 		for home, recs := range byHome {
 			if err := h.send(ctx, home, recs); err != nil {
-				h.log.Warn("hints of a server that left: delivery to a current home failed", "left", target, "home", home, "err", err)
+				h.log.Warn("hints placed on the current homes: delivery failed", "target", target, "home", home, "err", err)
 				return total, err
 			}
 		}
@@ -219,8 +243,31 @@ func (h *Handoff) Reroute(ctx context.Context, target string) (int, error) {
 		}
 		total += len(batch)
 		h.delivered.Add(int64(len(batch)))
-		h.log.Info("hints of a server that left delivered to the current homes", "left", target, "hints", len(batch))
+		h.log.Info("hints delivered to the current homes of their keys", "target", target, "hints", len(batch))
 	}
+}
+
+// split sorts a batch of hints for target: those whose key target is a
+// home of go to it; the others (the ring changed since the write) go to
+// the key's current homes.
+func (h *Handoff) split(target string, batch []wire.KeyRecord) (direct []wire.KeyRecord, elsewhere map[string][]wire.KeyRecord) {
+	if h.opts.Homes == nil {
+		return batch, nil
+	}
+	for _, kr := range batch {
+		homes := h.opts.Homes(kr.Key, int(kr.Record.N))
+		if slices.Contains(homes, target) {
+			direct = append(direct, kr)
+			continue
+		}
+		if elsewhere == nil {
+			elsewhere = map[string][]wire.KeyRecord{}
+		}
+		for _, home := range homes {
+			elsewhere[home] = append(elsewhere[home], kr)
+		}
+	}
+	return direct, elsewhere
 }
 
 func (h *Handoff) batch(target string) ([]wire.KeyRecord, error) {

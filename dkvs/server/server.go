@@ -238,6 +238,7 @@ func New(cfg Config) (*Server, error) {
 	if !cfg.DisableHandoff {
 		s.handoff = handoff.New(db, s.peers, handoff.Options{Interval: cfg.HandoffInterval, Health: s.health, Logger: log,
 			Member: func(addr string) bool { return s.coord.View().State().IsMember(addr) },
+			Moving: func() bool { return s.coord.View().State().Move != nil },
 			Homes: func(key []byte, n int) []string {
 				v := s.coord.View()
 				var out []string
