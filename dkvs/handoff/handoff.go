@@ -142,6 +142,27 @@ func (h *Handoff) handOver(ctx context.Context, target string) {
 // Deliver hands every hint held for target over, batch by batch, and
 // returns how many were delivered. It stops at the first failure.
 func (h *Handoff) Deliver(ctx context.Context, target string) (int, error) {
+	return h.deliver(ctx, target, false)
+}
+
+// Reroute hands the hints held for target to the current homes of their
+// keys (target among them where it still is one): for a server that left
+// the ring, and for every target while the ring changes. A hint is deleted
+// once every home it went to acknowledged it. It returns how many were
+// delivered.
+func (h *Handoff) Reroute(ctx context.Context, target string) (int, error) {
+	if h.opts.Homes == nil {
+		return 0, nil
+	}
+	return h.deliver(ctx, target, true)
+}
+
+// deliver hands the hints held for target over, batch by batch: to the
+// current homes of their keys when toHomes is set, otherwise to target
+// (but for those whose key target no longer holds: see split). A hint is
+// deleted once every server it went to acknowledged it. It stops at the
+// first failure.
+func (h *Handoff) deliver(ctx context.Context, target string, toHomes bool) (int, error) {
 	h.mu.Lock()
 	if h.busy[target] {
 		h.mu.Unlock()
@@ -159,7 +180,7 @@ func (h *Handoff) Deliver(ctx context.Context, target string) (int, error) {
 		return 0, nil
 	}
 	start := time.Now()
-	h.log.Info("hint handoff begun", "target", target, "hints", held)
+	h.log.Info("hint handoff begun", "target", target, "hints", held, "to_current_homes", toHomes)
 	total := 0
 	for {
 		batch, err := h.batch(target)
@@ -169,7 +190,7 @@ func (h *Handoff) Deliver(ctx context.Context, target string) (int, error) {
 		if len(batch) == 0 {
 			break
 		}
-		direct, elsewhere := h.split(target, batch)
+		direct, elsewhere := h.split(target, batch, toHomes)
 		if len(direct) > 0 {
 			if err := h.send(ctx, target, direct); err != nil {
 				h.log.Warn("hint handoff interrupted", "target", target, "delivered", total, "err", err)
@@ -178,7 +199,8 @@ func (h *Handoff) Deliver(ctx context.Context, target string) (int, error) {
 		}
 		for home, recs := range elsewhere {
 			if err := h.send(ctx, home, recs); err != nil {
-				h.log.Warn("hint handoff interrupted: a current home of keys the target no longer holds failed", "target", target, "home", home, "err", err)
+				h.log.Warn("hint handoff interrupted: a current home of the hints' keys failed", "target", target, "home", home,
+					"delivered", total, "err", err)
 				return total, err
 			}
 		}
@@ -193,70 +215,21 @@ func (h *Handoff) Deliver(ctx context.Context, target string) (int, error) {
 			break
 		}
 	}
-	h.log.Info("hint handoff finished", "target", target, "delivered", total, "took", time.Since(start).Round(time.Millisecond))
+	h.log.Info("hint handoff finished", "target", target, "delivered", total, "to_current_homes", toHomes,
+		"took", time.Since(start).Round(time.Millisecond))
 	return total, nil
 }
 
-// Reroute hands the hints held for target to the current homes of their
-// keys (target among them where it still is one): for a server that left
-// the ring, and for every target while the ring changes. A hint is deleted
-// once every home it went to acknowledged it. It returns how many were
-// delivered.
-func (h *Handoff) Reroute(ctx context.Context, target string) (int, error) {
-	if h.opts.Homes == nil {
-		return 0, nil
-	}
-	h.mu.Lock()
-	if h.busy[target] {
-		h.mu.Unlock()
-		return 0, nil
-	}
-	h.busy[target] = true
-	h.mu.Unlock()
-	defer func() {
-		h.mu.Lock()
-		delete(h.busy, target)
-		h.mu.Unlock()
-	}()
-	total := 0
-	for {
-		batch, err := h.batch(target)
-		if err != nil || len(batch) == 0 {
-			return total, err
-		}
-		byHome := map[string][]wire.KeyRecord{}
-		for _, kr := range batch {
-			for _, home := range h.opts.Homes(kr.Key, int(kr.Record.N)) {
-				byHome[home] = append(byHome[home], kr)
-			}
-		}
-		for home, recs := range byHome {
-			if err := h.send(ctx, home, recs); err != nil {
-				h.log.Warn("hints placed on the current homes: delivery failed", "target", target, "home", home, "err", err)
-				return total, err
-			}
-		}
-		for _, kr := range batch {
-			if _, err := h.store.DeleteHint(target, kr.Key, kr.Record.Version); err != nil {
-				return total, err
-			}
-		}
-		total += len(batch)
-		h.delivered.Add(int64(len(batch)))
-		h.log.Info("hints delivered to the current homes of their keys", "target", target, "hints", len(batch))
-	}
-}
-
 // split sorts a batch of hints for target: those whose key target is a
-// home of go to it; the others (the ring changed since the write) go to
-// the key's current homes.
-func (h *Handoff) split(target string, batch []wire.KeyRecord) (direct []wire.KeyRecord, elsewhere map[string][]wire.KeyRecord) {
+// home of go to it; the others (the ring changed since the write), and
+// all of them with toHomes, go to the key's current homes.
+func (h *Handoff) split(target string, batch []wire.KeyRecord, toHomes bool) (direct []wire.KeyRecord, elsewhere map[string][]wire.KeyRecord) {
 	if h.opts.Homes == nil {
 		return batch, nil
 	}
 	for _, kr := range batch {
 		homes := h.opts.Homes(kr.Key, int(kr.Record.N))
-		if slices.Contains(homes, target) {
+		if !toHomes && slices.Contains(homes, target) {
 			direct = append(direct, kr)
 			continue
 		}

@@ -85,19 +85,7 @@ func TestLinearizableAcrossRingChanges(t *testing.T) {
 	w := Workload{Keys: 10, Req: dkvs.Request{N: 3, Linearizable: true}, WriteBacks: &writeBacks}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var wg sync.WaitGroup
-	for i := 0; i < 5; i++ {
-		c, err := dkvs.Open(r.ServersFile(), &opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			defer c.Close()
-			w.Run(ctx, i, c, rec, int64(i)+time.Now().UnixNano())
-		}(i)
-	}
+	wg := startClients(t, r.ServersFile(), opts, w, ctx, rec)
 	stop := make(chan struct{})
 	nmDone := make(chan struct{})
 	go func() { nm.Run(stop, rec.Start()); close(nmDone) }()

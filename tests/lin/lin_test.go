@@ -40,20 +40,7 @@ func faultRun(t *testing.T, d time.Duration, opts dkvs.Options, w Workload) (*Cl
 	nm := NewNemesis(t, cl, time.Now().UnixNano())
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	var wg sync.WaitGroup
-	const clients = 5
-	for i := 0; i < clients; i++ {
-		c, err := dkvs.Open(cl.Ring.ServersFile(), &opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			defer c.Close()
-			w.Run(ctx, i, c, rec, int64(i)+time.Now().UnixNano())
-		}(i)
-	}
+	wg := startClients(t, cl.Ring.ServersFile(), opts, w, ctx, rec)
 	stop := make(chan struct{})
 	nmDone := make(chan struct{})
 	go func() { nm.Run(stop, rec.Start()); close(nmDone) }()
@@ -80,6 +67,27 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		dkvs.Options{Linearizable: true, Timeout: 500 * time.Millisecond},
 		Workload{Keys: 10, Req: dkvs.Request{N: 3, Linearizable: true}, WriteBacks: &writeBacks})
 	wantLinearizable(t, ops, "linearizable", nm, writeBacks.Load())
+}
+
+// startClients opens five clients on the ring of serversFile, each
+// running the workload until ctx ends and recording into rec; the group
+// is done when all have stopped.
+func startClients(t *testing.T, serversFile string, opts dkvs.Options, w Workload, ctx context.Context, rec *Recorder) *sync.WaitGroup {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := 0; i < 5; i++ {
+		c, err := dkvs.Open(serversFile, &opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			defer c.Close()
+			w.Run(ctx, i, c, rec, int64(i)+time.Now().UnixNano())
+		}(i)
+	}
+	return &wg
 }
 
 // wantLinearizable checks a linearizable run's history with porcupine
