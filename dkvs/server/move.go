@@ -269,6 +269,12 @@ func (m *mover) pass(ctx context.Context, id uint64, pass uint8, sources, skip [
 			if err != nil {
 				return fmt.Errorf("stream from %s: %w: %w", src, err, errcode.Network)
 			}
+			// The bandwidth wait may be long: a move aborted meanwhile has
+			// had this server's copies dropped, or will, and a page applied
+			// now would stay behind.
+			if cur := m.s.coord.View().State(); cur.Move == nil || cur.Move.ID != id {
+				return fmt.Errorf("move %d is over (ring epoch %d): %w", id, cur.Epoch, errcode.Network)
+			}
 			records := page.Records
 			if pass == wire.StreamVerify {
 				if records, err = m.fetchNewer(ctx, src, records); err != nil {
