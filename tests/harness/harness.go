@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -58,6 +59,9 @@ func FreePorts(t testing.TB, n int) []uint16 {
 	return ports
 }
 
+// The range Ports picks from.
+const portLow, portHigh = 20000, 32000
+
 // Ports is FreePorts for programs that are not tests.
 func Ports(n int) ([]uint16, error) {
 	var ports []uint16
@@ -67,13 +71,21 @@ func Ports(n int) ([]uint16, error) {
 			l.Close()
 		}
 	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	// Ports below Linux's ephemeral range (32768-60999): a port the
+	// kernel hands out for ":0" is also one it gives outgoing connections
+	// their local end from, so between this check and the server's bind a
+	// client's connection could take it ("address already in use", seen in
+	// CI). Below the range only listeners take ports.
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 10000 {
+			return nil, fmt.Errorf("no %d free ports in %d-%d", n, portLow, portHigh)
+		}
+		p := uint16(portLow + rand.IntN(portHigh-portLow))
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
-			return nil, err
+			continue
 		}
 		hold = append(hold, l)
-		p := uint16(l.Addr().(*net.TCPAddr).Port)
 		if u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
 			u.Close()
 			ports = append(ports, p)
