@@ -1,5 +1,6 @@
 # dkvs: `make` builds everything into done/, `make test` builds and runs
-# every test, `make ring` starts the local ring of servers.txt.
+# every test, `make ring` starts the local ring of servers.txt (`make
+# ring-tls` the same ring speaking TLS only).
 
 GO       ?= go
 DONE     := done
@@ -20,7 +21,7 @@ GO_SOURCES := $(shell find dkvs -name '*.go' -not -name '*_test.go') $(shell fin
 CGO_SOURCES := $(filter-out %_test.go,$(wildcard cgo/*.go)) $(wildcard cgo/*.c) include/dkvs.h
 LIB := $(DONE)/libdkvs.so
 
-.PHONY: all build deps docs test unit e2e fuzz vet ring stop-ring clean bench bench-go soak bench-c bench-redis
+.PHONY: all build deps docs test unit e2e fuzz vet ring ring-tls stop-ring clean bench bench-go soak bench-c bench-redis bench-multikey bench-ycsb
 
 all: build
 
@@ -137,6 +138,16 @@ bench-c: build
 bench-redis: build
 	tests/redis-compare.sh
 
+# MSET/MGET of 100 keys against SET/GET of one, through RESP (issue 18).
+bench-multikey: build
+	tests/redis-multikey.sh
+
+# YCSB workloads A, B, C and F (go-ycsb v1.0.3, built outside the module)
+# against the ring's RESP port, redis-server and a three-member etcd; see
+# docs/performance.md.
+bench-ycsb: $(DONE)/dkvs-server
+	tests/ycsb.sh $(DONE)
+
 # The --help blocks of docs/ are rewritten from the built commands (a test
 # fails when they differ).
 docs: build
@@ -144,6 +155,10 @@ docs: build
 
 ring: build
 	$(DONE)/start-ring.sh start servers.txt
+
+# The same ring speaking TLS only: certificates made in run/certs.
+ring-tls: build
+	$(DONE)/start-ring.sh start --tls servers.txt
 
 stop-ring:
 	$(DONE)/start-ring.sh stop

@@ -22,6 +22,13 @@ func (f *fakeClient) GetWith(context.Context, []byte, dkvs.Request) ([]byte, err
 	return nil, errcode.NotFound
 }
 func (f *fakeClient) DeleteWith(context.Context, []byte, dkvs.Request) error { return nil }
+func (f *fakeClient) GetMany(context.Context, [][]byte, dkvs.Request) []dkvs.Result {
+	return nil
+}
+func (f *fakeClient) PutMany(context.Context, []dkvs.Pair, dkvs.Request) []error { return nil }
+func (f *fakeClient) DeleteMany(context.Context, [][]byte, dkvs.Request) []error {
+	return nil
+}
 func (f *fakeClient) Close() error {
 	f.closes.Add(1)
 	f.closedLate.Store(f.callDone.Load())

@@ -5,6 +5,7 @@
  * pass everything else to the Go functions of main.go (dkvsgo_*), which
  * check the arguments and run the Go client.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,8 +49,27 @@ int dkvs_open(const char *servers_file, dkvs_t **out)
 
 int dkvs_open_timeout(const char *servers_file, int64_t timeout_ns, dkvs_t **out)
 {
+    dkvs_options_t o = {0};
+    o.struct_size = sizeof o;
+    o.timeout_ns = timeout_ns;
+    return dkvs_open_opts(servers_file, &o, out);
+}
+
+int dkvs_open_opts(const char *servers_file, const dkvs_options_t *opts, dkvs_t **out)
+{
+    /* The caller's struct may be older (smaller) than this one: the
+     * fields it does not have are zero. */
+    dkvs_options_t o = {0};
+    if (out)
+        *out = NULL;
+    if (opts) {
+        if (opts->struct_size < offsetof(dkvs_options_t, tls_ca))
+            return DKVS_ERR_INVALID_ARGUMENT;
+        memcpy(&o, opts, opts->struct_size < sizeof o ? opts->struct_size : sizeof o);
+    }
     uintptr_t id = 0;
-    int rc = dkvsgo_open((char *)servers_file, timeout_ns, out ? &id : NULL);
+    int rc = dkvsgo_open((char *)servers_file, o.timeout_ns, (char *)o.tls_ca, (char *)o.tls_cert,
+                         (char *)o.tls_key, (char *)o.user, (char *)o.token, out ? &id : NULL);
     if (out)
         *out = rc == DKVS_ERR_NONE ? (dkvs_t *)id : NULL;
     return rc;
@@ -157,4 +177,32 @@ int dkvs_set_linearizable(dkvs_t *h, int on)
 void dkvs_free(void *p)
 {
     free(p);
+}
+
+/* The batch calls: the Go side walks the items array (C memory). Their
+ * kinds, as dkvsgo_batch (batch.go) takes them. */
+enum { DKVSGO_BATCH_GET = 1, DKVSGO_BATCH_PUT = 2, DKVSGO_BATCH_DEL = 3 };
+
+static int batch(int kind, dkvs_t *h, dkvs_item_t *items, size_t count, const dkvs_request_t *req)
+{
+    dkvs_request_t def = {0, 0, 0, 0, 0};
+    if (!req)
+        req = &def;
+    return dkvsgo_batch(kind, (uintptr_t)h, items, count,
+                        req->n, req->r, req->w, req->level, req->linearizable);
+}
+
+int dkvs_mget(dkvs_t *h, dkvs_item_t *items, size_t count, const dkvs_request_t *req)
+{
+    return batch(DKVSGO_BATCH_GET, h, items, count, req);
+}
+
+int dkvs_mput(dkvs_t *h, dkvs_item_t *items, size_t count, const dkvs_request_t *req)
+{
+    return batch(DKVSGO_BATCH_PUT, h, items, count, req);
+}
+
+int dkvs_mdel(dkvs_t *h, dkvs_item_t *items, size_t count, const dkvs_request_t *req)
+{
+    return batch(DKVSGO_BATCH_DEL, h, items, count, req);
 }

@@ -175,11 +175,14 @@ func getOp(value *unsafe.Pointer, vlen *C.size_t) (func(*entry, []byte, dkvs.Req
 	return func(e *entry, k []byte, r dkvs.Request) errcode.Code { return get(e, k, r, value, vlen) }, true
 }
 
-// dkvsgo_open backs dkvs_open and dkvs_open_timeout: it reads the servers
-// file at path (NULL or "" for servers.txt) and stores a new handle in *out.
+// dkvsgo_open backs dkvs_open, dkvs_open_timeout and dkvs_open_opts: it
+// reads the servers file at path (NULL or "" for servers.txt) and the TLS
+// files named (NULL or "": none), takes the user and token that
+// authenticate each connection (NULL or "": none), and stores a new
+// handle in *out.
 //
 //export dkvsgo_open
-func dkvsgo_open(path *C.char, timeoutNS C.int64_t, out *C.uintptr_t) C.int {
+func dkvsgo_open(path *C.char, timeoutNS C.int64_t, tlsCA, tlsCert, tlsKey, user, token *C.char, out *C.uintptr_t) C.int {
 	return C.int(run(func() errcode.Code {
 		if out == nil {
 			return errcode.InvalidArg
@@ -192,13 +195,34 @@ func dkvsgo_open(path *C.char, timeoutNS C.int64_t, out *C.uintptr_t) C.int {
 		if path != nil {
 			name = C.GoString(path)
 		}
-		c, err := dkvs.Open(name, &dkvs.Options{Timeout: time.Duration(timeoutNS)})
+		opts := &dkvs.Options{Timeout: time.Duration(timeoutNS)}
+		ca, cert, key := goString(tlsCA), goString(tlsCert), goString(tlsKey)
+		if ca != "" || cert != "" || key != "" {
+			cfg, err := dkvs.TLSConfig(ca, cert, key)
+			if err != nil {
+				return errcode.Of(err)
+			}
+			opts.TLS = cfg
+		}
+		opts.User, opts.Token = goString(user), goString(token)
+		if opts.User == "" && opts.Token != "" || opts.User != "" && opts.Token == "" {
+			return errcode.InvalidConfig // a user needs its token, a token its user
+		}
+		c, err := dkvs.Open(name, opts)
 		if err != nil {
 			return errcode.Of(err)
 		}
 		*out = C.uintptr_t(handles.add(c))
 		return errcode.None
 	}))
+}
+
+// goString is C.GoString with NULL as "".
+func goString(s *C.char) string {
+	if s == nil {
+		return ""
+	}
+	return C.GoString(s)
 }
 
 // dkvsgo_close backs dkvs_close: it takes handle h out of the table, waits

@@ -15,6 +15,9 @@ type client interface {
 	PutWith(ctx context.Context, key, value []byte, r dkvs.Request) error
 	GetWith(ctx context.Context, key []byte, r dkvs.Request) ([]byte, error)
 	DeleteWith(ctx context.Context, key []byte, r dkvs.Request) error
+	GetMany(ctx context.Context, keys [][]byte, r dkvs.Request) []dkvs.Result
+	PutMany(ctx context.Context, pairs []dkvs.Pair, r dkvs.Request) []error
+	DeleteMany(ctx context.Context, keys [][]byte, r dkvs.Request) []error
 	Close() error
 }
 

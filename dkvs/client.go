@@ -19,11 +19,13 @@ package dkvs
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
 	"time"
 
+	"github.com/dkvs/dkvs/dkvs/auth"
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/coord"
 	"github.com/dkvs/dkvs/dkvs/errcode"
@@ -33,6 +35,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/quorum"
 	"github.com/dkvs/dkvs/dkvs/ring"
 	"github.com/dkvs/dkvs/dkvs/scan"
+	"github.com/dkvs/dkvs/dkvs/tlsconf"
 	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/transport"
 	"github.com/dkvs/dkvs/dkvs/wire"
@@ -125,6 +128,27 @@ type Options struct {
 	// without a context deadline, times ten for the whole operation. Dump,
 	// ScanServer and Stats still talk to the servers directly.
 	Via string
+	// User and Token authenticate every connection of the client to a
+	// server that has users (dkvs-server --users): once per connection,
+	// before its first request. Empty User: no authentication. A token
+	// the server refuses fails operations with an error wrapping
+	// auth.ErrDenied and errcode.InvalidConfig, as does a request the
+	// user has no right to.
+	User, Token string
+	// TLS, if set, makes every connection TLS 1.3 with this configuration
+	// (its RootCAs verify the servers, whose certificates name their IP;
+	// its Certificates, if any, are the client's, which a server may
+	// require). TLSConfig makes one from PEM files. Nil is plaintext.
+	TLS *tls.Config
+}
+
+// TLSConfig returns a configuration for Options.TLS from PEM files: the
+// CA that signs the ring's certificates and, optionally (both or
+// neither), the client's certificate and key. A file that cannot be read
+// is an ErrIO, one that holds no valid certificate or key an
+// ErrInvalidConfig.
+func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+	return tlsconf.ClientConfig(tlsconf.Files{CA: caFile, Cert: certFile, Key: keyFile})
 }
 
 // Client is a connection to a dkvs ring.
@@ -165,6 +189,20 @@ func New(servers []config.Server, opts *Options) (*Client, error) {
 	if o.Network != nil {
 		dial = o.Network.Dial
 	}
+	if o.TLS != nil {
+		plain := dial
+		if plain == nil {
+			plain = netx.TCP{}.Dial
+		}
+		cfg := o.TLS
+		dial = tlsconf.Dialer(plain, func(addr string) *tls.Config { return tlsconf.ForAddr(cfg, addr) })
+	}
+	if o.User != "" {
+		if dial == nil {
+			dial = netx.TCP{}.Dial
+		}
+		dial = auth.Dialer(dial, o.User, o.Token)
+	}
 	tr := transport.NewClient(transport.ClientOptions{PoolSize: o.PoolSize, RefusedRetry: o.RefusedRetry, Dial: dial})
 	var addrs []string
 	for _, s := range servers {
@@ -173,6 +211,12 @@ func New(servers []config.Server, opts *Options) (*Client, error) {
 	var hd *health.Detector
 	ping := func(ctx context.Context, addr string) error {
 		f, err := tr.Call(ctx, addr, wire.Frame{Kind: uint8(wire.OpPing)})
+		if auth.IsRefusal(err) {
+			// The server refused the credentials when the connection
+			// opened: it answered, so it is up; operations report the
+			// refusal.
+			return nil
+		}
 		if err == nil && f.Status() != wire.StatusOK {
 			err = fmt.Errorf("ping %s: %s: %w", addr, f.Status(), errcode.Network)
 		}
@@ -298,6 +342,10 @@ func (c *Client) Stats(ctx context.Context, addr string) (wire.Stats, error) {
 	f, err := c.tr.Call(ctx, addr, wire.Frame{Kind: uint8(wire.OpStats)})
 	if err != nil {
 		return wire.Stats{}, err
+	}
+	if auth.Refused(f.Status()) {
+		msg, _ := wire.DecodeMessage(f.Body)
+		return wire.Stats{}, fmt.Errorf("stats %s: %w", addr, auth.StatusError(f.Status(), msg))
 	}
 	if f.Status() != wire.StatusOK {
 		return wire.Stats{}, fmt.Errorf("stats %s: %s: %w", addr, f.Status(), errcode.Network)

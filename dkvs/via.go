@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dkvs/dkvs/dkvs/auth"
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/coord"
 	"github.com/dkvs/dkvs/dkvs/errcode"
@@ -97,6 +98,10 @@ func (c *Client) viaCall(ctx context.Context, op wire.Op, key, value []byte, r R
 	defer cancel()
 	f, err := c.tr.Call(cctx, c.opts.Via, wire.Frame{Kind: uint8(op), Body: body})
 	if err != nil {
+		if errcode.Of(err) == errcode.InvalidConfig {
+			// Refused credentials: nothing was sent.
+			return wire.Frame{}, fmt.Errorf("%s via %s: %w", name, c.opts.Via, err)
+		}
 		if op != wire.OpCoordGet && !errors.Is(err, transport.ErrNotSent) {
 			// The server may have run the write and lost only the answer.
 			return wire.Frame{}, fmt.Errorf("%s via %s: %w: %w", name, c.opts.Via, err, ErrUnknownOutcome)
@@ -120,6 +125,9 @@ func (c *Client) viaCall(ctx context.Context, op wire.Op, key, value []byte, r R
 		return f, fmt.Errorf("%s via %s: %w", trimCode(msg, code), c.opts.Via, code)
 	}
 	msg, _ := wire.DecodeMessage(f.Body)
+	if auth.Refused(f.Status()) {
+		return f, fmt.Errorf("%s via %s: %w", name, c.opts.Via, auth.StatusError(f.Status(), msg))
+	}
 	code := errcode.Network
 	switch f.Status() {
 	case wire.StatusTooLarge, wire.StatusBadRequest:

@@ -2,7 +2,9 @@
  * dkvs-thin: get, put and del on a dkvs ring from the shell, through
  * libdkvs.so.
  *
- *     dkvs-thin [--servers FILE] [--timeout D] [--linearizable] <command> [-r R] [-w W] [-n N] [-c C] -- <arguments>
+ *     dkvs-thin [--servers FILE] [--timeout D] [--linearizable] [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]
+ *               [--user NAME (--token-file FILE | --token T)]
+ *               <command> [-r R] [-w W] [-n N] [-c C] -- <arguments>
  *
  * It keeps the command line, outputs and exit codes of dkvs-client for
  * these commands (cs202.md sections 3 and 4): flags are parsed the way Go's
@@ -12,7 +14,11 @@
  * no copy of them), the same environment variables apply (DKVS_SERVERS,
  * DKVS_TIMEOUT, DKVS_N, DKVS_R, DKVS_W) and the errors are checked in the
  * same order; -c LEVEL and --linearizable (DKVS_CONSISTENCY,
- * DKVS_LINEARIZABLE) set the consistency as they do for dkvs-client. It
+ * DKVS_LINEARIZABLE) set the consistency as they do for dkvs-client, and
+ * --tls-ca, --tls-cert, --tls-key (DKVS_TLS_CA, DKVS_TLS_CERT,
+ * DKVS_TLS_KEY) make it talk TLS (dkvs_open_opts), and --user with
+ * --token-file or --token (DKVS_USER, DKVS_TOKEN_FILE, DKVS_TOKEN)
+ * authenticate it to servers with users. It
  * prints "OK", "OK <value>" or "FAIL"; every error prints
  * "ERROR: <message>" on standard error and the usage on standard output,
  * and exits with 256 + code.
@@ -55,12 +61,19 @@ static const char usage_text[] =
     "  --timeout D      deadline of one request to one server      DKVS_TIMEOUT\n"
     "                   (default 500ms)\n"
     "  --linearizable   every operation in linearizable mode       DKVS_LINEARIZABLE\n"
+    "  --tls-ca FILE    talk TLS 1.3 to the servers, whose         DKVS_TLS_CA\n"
+    "                   certificates this CA file (PEM) signs\n"
+    "  --tls-cert FILE  with --tls-key: the client certificate     DKVS_TLS_CERT\n"
+    "  --tls-key FILE   (PEM) to present                           DKVS_TLS_KEY\n"
+    "  --user NAME      authenticate as NAME to servers with users DKVS_USER\n"
+    "  --token-file F   the user's token, first line of F          DKVS_TOKEN_FILE\n"
+    "  --token T        the user's token                           DKVS_TOKEN\n"
     "\n"
     "On success a command prints OK (or its output) and exits 0. A failed operation\n"
     "prints FAIL; every error prints \"ERROR: <message>\" on standard error and exits\n"
     "256+code: 129 ERR_IO, 132 ERR_NETWORK, 133 ERR_INVALID_CONFIG,\n"
     "134 ERR_INVALID_COMMAND, 135 ERR_INVALID_ARGUMENT, 136 ERR_ADDRESS,\n"
-    "137 ERR_NOT_FOUND.\n";
+    "137 ERR_NOT_FOUND. A wrong token, or a key the user has no right to, exits 133.\n";
 
 /* An error: its code and the details printed after the code's message. */
 struct error {
@@ -315,15 +328,46 @@ static int print_ok(const void *value, size_t vlen, int with_value, struct error
     return 0;
 }
 
+/* read_token reads the first line of path, without its line end or
+ * surrounding spaces, into buf. */
+static int read_token(const char *path, char *buf, size_t size, struct error *e)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return set_error(e, DKVS_ERR_IO, "--token-file \"%s\": cannot open", path);
+    if (!fgets(buf, (int)size, f))
+        buf[0] = '\0';
+    fclose(f);
+    size_t n = strcspn(buf, "\r\n");
+    while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+        n--;
+    buf[n] = '\0';
+    size_t start = strspn(buf, " \t");
+    memmove(buf, buf + start, n - start + 1);
+    if (buf[0] == '\0')
+        return set_error(e, DKVS_ERR_INVALID_CONFIG, "--token-file \"%s\": empty", path);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct error e = {0, ""};
-    struct flag global[] = {{"servers", NULL, 0, 0}, {"timeout", NULL, 1, 0}, {"linearizable", NULL, 0, 1}};
+    struct flag global[] = {{"servers", NULL, 0, 0}, {"timeout", NULL, 1, 0}, {"linearizable", NULL, 0, 1},
+                            {"tls-ca", NULL, 0, 0}, {"tls-cert", NULL, 0, 0}, {"tls-key", NULL, 0, 0},
+                            {"user", NULL, 0, 0}, {"token-file", NULL, 0, 0}, {"token", NULL, 0, 0}};
     struct flag *servers = &global[0], *timeout = &global[1], *linearizable = &global[2];
+    struct flag *tls_ca = &global[3], *tls_cert = &global[4], *tls_key = &global[5];
+    struct flag *user = &global[6], *token_file = &global[7], *token = &global[8];
     int i = 1;
 
     /* The environment gives the defaults; the command line overrides it. */
     servers->value = getenv("DKVS_SERVERS");
+    tls_ca->value = getenv("DKVS_TLS_CA");
+    tls_cert->value = getenv("DKVS_TLS_CERT");
+    tls_key->value = getenv("DKVS_TLS_KEY");
+    user->value = getenv("DKVS_USER");
+    token_file->value = getenv("DKVS_TOKEN_FILE");
+    token->value = getenv("DKVS_TOKEN");
     const char *env_timeout = getenv("DKVS_TIMEOUT");
     if (env_timeout && env_timeout[0] != '\0') {
         int64_t ns;
@@ -344,7 +388,7 @@ int main(int argc, char **argv)
         linearizable->value = env_lin;
     }
 
-    switch (parse_flags(argc, argv, &i, global, 3, &e)) {
+    switch (parse_flags(argc, argv, &i, global, 9, &e)) {
     case PARSE_HELP:
         fputs(usage_text, stdout);
         return 0;
@@ -419,10 +463,55 @@ int main(int argc, char **argv)
     }
 
     const char *file = servers->value ? servers->value : "";
+    int with_tls = (tls_ca->value && tls_ca->value[0]) || (tls_cert->value && tls_cert->value[0]) ||
+                   (tls_key->value && tls_key->value[0]);
+    if (with_tls && !(tls_ca->value && tls_ca->value[0])) {
+        usage_error(&e, "--tls-cert and --tls-key need --tls-ca, the CA that signs the servers' certificates");
+        return report(&e);
+    }
+    if (with_tls && (!tls_cert->value || !tls_cert->value[0]) != (!tls_key->value || !tls_key->value[0])) {
+        usage_error(&e, "--tls-cert and --tls-key go together");
+        return report(&e);
+    }
+    char token_buf[1024];
+    const char *tok = token->value && token->value[0] ? token->value : NULL;
+    if (tok && token_file->value && token_file->value[0]) {
+        usage_error(&e, "--token and --token-file: give one");
+        return report(&e);
+    }
+    if (!tok && token_file->value && token_file->value[0]) {
+        if (read_token(token_file->value, token_buf, sizeof token_buf, &e) != 0)
+            return report(&e);
+        tok = token_buf;
+    }
+    int with_user = user->value && user->value[0];
+    if (with_user != (tok != NULL)) {
+        usage_error(&e, with_user ? "--user needs --token-file or --token (DKVS_TOKEN_FILE, DKVS_TOKEN)"
+                                  : "a token needs --user (DKVS_USER)");
+        return report(&e);
+    }
+    dkvs_options_t opts = {0};
+    opts.struct_size = sizeof opts;
+    opts.user = with_user ? user->value : NULL;
+    opts.token = tok;
+    opts.timeout_ns = timeout_ns;
+    opts.tls_ca = tls_ca->value;
+    opts.tls_cert = tls_cert->value;
+    opts.tls_key = tls_key->value;
     dkvs_t *h = NULL;
-    rc = dkvs_open_timeout(file, timeout_ns, &h);
+    rc = dkvs_open_opts(file, &opts, &h);
     if (rc != DKVS_ERR_NONE) {
-        set_error(&e, rc, "servers file \"%s\"", file[0] ? file : "servers.txt");
+        /* Which file was wrong: the servers file opens without TLS? */
+        dkvs_options_t plain = {0};
+        plain.struct_size = sizeof plain;
+        if (with_tls && dkvs_open_opts(file, &plain, &h) == DKVS_ERR_NONE) {
+            dkvs_close(h);
+            set_error(&e, rc, "TLS files: --tls-ca \"%s\"%s%s%s", tls_ca->value,
+                      tls_cert->value ? ", --tls-cert \"" : "", tls_cert->value ? tls_cert->value : "",
+                      tls_cert->value ? "\"" : "");
+        } else {
+            set_error(&e, rc, "servers file \"%s\"", file[0] ? file : "servers.txt");
+        }
         return report(&e);
     }
 

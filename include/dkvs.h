@@ -65,9 +65,9 @@ extern "C" {
 
 /* Version of this header; dkvs_version() gives the library's. */
 #define DKVS_VERSION_MAJOR 1
-#define DKVS_VERSION_MINOR 2
+#define DKVS_VERSION_MINOR 3
 #define DKVS_VERSION_PATCH 0
-#define DKVS_VERSION "1.2.0"
+#define DKVS_VERSION "1.3.0"
 
 /* The defaults of the DKVS command line. */
 #define DKVS_DEFAULT_N 3
@@ -180,6 +180,62 @@ int dkvs_open(const char *servers_file, dkvs_t **out);
  * Otherwise as dkvs_open. Thread-safe.
  */
 int dkvs_open_timeout(const char *servers_file, int64_t timeout_ns, dkvs_t **out);
+
+/*
+ * Options of dkvs_open_opts. Set the whole struct to zero first (= {0} or
+ * memset), then struct_size to sizeof(dkvs_options_t), then the fields
+ * you need: a zero field is its default. Later versions of the library
+ * only add fields at the end, and read none beyond struct_size, so a
+ * program built with this header keeps working with them.
+ *
+ * The strings are copied (and the files read) during the call.
+ */
+typedef struct dkvs_options {
+    /* sizeof(dkvs_options_t) as the caller was built with it. */
+    size_t struct_size;
+    /* Deadline of one request to one server in nanoseconds; 0 is 500 ms. */
+    int64_t timeout_ns;
+    /*
+     * TLS (since 1.3.0): the PEM file of the CA that signs the servers'
+     * certificates. When set, every connection is TLS 1.3 and a server's
+     * certificate must be signed by it and name the server's IP. NULL or
+     * "": plaintext.
+     */
+    const char *tls_ca;
+    /*
+     * The client's own certificate and private key (PEM files), both or
+     * neither, for servers that require a client certificate
+     * (dkvs-server --tls-client-cert required) or that take it as the
+     * client's identity. They need tls_ca.
+     */
+    const char *tls_cert;
+    const char *tls_key;
+    /*
+     * Authentication (since 1.3.0), for servers with users (dkvs-server
+     * --users): the user's name and its token (the line printed by
+     * dkvs-client user add), sent once on each connection. NULL or "":
+     * none. A user needs a token. A token the servers refuse, or a key
+     * or operation the user has no right to, fails the call with
+     * DKVS_ERR_INVALID_CONFIG; nothing is changed.
+     */
+    const char *user;
+    const char *token;
+} dkvs_options_t;
+
+/*
+ * dkvs_open_opts is dkvs_open with options (see dkvs_options_t); NULL
+ * options are the defaults. A server that refuses the TLS handshake, or
+ * whose certificate does not verify, counts as a server that does not
+ * answer: the operations that need it fail with DKVS_ERR_NETWORK.
+ *
+ * Errors: as dkvs_open; and DKVS_ERR_INVALID_ARGUMENT (struct_size smaller
+ * than the first two fields, a negative timeout_ns), DKVS_ERR_IO (a TLS
+ * file missing or unreadable), DKVS_ERR_INVALID_CONFIG (a TLS file that
+ * holds no valid PEM certificate or key, a certificate whose key does not
+ * match, tls_cert without tls_key or either without tls_ca). Since 1.3.0.
+ * Thread-safe.
+ */
+int dkvs_open_opts(const char *servers_file, const dkvs_options_t *opts, dkvs_t **out);
 
 /*
  * dkvs_close ends a handle. It first waits for calls on the handle still
@@ -299,6 +355,68 @@ int dkvs_get_req(dkvs_t *h, const void *key, size_t klen,
  * Errors: as dkvs_put_req. Thread-safe. Since 1.1.
  */
 int dkvs_del_req(dkvs_t *h, const void *key, size_t klen, const dkvs_request_t *req);
+
+/*
+ * One key of a batch call (dkvs_mget, dkvs_mput, dkvs_mdel) and its
+ * result. Since 1.3.
+ *
+ * - key, klen: the key (klen bytes, NUL bytes allowed, at least 1), read
+ *   only.
+ * - value, vlen: dkvs_mput stores vlen bytes at value (NULL only when vlen
+ *   is 0; read only, never modified). dkvs_mget sets them: on success a
+ *   copy of the value allocated by the library, followed by one extra NUL
+ *   byte that is not counted, which the caller releases with dkvs_free;
+ *   on failure NULL and 0. dkvs_mdel ignores them.
+ * - rc: set by the call to the key's own error code, the one the single
+ *   call (dkvs_get_req, dkvs_put_req, dkvs_del_req) would have returned
+ *   for it: DKVS_ERR_NONE, DKVS_ERR_NOT_FOUND, DKVS_ERR_NETWORK,
+ *   DKVS_ERR_UNKNOWN_OUTCOME, DKVS_ERR_INVALID_ARGUMENT (NULL or empty
+ *   key, key or value above the limits), ...
+ */
+typedef struct dkvs_item {
+    const void *key;
+    size_t klen;
+    void *value;
+    size_t vlen;
+    int rc;
+} dkvs_item_t;
+
+/*
+ * dkvs_mget reads the count keys of items, each with the replication of
+ * req (NULL: the defaults) and the quorum semantics of dkvs_get_req, and
+ * sets each item's value, vlen and rc. One key failing does not fail the
+ * others. The requests of all the keys for one server travel in one
+ * message, answered in one: reading many keys this way costs far fewer
+ * round trips than as many dkvs_get_req calls. A key may appear more than
+ * once.
+ *
+ * Returns DKVS_ERR_NONE when every item's rc is DKVS_ERR_NONE, else the rc
+ * of the first item (in order) that failed. DKVS_ERR_INVALID_ARGUMENT, with
+ * every item's rc set to it, for a bad handle, items NULL with a count
+ * above 0, a count above 1,048,576 or a bad req (as dkvs_put_req);
+ * nothing is sent then. A count of 0 does nothing. Thread-safe. Since 1.3.
+ */
+int dkvs_mget(dkvs_t *h, dkvs_item_t *items, size_t count, const dkvs_request_t *req);
+
+/*
+ * dkvs_mput stores the value of each item under its key, each with the
+ * replication of req (NULL: the defaults) and the semantics of
+ * dkvs_put_req, and sets each item's rc. The writes for one server travel
+ * in one message and are made durable with one fsync. Not atomic: some
+ * items may be stored and others not (see each rc). A key that appears
+ * more than once ends with the value of its last item.
+ *
+ * Returns and errors as dkvs_mget. Thread-safe. Since 1.3.
+ */
+int dkvs_mput(dkvs_t *h, dkvs_item_t *items, size_t count, const dkvs_request_t *req);
+
+/*
+ * dkvs_mdel deletes the key of each item, as dkvs_del_req would, batched
+ * as dkvs_mput is, and sets each item's rc.
+ *
+ * Returns and errors as dkvs_mget. Thread-safe. Since 1.3.
+ */
+int dkvs_mdel(dkvs_t *h, dkvs_item_t *items, size_t count, const dkvs_request_t *req);
 
 /*
  * dkvs_set_linearizable makes every later operation on the handle

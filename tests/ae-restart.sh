@@ -48,21 +48,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# free_port sets PORT to a port of 127.0.0.1 nobody answers on and not
-# handed out before by this script.
-taken=" "
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 40000))
-    case "$taken" in *" $p "*) continue ;; esac
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      taken="$taken$p "
-      PORT=$p
-      return
-    fi
-  done
-}
+# free_port (sets PORT) is in tests/lib/ports.sh.
+. tests/lib/ports.sh
 
 ports=() metrics=() spid=()
 for i in 0 1 2; do

@@ -212,7 +212,7 @@ func TestCHeaderCompiles(t *testing.T) {
 // compiler's view of cgo's generated code cannot break it.
 func TestCLibSourceWarnings(t *testing.T) {
 	obj := t.TempDir()
-	cmd := exec.Command("go", "tool", "cgo", "-objdir", obj, "main.go")
+	cmd := exec.Command("go", "tool", "cgo", "-objdir", obj, "--", "-I", filepath.Join(repoRoot(), "include"), "main.go", "batch.go")
 	cmd.Dir = filepath.Join(repoRoot(), "cgo")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go tool cgo: %v\n%s", err, out)
@@ -626,5 +626,26 @@ func TestCHeaderSaysTheRules(t *testing.T) {
 	limitsText := fmt.Sprintf("keys of 1 byte to %d KiB, values of 0 to %d MiB", limits.DefaultMaxKeySize>>10, limits.DefaultMaxValueSize>>20)
 	if !strings.Contains(strings.Join(strings.Fields(string(src)), " "), limitsText) {
 		t.Errorf("dkvs.h does not say %q", limitsText)
+	}
+}
+
+// TestCBatch runs tests/c/batch.c (dkvs_mget, dkvs_mput, dkvs_mdel) against
+// a ring of three servers, then again with one of them killed (SIGKILL):
+// per-key results, a value the servers refuse inside a batch, misuse.
+func TestCBatch(t *testing.T) {
+	prog := compileC(t, cTest("batch.c"))
+	r := harness.NewRing(t, 1, 2, 3)
+	r.Args = []string{"--memory", "--max-value-size", "1000"}
+	r.StartAll()
+	wantPass(t, harness.Run(t, r.Dir, prog, r.ServersFile()))
+	r.Kill(1)
+	wantPass(t, harness.Run(t, r.Dir, prog, r.ServersFile()))
+	c, err := dkvs.Open(r.ServersFile(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got, err := c.Get(bg, []byte("cb-123"), 3, 2); err != nil || string(got) != "value-123" {
+		t.Fatalf("cb-123 through the Go client: %q, %v", got, err)
 	}
 }

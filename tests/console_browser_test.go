@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -309,4 +310,95 @@ func TestConsoleBrowser(t *testing.T) {
 			t.Errorf("the browser's console logged an error with its server gone: %s", e)
 		}
 	}
+}
+
+// TestConsoleBrowserMoves watches a join on the console's Moves page in
+// headless Chromium: no move at first; during the join, the joining
+// server's bar and figures part-way through its stream; after it, the
+// join finished in the history with the keys it received; and no
+// JavaScript error logged. Screenshots land in tests/out/ (and
+// docs/console-moves.png with -args -update-docs).
+func TestConsoleBrowserMoves(t *testing.T) {
+	r, maddr, gains := movesRing(t)
+	newcomer := r.Addr(3)
+	b := newBrowser(t, 90*time.Second)
+	out := filepath.Join(harness.BinDir(), "..", "tests", "out")
+
+	b.do("open the console", chromedp.Navigate("http://"+maddr[0]+"/"))
+	b.do("open the Moves page", chromedp.Click(chromedp.CSS("#tab-moves")))
+	harness.Eventually(t, 10*time.Second, "no move under way", func() error {
+		s, err := eval[[]string](b, `[document.getElementById('move').className, document.querySelector('#move h2')?.textContent ?? '',
+			document.querySelector('#history tbody')?.textContent ?? '']`)
+		if err == nil && (s[0] != "move idle" || s[1] != "No move under way" || !strings.Contains(s[2], "none seen")) {
+			err = fmt.Errorf("%q", s)
+		}
+		return err
+	})
+
+	wantRingOK(t, ringCmd(t, r, "join", "--", "127.0.0.1", port(r.Servers[3]), "16"), "OK epoch 2: move 2, join of "+newcomer)
+	type shown struct {
+		Move     string  `json:"move"`
+		Phase    string  `json:"phase"`
+		Fraction float64 `json:"fraction"`
+		Keys     int     `json:"keys"`
+		Width    float64 `json:"width"` // of the bar's fill, in pixels
+		Label    string  `json:"label"`
+		Received string  `json:"received"`
+		Left     string  `json:"left"`
+		Ranges   int     `json:"ranges"`
+	}
+	var during shown
+	harness.Eventually(t, 20*time.Second, "the joining server part-way on the Moves page", func() error {
+		s, err := eval[shown](b, fmt.Sprintf(`(() => {
+			const r = document.querySelector('.receiver[data-addr="%s"]');
+			if (!r) return {move: document.getElementById('move').dataset.move || ''};
+			return {
+				move: document.getElementById('move').dataset.move,
+				phase: r.dataset.phase, fraction: Number(r.dataset.fraction), keys: Number(r.dataset.keys),
+				width: r.querySelector('.bar .fill').getBoundingClientRect().width,
+				label: r.querySelector('.bar .label').textContent,
+				received: r.querySelector('dd.received')?.textContent ?? '',
+				left: r.querySelector('dd.left').textContent,
+				ranges: r.querySelectorAll('ul.ranges li').length,
+			};
+		})()`, newcomer))
+		switch {
+		case err != nil:
+			return err
+		case s.Move != "2" || s.Phase != "copy" || s.Fraction <= 0 || s.Fraction >= 1 || s.Keys <= 0 || s.Width <= 0 || s.Ranges == 0:
+			return fmt.Errorf("%+v", s)
+		case !strings.Contains(s.Label, "ranges") || !strings.Contains(s.Received, "keys") || s.Left == "":
+			return fmt.Errorf("%+v", s)
+		}
+		during = s
+		return nil
+	})
+	t.Logf("during the join: %+v", during)
+	b.screenshot(filepath.Join(out, "console-moves.png"))
+	if updateDocs != nil && *updateDocs {
+		b.screenshot(filepath.Join(harness.BinDir(), "..", "docs", "console-moves.png"))
+	}
+
+	harness.Eventually(t, 60*time.Second, "the join finished in the history", func() error {
+		s, err := eval[[]string](b, `[document.getElementById('move').className,
+			document.querySelector('#history tr[data-id="2"]')?.dataset.outcome ?? '',
+			document.querySelector('#history tr[data-id="2"] td.keys')?.textContent ?? '']`)
+		if want := thousands(gains); err == nil && (s[0] != "move idle" || s[1] != "finished" || s[2] != want) {
+			err = fmt.Errorf("%q, want idle, finished, %s keys", s, want)
+		}
+		return err
+	})
+	b.screenshot(filepath.Join(out, "console-moves-after.png"))
+	if errs := b.errors(); len(errs) > 0 {
+		t.Fatalf("the browser's console logged errors:\n%s", errs)
+	}
+}
+
+// thousands formats n as the page does (en-US): 2,414.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

@@ -38,9 +38,17 @@ func respRing(t *testing.T, args []string, counts ...int) (*harness.Ring, []stri
 	return r, addrs
 }
 
+// redisClient is a go-redis client of addr; it speaks RESP3, as go-redis
+// does by default.
 func redisClient(t *testing.T, addr string) *redis.Client {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 5 * time.Second, ReadTimeout: 20 * time.Second})
+	return redisClientProto(t, addr, 3)
+}
+
+// redisClientProto is a go-redis client of addr speaking RESP proto.
+func redisClientProto(t *testing.T, addr string, proto int) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, Protocol: proto, MaxRetries: -1, DialTimeout: 5 * time.Second, ReadTimeout: 20 * time.Second})
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -52,10 +60,11 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 }
 
 // TestRESPCommands runs every command of dkvs/resp through one server's
-// RESP port on a ring of three real servers (N=3, W=2, R=2).
+// RESP port on a ring of three real servers (N=3, W=2, R=2), in RESP2
+// (TestRESP3 covers the replies that differ in RESP3).
 func TestRESPCommands(t *testing.T) {
 	r, addrs := respRing(t, []string{"--max-key-size", "100", "--max-value-size", "1000"}, 1, 2, 3)
-	rdb := redisClient(t, addrs[0])
+	rdb := redisClientProto(t, addrs[0], 2)
 	ctx := ctxFor(t, time.Minute)
 
 	big := strings.Repeat("v", 1001)
@@ -117,7 +126,7 @@ func TestRESPCommands(t *testing.T) {
 		{args: []any{"SELECT", "1"}, err: "ERR DB index is out of range"},
 		{args: []any{"CLIENT", "SETNAME", "worker-1"}, want: "OK"},
 		{args: []any{"CLIENT", "GETNAME"}, want: "worker-1"},
-		{args: []any{"HELLO", "3"}, err: "NOPROTO unsupported protocol version"},
+		{args: []any{"HELLO", "4"}, err: "NOPROTO unsupported protocol version"},
 		{args: []any{"COMMAND", "COUNT"}, want: int64(19)},
 		{args: []any{"SCAN", "12345"}, err: "re:^ERR invalid cursor: 12345 is unknown or expired"},
 	}
@@ -350,11 +359,34 @@ func TestRESPPlacement(t *testing.T) {
 // while another server of three is killed: N=3, W=2, R=2 see no error.
 func TestRESPSurvivesKill(t *testing.T) {
 	r, addrs := respRing(t, nil, 1, 2, 3)
+	ops := respLoadAcrossKill(t, r, addrs[0], 4, 200, 300, func(ctx context.Context, rdb *redis.Client, w, i int) error {
+		k := fmt.Sprintf("w%d-%d", w, i%200)
+		v := fmt.Sprintf("%d", i)
+		if err := rdb.Set(ctx, k, v, 0).Err(); err != nil {
+			return fmt.Errorf("SET %s: %w", k, err)
+		}
+		got, err := rdb.Get(ctx, k).Result()
+		if err == nil && got != v {
+			err = fmt.Errorf("GET %s = %q after SET %q", k, got, v)
+		}
+		return err
+	})
+	t.Logf("%d SET+GET pairs, none failed", ops)
+}
+
+// respLoadAcrossKill runs workers goroutines through the RESP port at
+// addr, each calling step (w its number, i its step) one step after the
+// other; once before steps are done in all, it kills server 1 (SIGKILL)
+// and lets each worker go on for after more steps. Every step must
+// succeed: the test fails with the first error and their count. It
+// returns the steps done.
+func respLoadAcrossKill(t *testing.T, r *harness.Ring, addr string, workers, before, after int,
+	step func(ctx context.Context, rdb *redis.Client, w, i int) error) int {
+	t.Helper()
 	ctx := ctxFor(t, 2*time.Minute)
-	const workers = 4
 	var (
 		mu     sync.Mutex
-		ops    int
+		steps  int
 		errs   []error
 		killed = make(chan struct{})
 		wg     sync.WaitGroup
@@ -363,28 +395,19 @@ func TestRESPSurvivesKill(t *testing.T) {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			rdb := redisClient(t, addrs[0])
-			after := 0 // operations since the kill
-			for i := 0; after < 300 && ctx.Err() == nil; i++ {
+			rdb := redisClient(t, addr)
+			since := 0 // steps since the kill
+			for i := 0; since < after && ctx.Err() == nil; i++ {
 				select {
 				case <-killed:
-					after++
+					since++
 				default:
 				}
-				k := fmt.Sprintf("w%d-%d", w, i%200)
-				v := fmt.Sprintf("%d", i)
-				err := rdb.Set(ctx, k, v, 0).Err()
-				if err == nil {
-					var got string
-					got, err = rdb.Get(ctx, k).Result()
-					if err == nil && got != v {
-						err = fmt.Errorf("GET %s = %q after SET %q", k, got, v)
-					}
-				}
+				err := step(ctx, rdb, w, i)
 				mu.Lock()
-				ops++
+				steps++
 				if err != nil {
-					errs = append(errs, fmt.Errorf("%s: %w", k, err))
+					errs = append(errs, fmt.Errorf("worker %d step %d: %w", w, i, err))
 				}
 				mu.Unlock()
 			}
@@ -393,8 +416,8 @@ func TestRESPSurvivesKill(t *testing.T) {
 	harness.Eventually(t, 30*time.Second, "some traffic before the kill", func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		if ops < 200 {
-			return fmt.Errorf("%d operations", ops)
+		if steps < before {
+			return fmt.Errorf("%d steps", steps)
 		}
 		return nil
 	})
@@ -402,9 +425,9 @@ func TestRESPSurvivesKill(t *testing.T) {
 	close(killed)
 	wg.Wait()
 	if len(errs) > 0 {
-		t.Fatalf("%d errors in %d operations, first: %v", len(errs), ops, errs[0])
+		t.Fatalf("%d errors in %d steps, first: %v", len(errs), steps, errs[0])
 	}
-	t.Logf("%d SET+GET pairs, none failed", ops)
+	return steps
 }
 
 // TestRESPCleanShutdown stops the coordinating server with SIGTERM while

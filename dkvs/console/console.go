@@ -7,7 +7,7 @@
 //
 // The pages are plain HTML, CSS, JavaScript and SVG embedded in the
 // binary: no build step, nothing fetched from elsewhere. They read one
-// JSON endpoint per view (/api/ring, /api/servers, /api/key), which
+// JSON endpoint per view (/api/ring, /api/servers, /api/key, /api/moves), which
 // scripts may use too (docs/console.md). Everything the console knows
 // comes from the server it runs in, through Source: a server that is
 // down is shown down with what was last known of it, never as an error.
@@ -27,6 +27,7 @@ import (
 
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/ring"
+	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
@@ -45,6 +46,12 @@ type Source interface {
 	// ReplicaVersion reads key's record, without its value, on the server
 	// at addr (this one included); found is false when it holds none.
 	ReplicaVersion(ctx context.Context, addr string, key []byte) (rec kv.Record, found bool, err error)
+	// View returns the ring as the server knows it now: its epoch and
+	// the move under way.
+	View() *topology.View
+	// MoveHistory returns the last moves of the ring the server saw end,
+	// newest first.
+	MoveHistory() []topology.Past
 }
 
 // Options configure a Console.
@@ -80,6 +87,8 @@ type Console struct {
 
 	mu   sync.Mutex
 	seen map[string]seenStats // the last stats each peer answered
+	// gains are the receivers of the moves /api/moves shows, by move.
+	gains map[uint64]cachedGains
 }
 
 // seenStats is a peer's stats and when they were fetched.
@@ -103,7 +112,7 @@ func New(src Source, opts Options) *Console {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Console{src: src, opts: opts, log: log, seen: map[string]seenStats{}}
+	return &Console{src: src, opts: opts, log: log, seen: map[string]seenStats{}, gains: map[uint64]cachedGains{}}
 }
 
 // Handler serves the console: the page at /, its files under /assets/ and
@@ -141,6 +150,9 @@ func (c *Console) Handler(next http.Handler) http.Handler {
 	})
 	mux.HandleFunc("GET /api/servers", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, c.Servers(r.Context()))
+	})
+	mux.HandleFunc("GET /api/moves", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, c.Moves(r.Context()))
 	})
 	mux.HandleFunc("GET /api/key", c.serveKey)
 	mux.Handle("/", next)

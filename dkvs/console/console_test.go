@@ -17,6 +17,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/ring"
+	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
@@ -32,6 +33,13 @@ type fake struct {
 	storage map[string]string // storage state each says, when not ok
 	records map[string]map[string]kv.Record
 	asked   map[string]int // requests per server
+	// view is the ring as the server knows it (nil: the ring's, epoch 1);
+	// past, the moves it saw end; streams and streamPast, what each
+	// server says of its streams.
+	view       *topology.View
+	past       []topology.Past
+	streams    map[string]*wire.StreamStats
+	streamPast map[string][]wire.StreamStats
 }
 
 var _ Source = (*fake)(nil)
@@ -42,7 +50,8 @@ func newFake(counts ...int) *fake {
 		servers = append(servers, config.Server{IP: "10.0.0.1", Port: uint16(7001 + i), Count: c})
 	}
 	f := &fake{self: servers[0].Addr(), ring: ring.New(servers), down: map[string]bool{}, refuse: map[string]bool{},
-		stats: map[string]int64{}, storage: map[string]string{}, records: map[string]map[string]kv.Record{}, asked: map[string]int{}}
+		stats: map[string]int64{}, storage: map[string]string{}, records: map[string]map[string]kv.Record{}, asked: map[string]int{},
+		streams: map[string]*wire.StreamStats{}, streamPast: map[string][]wire.StreamStats{}}
 	for _, s := range servers {
 		f.records[s.Addr()] = map[string]kv.Record{}
 	}
@@ -53,11 +62,20 @@ func (f *fake) Addr() string     { return f.self }
 func (f *fake) Ring() *ring.Ring { return f.ring }
 
 func (f *fake) statsOf(addr string) wire.Stats {
-	st := wire.Stats{Addr: addr, LiveKeys: f.stats[addr], Engine: "memory", Storage: "ok"}
+	st := wire.Stats{Addr: addr, LiveKeys: f.stats[addr], Engine: "memory", Storage: "ok",
+		StreamHistory: f.streamPast[addr]}
+	if s := f.streams[addr]; s != nil {
+		c := *s
+		st.Stream = &c
+	}
 	if s := f.storage[addr]; s != "" {
 		st.Storage = s
 	}
-	for _, s := range f.ring.Servers() {
+	servers := f.ring.Servers()
+	if f.view != nil {
+		servers = f.view.Servers() // a move's new servers too
+	}
+	for _, s := range servers {
 		if s.Addr() != addr {
 			st.Peers = append(st.Peers, wire.PeerStats{Addr: s.Addr(), Up: !f.down[s.Addr()], Storage: f.storage[s.Addr()]})
 		}
@@ -96,6 +114,21 @@ func (f *fake) ReplicaVersion(ctx context.Context, addr string, key []byte) (kv.
 	}
 	rec, ok := f.records[addr][string(key)]
 	return rec, ok, nil
+}
+
+func (f *fake) View() *topology.View {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.view == nil {
+		return topology.StaticView(f.ring.Servers())
+	}
+	return f.view
+}
+
+func (f *fake) MoveHistory() []topology.Past {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.past
 }
 
 func (f *fake) set(fn func()) {

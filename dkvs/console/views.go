@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"sync"
+	"time"
 
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/ring"
@@ -164,53 +165,88 @@ func (c *Console) Servers(ctx context.Context) ServersView {
 	st := states(own)
 	now := c.opts.Now()
 	servers := c.src.Ring().Servers()
-	v := ServersView{Self: self, TimeMS: now.UnixMilli(), Servers: make([]ServerView, len(servers))}
-	var wg sync.WaitGroup
+	addrs := make([]string, len(servers))
 	for i, s := range servers {
-		sv := &v.Servers[i]
-		*sv = ServerView{Addr: s.Addr(), Self: s.Addr() == self, State: stateOf(st, s.Addr()), StatsAgeMS: -1}
-		switch {
-		case sv.Self:
-			sv.Answered, sv.StatsAgeMS, sv.Stats = true, 0, &own
-			continue
-		case sv.State == StateDown:
+		addrs[i] = s.Addr()
+	}
+	got := c.gather(ctx, own, st, addrs, now)
+	v := ServersView{Self: self, TimeMS: now.UnixMilli(), Servers: make([]ServerView, len(servers))}
+	for i, a := range addrs {
+		g := got[a]
+		v.Servers[i] = ServerView{Addr: a, Self: a == self, State: stateOf(st, a), Answered: g.answered, Error: g.err,
+			StatsAgeMS: g.ageMS, Stats: g.stats}
+	}
+	return v
+}
+
+// answer is what the console knows of one server's stats.
+type answer struct {
+	answered bool
+	err      string      // why it did not answer, if asked
+	stats    *wire.Stats // its own answer now, or the last (nil: never)
+	ageMS    int64       // the age of stats: -1 when nil
+}
+
+// gather returns the stats of each server of addrs: this server's own,
+// each peer's its failure detector does not believe down, asked in
+// parallel (each within Options.Timeout), and for the others the last
+// they answered.
+func (c *Console) gather(ctx context.Context, own wire.Stats, st map[string]string, addrs []string, now time.Time) map[string]answer {
+	self := c.src.Addr()
+	out := make(map[string]answer, len(addrs))
+	var ask []string
+	for _, a := range addrs {
+		if _, dup := out[a]; dup {
 			continue
 		}
+		out[a] = answer{ageMS: -1}
+		if a != self && stateOf(st, a) != StateDown {
+			ask = append(ask, a)
+		}
+	}
+	// Each goroutine writes its own element; the map is written after.
+	asked := make([]answer, len(ask))
+	var wg sync.WaitGroup
+	for i, a := range ask {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 			defer cancel()
-			ps, err := c.src.PeerStats(cctx, sv.Addr)
+			ps, err := c.src.PeerStats(cctx, a)
 			if err != nil {
-				c.log.Debug("console: stats", "peer", sv.Addr, "err", err)
-				sv.Error = err.Error()
+				c.log.Debug("console: stats", "peer", a, "err", err)
+				asked[i] = answer{err: err.Error(), ageMS: -1}
 				return
 			}
-			sv.Answered = true
+			asked[i] = answer{answered: true, ageMS: -1}
 			c.mu.Lock()
-			c.seen[sv.Addr] = seenStats{stats: ps, at: c.opts.Now()}
+			c.seen[a] = seenStats{stats: ps, at: c.opts.Now()}
 			c.mu.Unlock()
 		}()
 	}
 	wg.Wait()
+	for i, a := range ask {
+		out[a] = asked[i]
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for i := range v.Servers {
-		sv := &v.Servers[i]
-		if sv.Self {
-			continue
-		}
-		if seen, ok := c.seen[sv.Addr]; ok {
+	for a, g := range out {
+		switch seen, ok := c.seen[a]; {
+		case a == self:
+			s := own
+			g = answer{answered: true, stats: &s}
+		case ok:
 			s := seen.stats
-			sv.Stats = &s
-			sv.StatsAgeMS = max(0, now.Sub(seen.at).Milliseconds())
-			if sv.Answered {
-				sv.StatsAgeMS = 0
+			g.stats = &s
+			g.ageMS = max(0, now.Sub(seen.at).Milliseconds())
+			if g.answered {
+				g.ageMS = 0
 			}
 		}
+		out[a] = g
 	}
-	return v
+	return out
 }
 
 // KeyView is /api/key: where a key lives and each home's version of it.

@@ -29,9 +29,13 @@ type replica struct {
 	hints    map[string]map[string]kv.Record
 	maxValue int
 	applied  map[string][]kv.Version // the versions each put applied, in order
+	noBatch  bool                    // answer batches as a server that does not know them
 }
 
 func (r *replica) Handle(ctx context.Context, f wire.Frame) wire.Frame {
+	if f.Op() == wire.OpBatch && !r.noBatch {
+		return r.handleBatch(ctx, f)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	epoch, f, err := wire.SplitEpoch(f)

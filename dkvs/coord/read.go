@@ -38,20 +38,25 @@ func (c *Coordinator) GetReq(ctx context.Context, key []byte, req Req) (kv.Recor
 		if err != nil {
 			return kv.Record{}, err
 		}
-		g := &getOp{c: c, v: v, ctx: ctx, key: key, r: r, lin: req.Linearizable}
-		if req.Linearizable {
-			// A linearizable read needs a majority of every ring that
-			// writes go to: during a move, of the old homes and the new.
-			g.sets = v.WriteSets(key, n)
-		} else {
-			g.sets = [][]int{v.ReadHomes(key, n)}
-		}
-		g.homes = topology.Union(g.sets)
+		g := c.newGetOp(ctx, v, key, n, r, req.Linearizable)
 		rec, stale, err := g.run()
 		if err == nil || !stale || attempt == maxAttempts || c.View().Epoch() <= v.Epoch() {
 			return rec, err
 		}
 	}
+}
+
+func (c *Coordinator) newGetOp(ctx context.Context, v *topology.View, key []byte, n, r int, lin bool) *getOp {
+	g := &getOp{c: c, v: v, ctx: ctx, key: key, r: r, lin: lin}
+	if lin {
+		// A linearizable read needs a majority of every ring that
+		// writes go to: during a move, of the old homes and the new.
+		g.sets = v.WriteSets(key, n)
+	} else {
+		g.sets = [][]int{v.ReadHomes(key, n)}
+	}
+	g.homes = topology.Union(g.sets)
+	return g
 }
 
 // run starts the read and decides it in the caller's goroutine; the
@@ -60,8 +65,13 @@ func (c *Coordinator) GetReq(ctx context.Context, key []byte, req Req) (kv.Recor
 // whether a replica refused because it knew a newer ring, as known when
 // the read was decided (the background goes on updating g).
 func (g *getOp) run() (kv.Record, bool, error) {
-	c := g.c
 	g.start()
+	return g.wait()
+}
+
+// wait collects the replies of a read started until its outcome is known.
+func (g *getOp) wait() (kv.Record, bool, error) {
+	c := g.c
 	for g.inflight > 0 && !g.decided {
 		select {
 		case rp := <-g.replies:
@@ -70,7 +80,7 @@ func (g *getOp) run() (kv.Record, bool, error) {
 		case <-g.ctx.Done():
 			stale := g.stale
 			c.bg.add(1)
-			go g.rest()
+			g.later(g.rest)
 			return kv.Record{}, stale, fmt.Errorf("get: %w: %w", g.ctx.Err(), errcode.Network)
 		}
 	}
@@ -80,7 +90,7 @@ func (g *getOp) run() (kv.Record, bool, error) {
 	}
 	rec, stale, err := g.rec, g.stale, g.err
 	c.bg.add(1)
-	go g.rest()
+	g.later(g.rest)
 	return rec, stale, err
 }
 
@@ -111,6 +121,17 @@ type getOp struct {
 	decided  bool
 	rec      kv.Record
 	err      error
+	// spawn runs the background work left once the read is decided; nil
+	// starts a goroutine (a batch collects it instead).
+	spawn func(func())
+}
+
+func (g *getOp) later(f func()) {
+	if g.spawn != nil {
+		g.spawn(f)
+		return
+	}
+	go f()
 }
 
 // count returns how many servers of set are in list.
@@ -126,12 +147,14 @@ func count(set []int, list []int) int {
 
 // enough reports whether every ring has R answers.
 func (g *getOp) enough() bool {
-	var ans []int
-	for _, a := range g.answers {
-		ans = append(ans, a.server)
-	}
 	for _, set := range g.sets {
-		if count(set, ans) < min(g.r, len(set)) {
+		n := 0
+		for _, a := range g.answers {
+			if contains(set, a.server) {
+				n++
+			}
+		}
+		if n < min(g.r, len(set)) {
 			return false
 		}
 	}
@@ -160,6 +183,7 @@ type answered struct {
 func (g *getOp) start() {
 	c := g.c
 	g.replies = make(chan reply, len(g.homes))
+	g.answers = make([]answered, 0, len(g.homes))
 	req := frame(g.v, wire.OpGet, 0, len(g.key)+4, wire.GetRequest{Key: g.key}.Append)
 	var up []int
 	for _, h := range g.homes {
@@ -178,6 +202,9 @@ func (g *getOp) start() {
 	for _, h := range g.homes {
 		if probeAll || contains(up, h) {
 			g.inflight++
+			if len(g.homes) == 1 && c.sendHere(g.rctx, g.v, h, req, g.replies) {
+				continue
+			}
 			c.send(g.rctx, g.v, h, -1, req, g.replies, nil)
 		} else {
 			g.skipped = append(g.skipped, h)

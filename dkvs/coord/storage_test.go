@@ -3,13 +3,17 @@ package coord
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
+	"github.com/dkvs/dkvs/dkvs/auth"
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/topology"
+	"github.com/dkvs/dkvs/dkvs/transport"
 	"github.com/dkvs/dkvs/dkvs/transport/memtransport"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
@@ -172,6 +176,42 @@ func TestCorruptReplicaRepaired(t *testing.T) {
 		}
 		if r, ok := cl.replicas[home[0]].get("k"); !ok || string(r.Value) != "v" {
 			t.Fatalf("replica holds %q %v", r.Value, ok)
+		}
+	})
+}
+
+// refusing is a transport whose connections are refused for their
+// credentials, as auth.Dialer reports a wrong token.
+type refusing struct{ Transport }
+
+func (r refusing) Call(ctx context.Context, addr string, req wire.Frame) (wire.Frame, error) {
+	if req.Op() != wire.OpPing {
+		return wire.Frame{}, fmt.Errorf("connect %s: auth: %w: %w: %w", addr, auth.ErrDenied, transport.ErrNotSent, errcode.InvalidConfig)
+	}
+	return r.Transport.Call(ctx, addr, req)
+}
+
+// TestCredentialsRefusedKeepsServerUp: a server that refuses the client's
+// credentials answered, so the failure detector keeps it up (a wrong
+// token must not make a live ring look down), and the operation fails
+// with the credentials' error, not a network one.
+func TestCredentialsRefusedKeepsServerUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cl := newCluster(t, 3, Options{})
+		d := cl.detector()
+		addrs := cl.home("k", 3)
+		c := New(topology.StaticView(cl.ring.Servers()), refusing{cl.net}, Options{Health: d, Timeout: 100 * time.Millisecond})
+		_, err := c.Put(context.Background(), []byte("k"), []byte("v"), 3, 3)
+		if err == nil {
+			t.Fatal("a put needing the refusing server succeeded")
+		}
+		if errcode.Of(err) != errcode.InvalidConfig {
+			t.Errorf("put: %v, want the credentials' error", err)
+		}
+		for _, a := range addrs {
+			if !d.Up(a) {
+				t.Errorf("%s marked down", a)
+			}
 		}
 	})
 }

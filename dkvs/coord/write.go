@@ -136,12 +136,26 @@ type writeOp struct {
 	stale     bool         // a replica knew a newer ring
 	replace   int          // how many more times a write refused for a newer ring is placed again
 	fails     []ReplicaError
+	// spawn runs the background work left once the write is decided; nil
+	// starts a goroutine (a batch collects it instead).
+	spawn func(func())
+}
+
+func (wo *writeOp) later(f func()) {
+	if wo.spawn != nil {
+		wo.spawn(f)
+		return
+	}
+	go f()
 }
 
 func (wo *writeOp) sendHome(s int) {
 	wo.inflight++
 	wo.out[s] = true
 	wo.sent = append(wo.sent, s)
+	if len(wo.homes) == 1 && wo.c.sendHere(wo.rctx, wo.v, s, wo.put, wo.replies) {
+		return
+	}
 	wo.c.send(wo.rctx, wo.v, s, -1, wo.put, wo.replies, nil)
 }
 
@@ -219,6 +233,15 @@ func (wo *writeOp) targets() (send, skipped []int) {
 // replica refused because it knew a newer ring (as known then: the replies
 // still due are collected in the background, which goes on updating wo).
 func (wo *writeOp) run() (kv.Version, bool, error) {
+	if err := wo.begin(); err != nil {
+		return kv.Version{}, wo.stale, err
+	}
+	return wo.wait()
+}
+
+// begin chooses the version (in linearizable mode, after reading the
+// highest a majority holds) and sends the write's first requests.
+func (wo *writeOp) begin() error {
 	c := wo.c
 	if wo.lin && wo.rec.Version.IsZero() {
 		// An attempt placed again for a newer ring keeps the version its
@@ -228,7 +251,7 @@ func (wo *writeOp) run() (kv.Version, bool, error) {
 		v, stale, err := c.highestVersion(wo.ctx, wo.v, wo.key, wo.sets)
 		if err != nil {
 			wo.stale = stale
-			return kv.Version{}, stale, fmt.Errorf("%s: reading versions: %w", wo.op, err)
+			return fmt.Errorf("%s: reading versions: %w", wo.op, err)
 		}
 		// Strictly higher than any version a majority holds.
 		wo.rec.Version = c.clock.After(v)
@@ -256,6 +279,14 @@ func (wo *writeOp) run() (kv.Version, bool, error) {
 			wo.sendHome(h)
 		}
 	}
+	return nil
+}
+
+// wait collects the replies of a write begun, placing hints for the homes
+// that fail, until its outcome is known (then the replies still due are
+// collected in the background).
+func (wo *writeOp) wait() (kv.Version, bool, error) {
+	c := wo.c
 	for wo.inflight > 0 {
 		var r reply
 		select {
@@ -264,7 +295,7 @@ func (wo *writeOp) run() (kv.Version, bool, error) {
 			// The write goes on in the background: it may or may not land.
 			stale := wo.stale
 			c.bg.add(1)
-			go wo.drain()
+			wo.later(wo.drain)
 			return kv.Version{}, stale, fmt.Errorf("%s: %w: %w", wo.op, wo.ctx.Err(), ErrUnknownOutcome)
 		}
 		wo.inflight--
@@ -302,7 +333,7 @@ func (wo *writeOp) run() (kv.Version, bool, error) {
 			// miss them.
 			version, stale := wo.rec.Version, wo.stale
 			c.bg.add(1)
-			go wo.drain()
+			wo.later(wo.drain)
 			return version, stale, nil // drain cancels rctx
 		}
 	}

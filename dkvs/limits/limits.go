@@ -113,3 +113,21 @@ func (l Limits) CheckRecord(key, value []byte) error {
 	}
 	return l.CheckValue(value)
 }
+
+// Batches of replica requests (the native protocol's batch op): a batch
+// holds at most MaxBatchItems requests, and a sender fills one up to
+// MaxBatchBytes (a request larger than that travels alone), which keeps a
+// batch far below the frame limit of any server whose key and value
+// limits are the sender's.
+const (
+	MaxBatchItems = 1024
+	MaxBatchBytes = 1 << 20
+)
+
+// BatchBytes is the size up to which a sender with these limits fills a
+// batch: MaxBatchBytes, or less when the largest key and value are
+// smaller, so that a batch never exceeds a lone request's largest frame.
+func (l Limits) BatchBytes() int {
+	l = l.OrDefault()
+	return min(MaxBatchBytes, l.MaxKeySize+l.MaxValueSize)
+}

@@ -195,7 +195,7 @@ var (
 	descMoving        = desc("ring_move_in_progress", "1 while a move of the ring (a join, leave, replace or removal) is under way.")
 	descMovePhase     = desc("ring_move_phase", "1 for the phase of the move under way (streaming: reads from the current ring; read-new: from the new one).", "phase")
 	descStreamMove    = desc("stream_move", "Move (the epoch it began in) the stream metrics are of.")
-	descStreamPhase   = desc("stream_phase", "1 for the phase of this server's stream: copy, barrier, verify or done.", "phase")
+	descStreamPhase   = desc("stream_phase", "1 for the phase of this server's stream: copy, barrier, verify, done, or stopped (its move ended without it: an abort).", "phase")
 	descStreamKeys    = desc("stream_keys_total", "Records received by this server's stream in the move (both passes).")
 	descStreamBytes   = desc("stream_bytes_total", "Bytes of keys and values received by this server's stream in the move (before compression).")
 	descStreamRate    = desc("stream_rate_bytes_per_second", "Mean rate of this server's stream, from its start to its last page.")
@@ -206,7 +206,7 @@ var (
 		descStreamBytes, descStreamRate, descStreamSources, descStreamFailing, descStreamUpdated}
 	// The phases, each reported as 0 or 1 so that an alert can match one.
 	movePhases   = []string{"streaming", "read-new"}
-	streamPhases = []string{"copy", "barrier", "verify", "done"}
+	streamPhases = []string{"copy", "barrier", "verify", "done", "stopped"}
 )
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {

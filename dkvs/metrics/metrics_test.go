@@ -67,6 +67,12 @@ func TestRingMetrics(t *testing.T) {
 			"dkvs_stream_sources{started}": 2, "dkvs_stream_sources{done}": 1, "dkvs_stream_failing": 1,
 			"dkvs_stream_last_progress_timestamp_seconds": 12,
 		}, nil},
+		{"a stream its move's abort stopped", wire.Stats{Epoch: 7, Stream: &wire.StreamStats{
+			Move: 6, Phase: "stopped", Keys: 10, StartedMS: 10000, UpdatedMS: 11000, FinishedMS: 11500,
+		}}, map[string]float64{
+			"dkvs_ring_move_in_progress": 0, "dkvs_stream_move": 6,
+			"dkvs_stream_phase{copy}": 0, "dkvs_stream_phase{done}": 0, "dkvs_stream_phase{stopped}": 1,
+		}, nil},
 	}
 	for _, tc := range cases {
 		got := gather(t, tc.stats)

@@ -43,11 +43,54 @@ type command struct {
 
 // job is a command ready to run against the backend. If run is nil, out
 // is the reply (an argument error found by prepare).
+//
+// A job whose work is a list of single-key operations says so with ops
+// and reply instead of run: the connection then runs the ops of the
+// commands pipelined together as one batch (see conn.dispatch), and
+// reply makes the command's answer from their outcomes.
 type job struct {
 	reads, writes [][]byte
 	readsAll      bool
 	run           func(ctx context.Context) []byte
 	out           []byte
+	ops           []Op
+	reply         func(ops []Op) []byte
+}
+
+// opsJob is the job of a command that runs ops and answers with reply.
+func opsJob(reads, writes [][]byte, ops []Op, reply func([]Op) []byte) job {
+	return job{reads: reads, writes: writes, ops: ops, reply: reply}
+}
+
+// batch runs ops on the backend: as one batch when it is a Batcher, else
+// side by side, one call each.
+func (s *Server) batch(ctx context.Context, ops []Op) {
+	if b, ok := s.backend.(Batcher); ok {
+		b.Batch(ctx, ops)
+		return
+	}
+	forEach(ctx, len(ops), func(ctx context.Context, i int) error {
+		op := &ops[i]
+		switch op.Kind {
+		case OpGet:
+			op.Value, op.Err = s.b().Get(ctx, op.Key)
+		case OpPut:
+			op.Err = s.b().Put(ctx, op.Key, op.Value)
+		case OpDelete:
+			op.Err = s.b().Delete(ctx, op.Key)
+		}
+		return nil
+	})
+}
+
+// firstError returns the first error among ops that is not NotFound.
+func firstError(ops []Op) error {
+	for _, op := range ops {
+		if op.Err != nil && !isNotFound(op.Err) {
+			return op.Err
+		}
+	}
+	return nil
 }
 
 func replyJob(out []byte) job      { return job{out: out} }
@@ -202,22 +245,22 @@ func uniqueKeys(keys [][]byte) [][]byte {
 
 func (s *Server) prepareGet(c *conn, args [][]byte) job {
 	key := args[1]
+	pr := c.protocol()
 	if e := s.checkKey(key); e != "" {
 		return errJob(e)
 	}
 	if len(key) == 0 {
-		return replyJob(redcon.AppendNull(nil)) // cannot exist
+		return replyJob(pr.appendNull(nil)) // cannot exist
 	}
-	return job{reads: [][]byte{key}, run: func(ctx context.Context) []byte {
-		v, err := s.b().Get(ctx, key)
-		switch {
+	return opsJob([][]byte{key}, nil, []Op{{Kind: OpGet, Key: key}}, func(ops []Op) []byte {
+		switch err := ops[0].Err; {
 		case isNotFound(err):
-			return redcon.AppendNull(nil)
+			return pr.appendNull(nil)
 		case err != nil:
 			return backendError(err)
 		}
-		return redcon.AppendBulk(nil, v)
-	}}
+		return redcon.AppendBulk(nil, ops[0].Value)
+	})
 }
 
 func (s *Server) prepareSet(c *conn, args [][]byte) job {
@@ -260,12 +303,12 @@ func (s *Server) prepareSet(c *conn, args [][]byte) job {
 	if e := s.checkValue(value); e != "" {
 		return errJob(e)
 	}
-	return job{writes: [][]byte{key}, run: func(ctx context.Context) []byte {
-		if err := s.b().Put(ctx, key, value); err != nil {
+	return opsJob(nil, [][]byte{key}, []Op{{Kind: OpPut, Key: key, Value: value}}, func(ops []Op) []byte {
+		if err := ops[0].Err; err != nil {
 			return backendError(err)
 		}
 		return okOut()
-	}}
+	})
 }
 
 // prepareDel deletes each key and counts those that existed. The count is
@@ -286,54 +329,59 @@ func (s *Server) prepareDel(c *conn, args [][]byte) job {
 		return replyJob(redcon.AppendInt(nil, 0))
 	}
 	return job{writes: keys, run: func(ctx context.Context) []byte {
-		var mu sync.Mutex
-		existed := 0
-		err := forEach(ctx, len(keys), func(ctx context.Context, i int) error {
-			_, err := s.b().Get(ctx, keys[i])
-			if err != nil && !isNotFound(err) {
-				return err
-			}
-			found := err == nil
-			// Delete even when the read found nothing: a quorum read can
-			// miss a replica that still holds the key.
-			if err := s.b().Delete(ctx, keys[i]); err != nil {
-				return err
-			}
-			if found {
-				mu.Lock()
-				existed++
-				mu.Unlock()
-			}
-			return nil
-		})
-		if err != nil {
+		reads := make([]Op, len(keys))
+		for i, k := range keys {
+			reads[i] = Op{Kind: OpGet, Key: k}
+		}
+		s.batch(ctx, reads)
+		if err := firstError(reads); err != nil {
 			return backendError(err)
+		}
+		// Delete even the keys the read found absent: a quorum read can
+		// miss a replica that still holds the key.
+		dels := make([]Op, len(keys))
+		for i, k := range keys {
+			dels[i] = Op{Kind: OpDelete, Key: k}
+		}
+		s.batch(ctx, dels)
+		for _, op := range dels {
+			if op.Err != nil {
+				return backendError(op.Err)
+			}
+		}
+		existed := 0
+		for _, op := range reads {
+			if op.Err == nil {
+				existed++
+			}
 		}
 		return redcon.AppendInt(nil, int64(existed))
 	}}
 }
 
-// getMany reads keys (distinct) concurrently; a missing key is nil.
-func (s *Server) getMany(ctx context.Context, keys [][]byte) (map[string][]byte, error) {
-	var mu sync.Mutex
-	vals := make(map[string][]byte, len(keys))
-	err := forEach(ctx, len(keys), func(ctx context.Context, i int) error {
-		v, err := s.b().Get(ctx, keys[i])
-		if isNotFound(err) {
-			return nil
+// getOps returns the reads of keys.
+func getOps(keys [][]byte) []Op {
+	ops := make([]Op, len(keys))
+	for i, k := range keys {
+		ops[i] = Op{Kind: OpGet, Key: k}
+	}
+	return ops
+}
+
+// found returns the values read by ops, by key; an absent key is not in
+// the map.
+func found(ops []Op) map[string][]byte {
+	vals := make(map[string][]byte, len(ops))
+	for _, op := range ops {
+		if op.Err == nil {
+			v := op.Value
+			if v == nil {
+				v = []byte{}
+			}
+			vals[string(op.Key)] = v
 		}
-		if err != nil {
-			return err
-		}
-		if v == nil {
-			v = []byte{}
-		}
-		mu.Lock()
-		vals[string(keys[i])] = v
-		mu.Unlock()
-		return nil
-	})
-	return vals, err
+	}
+	return vals
 }
 
 // readKeys checks the keys of EXISTS and MGET and returns the
@@ -359,11 +407,11 @@ func (s *Server) prepareExists(c *conn, args [][]byte) job {
 	if e != "" {
 		return errJob(e)
 	}
-	return job{reads: keys, run: func(ctx context.Context) []byte {
-		vals, err := s.getMany(ctx, keys)
-		if err != nil {
+	return opsJob(keys, nil, getOps(keys), func(ops []Op) []byte {
+		if err := firstError(ops); err != nil {
 			return backendError(err)
 		}
+		vals := found(ops)
 		n := 0
 		for _, k := range named {
 			if _, ok := vals[string(k)]; ok {
@@ -371,35 +419,36 @@ func (s *Server) prepareExists(c *conn, args [][]byte) job {
 			}
 		}
 		return redcon.AppendInt(nil, int64(n))
-	}}
+	})
 }
 
 // prepareMGet fails as a whole if any read fails: answering nil for a key
 // that could not be read would claim it does not exist.
 func (s *Server) prepareMGet(c *conn, args [][]byte) job {
 	named := args[1:]
+	pr := c.protocol()
 	keys, e := s.readKeys(named)
 	if e != "" {
 		return errJob(e)
 	}
-	return job{reads: keys, run: func(ctx context.Context) []byte {
-		vals, err := s.getMany(ctx, keys)
-		if err != nil {
+	return opsJob(keys, nil, getOps(keys), func(ops []Op) []byte {
+		if err := firstError(ops); err != nil {
 			return backendError(err)
 		}
+		vals := found(ops)
 		out := redcon.AppendArray(nil, len(named))
 		for _, k := range named {
 			if v, ok := vals[string(k)]; ok {
 				out = redcon.AppendBulk(out, v)
 			} else {
-				out = redcon.AppendNull(out)
+				out = pr.appendNull(out)
 			}
 		}
 		return out
-	}}
+	})
 }
 
-// prepareMSet writes the pairs concurrently. It is not atomic: if one
+// prepareMSet writes the pairs as one batch. It is not atomic: if one
 // write fails, the reply is that error and the others may have been
 // written. A key named twice gets its last value, as in Redis.
 func (s *Server) prepareMSet(c *conn, args [][]byte) job {
@@ -420,15 +469,16 @@ func (s *Server) prepareMSet(c *conn, args [][]byte) job {
 		}
 		last[string(args[i])] = i + 1
 	}
-	return job{writes: keys, run: func(ctx context.Context) []byte {
-		err := forEach(ctx, len(keys), func(ctx context.Context, i int) error {
-			return s.b().Put(ctx, keys[i], args[last[string(keys[i])]])
-		})
-		if err != nil {
+	ops := make([]Op, len(keys))
+	for i, k := range keys {
+		ops[i] = Op{Kind: OpPut, Key: k, Value: args[last[string(k)]]}
+	}
+	return opsJob(nil, keys, ops, func(ops []Op) []byte {
+		if err := firstError(ops); err != nil {
 			return backendError(err)
 		}
 		return okOut()
-	}}
+	})
 }
 
 // --- keyspace commands ---
@@ -563,12 +613,13 @@ func (s *Server) prepareInfo(c *conn, args [][]byte) job {
 			want[n] = true
 		}
 	}
+	pr := c.protocol()
 	return job{run: func(ctx context.Context) []byte {
 		info, err := s.b().Info(ctx)
 		if err != nil {
 			return backendError(err)
 		}
-		return redcon.AppendBulkString(nil, s.infoText(info, want))
+		return pr.appendText(nil, s.infoText(info, want))
 	}}
 }
 
@@ -659,14 +710,28 @@ func localSelect(c *conn, args [][]byte) ([]byte, bool) {
 	return okOut(), false
 }
 
-// localAuth: dkvs has no authentication. The two-argument form (user,
-// password) succeeds like Redis's passwordless default user; the
-// one-argument form gets Redis's answer when no password is configured.
+// localAuth answers AUTH token and AUTH user token. With users
+// (Options.Access) a matching token makes the connection that user's;
+// without, it answers as Redis with no password configured. A refused
+// AUTH keeps the user the connection had.
 func localAuth(c *conn, args [][]byte) ([]byte, bool) {
 	switch len(args) {
 	case 2:
-		return errOut("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"), false
+		if c.srv.opts.Access == nil {
+			return errOut("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"), false
+		}
+		user, e := c.login(nil, args[1])
+		if e != "" {
+			return errOut(e), false
+		}
+		c.setUser(user)
+		return okOut(), false
 	case 3:
+		user, e := c.login(args[1], args[2])
+		if e != "" {
+			return errOut(e), false
+		}
+		c.setUser(user)
 		return okOut(), false
 	}
 	return errOut(syntaxErr()), false
@@ -696,7 +761,7 @@ func localClient(c *conn, args [][]byte) ([]byte, bool) {
 			return errOut(wrongArgs("client|setname")), false
 		}
 		if !validClientName(args[2]) {
-			return errOut("ERR Client names cannot contain spaces, newlines or special characters."), false
+			return errOut(errClientName), false
 		}
 		c.setName(args[2])
 		return okOut(), false
@@ -705,15 +770,15 @@ func localClient(c *conn, args [][]byte) ([]byte, bool) {
 		name := c.name
 		c.mu.Unlock()
 		if name == "" {
-			return redcon.AppendNull(nil), false
+			return c.protocol().appendNull(nil), false
 		}
 		return redcon.AppendBulkString(nil, name), false
 	case "id":
 		return redcon.AppendInt(nil, c.id), false
 	case "info":
-		return redcon.AppendBulkString(nil, c.clientInfo()), false
+		return c.protocol().appendText(nil, c.clientInfo()), false
 	case "list":
-		return redcon.AppendBulkString(nil, c.srv.clientList()), false
+		return c.protocol().appendText(nil, c.srv.clientList()), false
 	case "setinfo", "no-evict", "no-touch":
 		// Harmless: library identity (go-redis sends it on connect) and
 		// eviction hints dkvs has no use for.
@@ -737,55 +802,6 @@ func (s *Server) clientList() string {
 		b.WriteString(c.clientInfo())
 	}
 	return b.String()
-}
-
-// localHello answers HELLO [protover [AUTH user pass] [SETNAME name]].
-// Only RESP2 is spoken: HELLO 3 gets the NOPROTO error, after which
-// clients (go-redis, redis-py) carry on in RESP2.
-func localHello(c *conn, args [][]byte) ([]byte, bool) {
-	if len(args) >= 2 {
-		ver, err := strconv.ParseInt(string(args[1]), 10, 64)
-		if err != nil {
-			return errOut("ERR Protocol version is not an integer or out of range"), false
-		}
-		if ver != 2 {
-			return errOut("NOPROTO unsupported protocol version"), false
-		}
-	}
-	var name []byte
-	for i := 2; i < len(args); i++ {
-		switch opt := strings.ToUpper(string(args[i])); {
-		case opt == "AUTH" && i+2 < len(args):
-			i += 2 // no authentication in dkvs: any credentials are accepted
-		case opt == "SETNAME" && i+1 < len(args):
-			name = args[i+1]
-			if !validClientName(name) {
-				return errOut("ERR Client names cannot contain spaces, newlines or special characters."), false
-			}
-			i++
-		default:
-			return errOut(fmt.Sprintf("ERR Syntax error in HELLO option '%.128s'", args[i])), false
-		}
-	}
-	if name != nil {
-		c.setName(name)
-	}
-	out := redcon.AppendArray(nil, 14)
-	out = redcon.AppendBulkString(out, "server")
-	out = redcon.AppendBulkString(out, "redis")
-	out = redcon.AppendBulkString(out, "version")
-	out = redcon.AppendBulkString(out, redisVersion)
-	out = redcon.AppendBulkString(out, "proto")
-	out = redcon.AppendInt(out, 2)
-	out = redcon.AppendBulkString(out, "id")
-	out = redcon.AppendInt(out, c.id)
-	out = redcon.AppendBulkString(out, "mode")
-	out = redcon.AppendBulkString(out, "standalone")
-	out = redcon.AppendBulkString(out, "role")
-	out = redcon.AppendBulkString(out, "master")
-	out = redcon.AppendBulkString(out, "modules")
-	out = redcon.AppendArray(out, 0)
-	return out, false
 }
 
 // configParams are the parameters CONFIG GET knows: what redis-benchmark
@@ -815,5 +831,5 @@ func localConfig(c *conn, args [][]byte) ([]byte, bool) {
 			}
 		}
 	}
-	return append(redcon.AppendArray(nil, 2*n), out...), false
+	return append(c.protocol().appendMap(nil, n), out...), false
 }

@@ -31,19 +31,27 @@ func ctxT(t *testing.T) context.Context {
 }
 
 // TestGoRedisCommands runs a sequence of commands through go-redis's Do
-// and checks each reply or error text.
+// and checks each reply or error text, with go-redis speaking RESP2 and
+// RESP3.
 func TestGoRedisCommands(t *testing.T) {
+	for _, proto := range []int{2, 3} {
+		t.Run(fmt.Sprintf("resp%d", proto), func(t *testing.T) { testGoRedisCommands(t, proto) })
+	}
+}
+
+func testGoRedisCommands(t *testing.T, proto int) {
 	f := newFake()
 	_, addr := startServer(t, f, Options{MaxKeySize: 100, MaxValueSize: 1000})
-	rdb := newClient(t, addr, nil)
+	rdb := newClient(t, addr, func(o *redis.Options) { o.Protocol = proto })
 	ctx := ctxT(t)
 
 	big := strings.Repeat("v", 1001)
 	bigKey := strings.Repeat("k", 101)
 	steps := []struct {
-		args []any
-		want any    // reply; nil with errPrefix "" means a nil reply
-		err  string // expected error text (exact), "" for none
+		args  []any
+		want  any    // reply; nil with errPrefix "" means a nil reply
+		want3 any    // the reply in RESP3 where it differs from want
+		err   string // expected error text (exact), "" for none
 	}{
 		{args: []any{"PING"}, want: "PONG"},
 		{args: []any{"ping", "hello world"}, want: "hello world"},
@@ -100,17 +108,18 @@ func TestGoRedisCommands(t *testing.T) {
 		{args: []any{"CLIENT", "SETINFO", "LIB-NAME", "x"}, want: "OK"},
 		{args: []any{"CLIENT", "KILL", "x"}, err: "ERR unknown subcommand 'KILL'. Try CLIENT HELP."},
 		{args: []any{"CLIENT"}, err: "ERR wrong number of arguments for 'client' command"},
-		{args: []any{"HELLO", "3"}, err: "NOPROTO unsupported protocol version"},
+		{args: []any{"HELLO", "4"}, err: "NOPROTO unsupported protocol version"},
 		{args: []any{"HELLO", "1"}, err: "NOPROTO unsupported protocol version"},
 		{args: []any{"HELLO", "two"}, err: "ERR Protocol version is not an integer or out of range"},
 		{args: []any{"HELLO", "2", "FOO"}, err: "ERR Syntax error in HELLO option 'FOO'"},
 		{args: []any{"COMMAND", "COUNT"}, want: int64(19)},
 		{args: []any{"COMMAND", "NOPE"}, err: "ERR unknown subcommand 'NOPE'. Try COMMAND HELP."},
-		{args: []any{"CONFIG", "GET", "save"}, want: []any{"save", ""}},
-		{args: []any{"CONFIG", "GET", "nothing"}, want: []any{}},
+		{args: []any{"CONFIG", "GET", "save"}, want: []any{"save", ""}, want3: map[any]any{"save": ""}},
+		{args: []any{"CONFIG", "GET", "nothing"}, want: []any{}, want3: map[any]any{}},
 		{args: []any{"CONFIG", "SET", "save", ""}, err: "ERR unknown subcommand 'SET'. Try CONFIG HELP."},
 		{args: []any{"AUTH", "pw"}, err: "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"},
 		{args: []any{"AUTH", "default", "pw"}, want: "OK"},
+		{args: []any{"AUTH", "bob", "pw"}, err: "WRONGPASS invalid username-password pair or user is disabled."},
 		{args: []any{"SCAN", "x"}, err: "ERR invalid cursor"},
 		{args: []any{"SCAN", "12345"}, err: "ERR invalid cursor: 12345 is unknown or expired (cursors are kept 10m0s)"},
 		{args: []any{"SCAN", "0", "COUNT", "0"}, err: "ERR syntax error"},
@@ -124,6 +133,9 @@ func TestGoRedisCommands(t *testing.T) {
 		{args: []any{"KEYS", "[^m]*"}, want: []any{"e"}},
 	}
 	for i, st := range steps {
+		if proto == 3 && st.want3 != nil {
+			st.want = st.want3
+		}
 		got, err := rdb.Do(ctx, st.args...).Result()
 		name := fmt.Sprintf("step %d %q", i, st.args)
 		switch {
@@ -363,9 +375,40 @@ func TestGoRedisInfo(t *testing.T) {
 	}
 }
 
+// TestGoRedisCommandIntrospection checks COMMAND, COMMAND DOCS, LIST and
+// INFO as go-redis reads them, in RESP2 (flat arrays) and RESP3 (maps).
 func TestGoRedisCommandIntrospection(t *testing.T) {
+	for _, proto := range []int{2, 3} {
+		t.Run(fmt.Sprintf("resp%d", proto), func(t *testing.T) { testGoRedisCommandIntrospection(t, proto) })
+	}
+}
+
+// pairs reads a Redis map as go-redis returns it: a map in RESP3, a flat
+// array of keys and values in RESP2.
+func pairs(t *testing.T, v any) map[string]any {
+	t.Helper()
+	m := map[string]any{}
+	switch v := v.(type) {
+	case map[any]any:
+		for k, x := range v {
+			m[k.(string)] = x
+		}
+	case []any:
+		if len(v)%2 != 0 {
+			t.Fatalf("odd flat map %#v", v)
+		}
+		for i := 0; i < len(v); i += 2 {
+			m[v[i].(string)] = v[i+1]
+		}
+	default:
+		t.Fatalf("not a map: %#v", v)
+	}
+	return m
+}
+
+func testGoRedisCommandIntrospection(t *testing.T, proto int) {
 	_, addr := startServer(t, newFake(), Options{})
-	rdb := newClient(t, addr, nil)
+	rdb := newClient(t, addr, func(o *redis.Options) { o.Protocol = proto })
 	ctx := ctxT(t)
 
 	infos, err := rdb.Command(ctx).Result()
@@ -383,28 +426,29 @@ func TestGoRedisCommandIntrospection(t *testing.T) {
 		t.Errorf("COMMAND mset = %+v", mset)
 	}
 
-	docs, err := rdb.Do(ctx, "COMMAND", "DOCS", "get", "nosuch", "set").Slice()
+	raw, err := rdb.Do(ctx, "COMMAND", "DOCS", "get", "nosuch", "set").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(docs) != 4 || docs[0] != "get" || docs[2] != "set" {
-		t.Fatalf("COMMAND DOCS get nosuch set = %#v", docs)
+	docs := pairs(t, raw)
+	if len(docs) != 2 || docs["get"] == nil || docs["set"] == nil {
+		t.Fatalf("COMMAND DOCS get nosuch set = %#v", raw)
 	}
-	getDoc := docs[1].([]any)
-	fields := map[string]any{}
-	for i := 0; i+1 < len(getDoc); i += 2 {
-		fields[getDoc[i].(string)] = getDoc[i+1]
-	}
+	fields := pairs(t, docs["get"])
 	if fields["summary"] != "Returns the string value of a key." || fields["group"] != "string" || fields["since"] != "1.0.0" {
 		t.Errorf("GET docs = %#v", fields)
 	}
 	args := fields["arguments"].([]any)
-	if len(args) != 1 || !reflect.DeepEqual(args[0], []any{"name", "key", "type", "key", "key_spec_index", int64(0)}) {
+	if len(args) != 1 || !reflect.DeepEqual(pairs(t, args[0]), map[string]any{"name": "key", "type": "key", "key_spec_index": int64(0)}) {
 		t.Errorf("GET doc arguments = %#v", args)
 	}
-	all, err := rdb.Do(ctx, "COMMAND", "DOCS").Slice()
-	if err != nil || len(all) != 2*19 {
-		t.Errorf("COMMAND DOCS: %d elements, %v", len(all), err)
+	mgetArgs := pairs(t, pairs(t, pairs(t, mustDo(t, rdb, "COMMAND", "DOCS", "mget"))["mget"])["arguments"].([]any)[0])
+	// A set in RESP3, which go-redis reads as a slice too.
+	if !reflect.DeepEqual(mgetArgs["flags"], []any{"multiple"}) {
+		t.Errorf("MGET doc argument flags = %#v", mgetArgs["flags"])
+	}
+	if all := pairs(t, mustDo(t, rdb, "COMMAND", "DOCS")); len(all) != 19 {
+		t.Errorf("COMMAND DOCS: %d commands", len(all))
 	}
 	list, err := rdb.Do(ctx, "COMMAND", "LIST").StringSlice()
 	if err != nil || len(list) != 19 || list[0] != "auth" {
@@ -416,22 +460,35 @@ func TestGoRedisCommandIntrospection(t *testing.T) {
 	}
 }
 
+func mustDo(t *testing.T, rdb *redis.Client, args ...any) any {
+	t.Helper()
+	v, err := rdb.Do(ctxT(t), args...).Result()
+	if err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+	return v
+}
+
 // TestGoRedisHandshakes connects with each protocol go-redis offers, with
-// a client name and with a database: RESP3 falls back to RESP2.
+// a client name and with a database, and checks that the connection
+// speaks the protocol go-redis asked for.
 func TestGoRedisHandshakes(t *testing.T) {
 	_, addr := startServer(t, newFake(), Options{})
 	ctx := ctxT(t)
 	cases := []struct {
 		name    string
 		mod     func(*redis.Options)
+		resp    string // CLIENT INFO's resp= field
 		wantErr string
 	}{
-		{"resp3 falls back", func(o *redis.Options) { o.Protocol = 3 }, ""},
-		{"resp2", func(o *redis.Options) { o.Protocol = 2 }, ""},
-		{"client name resp3", func(o *redis.Options) { o.ClientName = "svc-a" }, ""},
-		{"client name resp2", func(o *redis.Options) { o.Protocol = 2; o.ClientName = "svc-b" }, ""},
-		{"no identity", func(o *redis.Options) { o.DisableIdentity = true }, ""},
-		{"db 1", func(o *redis.Options) { o.DB = 1 }, "ERR DB index is out of range"},
+		{"resp3", func(o *redis.Options) { o.Protocol = 3 }, "resp=3", ""},
+		{"resp2", func(o *redis.Options) { o.Protocol = 2 }, "resp=2", ""},
+		{"client name resp3", func(o *redis.Options) { o.ClientName = "svc-a" }, "resp=3", ""},
+		{"client name resp2", func(o *redis.Options) { o.Protocol = 2; o.ClientName = "svc-b" }, "resp=2", ""},
+		{"default user resp3", func(o *redis.Options) { o.Username, o.Password = "default", "pw" }, "resp=3", ""},
+		{"other user", func(o *redis.Options) { o.Username, o.Password = "bob", "pw" }, "", "WRONGPASS invalid username-password pair or user is disabled."},
+		{"no identity", func(o *redis.Options) { o.DisableIdentity = true }, "resp=3", ""},
+		{"db 1", func(o *redis.Options) { o.DB = 1 }, "", "ERR DB index is out of range"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -448,6 +505,9 @@ func TestGoRedisHandshakes(t *testing.T) {
 			}
 			if v, err := rdb.Get(ctx, "k").Result(); err != nil || v != "v" {
 				t.Fatalf("GET = %q, %v", v, err)
+			}
+			if info, err := rdb.Do(ctx, "CLIENT", "INFO").Text(); err != nil || !strings.Contains(info, " "+c.resp+" ") {
+				t.Fatalf("CLIENT INFO = %q, %v; want %s", info, err, c.resp)
 			}
 			if name := rdb.Options().ClientName; name != "" {
 				if got, err := rdb.ClientGetName(ctx).Result(); err != nil || got != name {

@@ -76,9 +76,9 @@ func readRaw(r *bufio.Reader, b *strings.Builder) error {
 		return fmt.Errorf("short line %q", line)
 	}
 	switch line[0] {
-	case '+', '-', ':':
+	case '+', '-', ':', '_', '#', ',', '(':
 		return nil
-	case '$':
+	case '$', '=':
 		n, err := strconv.Atoi(line[1 : len(line)-2])
 		if err != nil {
 			return err
@@ -92,10 +92,13 @@ func readRaw(r *bufio.Reader, b *strings.Builder) error {
 		}
 		b.Write(buf)
 		return nil
-	case '*':
+	case '*', '~', '%':
 		n, err := strconv.Atoi(line[1 : len(line)-2])
 		if err != nil {
 			return err
+		}
+		if line[0] == '%' {
+			n *= 2 // keys and values
 		}
 		for i := 0; i < n; i++ {
 			if err := readRaw(r, b); err != nil {

@@ -62,6 +62,12 @@ type Options struct {
 	// (default 10 minutes).
 	MaxCursors int
 	CursorTTL  time.Duration
+	// Access, when set, requires every connection to authenticate (AUTH,
+	// HELLO AUTH, or a client certificate naming a user) before any
+	// command but AUTH, HELLO and QUIT, and checks each command's keys
+	// against the user's rights. Nil: no authentication, as Redis with no
+	// password.
+	Access Access
 }
 
 func (o Options) withDefaults() Options {

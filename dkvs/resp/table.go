@@ -89,7 +89,7 @@ func (s *Server) newCommandTable() map[string]*command {
 			doc: cmdDoc{"Changes the selected database; dkvs has only database 0.", "1.0.0", "connection", "O(1)", []argDoc{integer("index")}}},
 		{name: "hello", arity: -1, flags: []string{"noscript", "loading", "stale", "fast", "no_auth"},
 			acl: []string{"@fast", "@connection"}, local: localHello,
-			doc: cmdDoc{"Handshakes with the server (RESP2 only).", "6.0.0", "connection", "O(1)",
+			doc: cmdDoc{"Handshakes with the server and switches the connection to RESP2 or RESP3.", "6.0.0", "connection", "O(1)",
 				[]argDoc{opt(block("arguments", integer("protover"),
 					opt(tok("AUTH", block("auth", str("username"), str("password")))),
 					opt(tok("SETNAME", str("clientname")))))}}},
@@ -129,11 +129,12 @@ func (s *Server) sortedCommands() []*command {
 // localCommand answers COMMAND, COMMAND COUNT, COMMAND INFO, COMMAND DOCS
 // and COMMAND LIST.
 func (s *Server) localCommand(c *conn, args [][]byte) ([]byte, bool) {
+	pr := c.protocol()
 	if len(args) == 1 {
 		all := s.sortedCommands()
 		out := redcon.AppendArray(nil, len(all))
 		for _, cmd := range all {
-			out = appendCommandInfo(out, cmd)
+			out = appendCommandInfo(out, pr, cmd)
 		}
 		return out, false
 	}
@@ -173,15 +174,14 @@ func (s *Server) localCommand(c *conn, args [][]byte) ([]byte, bool) {
 		out := redcon.AppendArray(nil, len(cmds))
 		for _, cmd := range cmds {
 			if cmd == nil {
-				out = redcon.AppendNull(out)
+				out = pr.appendNull(out)
 			} else {
-				out = appendCommandInfo(out, cmd)
+				out = appendCommandInfo(out, pr, cmd)
 			}
 		}
 		return out, false
 	case "docs":
-		// A map in RESP3, a flat array of name, doc in RESP2; unknown
-		// names are left out, as in Redis.
+		// A map of name to doc; unknown names are left out, as in Redis.
 		cmds, _ := named()
 		var body []byte
 		n := 0
@@ -190,47 +190,48 @@ func (s *Server) localCommand(c *conn, args [][]byte) ([]byte, bool) {
 				continue
 			}
 			body = redcon.AppendBulkString(body, cmd.name)
-			body = appendCommandDoc(body, cmd.doc)
+			body = appendCommandDoc(body, pr, cmd.doc)
 			n++
 		}
-		return append(redcon.AppendArray(nil, 2*n), body...), false
+		return append(pr.appendMap(nil, n), body...), false
 	}
 	return errOut(unknownSub("command", string(args[1]))), false
 }
 
 // appendCommandInfo appends the ten-element COMMAND entry of Redis 7:
 // name, arity, flags, first key, last key, step, ACL categories, tips,
-// key specifications, subcommands.
-func appendCommandInfo(out []byte, cmd *command) []byte {
+// key specifications, subcommands. Flags, categories, tips, key
+// specifications and subcommands are sets in RESP3, as in Redis 7.0.
+func appendCommandInfo(out []byte, pr protocol, cmd *command) []byte {
 	out = redcon.AppendArray(out, 10)
 	out = redcon.AppendBulkString(out, cmd.name)
 	out = redcon.AppendInt(out, int64(cmd.arity))
-	out = redcon.AppendArray(out, len(cmd.flags))
+	out = pr.appendSet(out, len(cmd.flags))
 	for _, f := range cmd.flags {
 		out = redcon.AppendString(out, f)
 	}
 	out = redcon.AppendInt(out, int64(cmd.firstKey))
 	out = redcon.AppendInt(out, int64(cmd.lastKey))
 	out = redcon.AppendInt(out, int64(cmd.step))
-	out = redcon.AppendArray(out, len(cmd.acl))
+	out = pr.appendSet(out, len(cmd.acl))
 	for _, a := range cmd.acl {
 		out = redcon.AppendString(out, a)
 	}
-	out = redcon.AppendArray(out, 0) // tips
-	out = redcon.AppendArray(out, 0) // key specifications
-	out = redcon.AppendArray(out, 0) // subcommands
+	out = pr.appendSet(out, 0) // tips
+	out = pr.appendSet(out, 0) // key specifications
+	out = pr.appendSet(out, 0) // subcommands
 	return out
 }
 
-// appendCommandDoc appends a command's doc map (RESP2: a flat array).
+// appendCommandDoc appends a command's doc map.
 // Field names and string values are bulk strings and flags simple
 // strings, as Redis sends them: redis-cli checks those types.
-func appendCommandDoc(out []byte, d cmdDoc) []byte {
+func appendCommandDoc(out []byte, pr protocol, d cmdDoc) []byte {
 	n := 4
 	if len(d.args) > 0 {
 		n++
 	}
-	out = redcon.AppendArray(out, 2*n)
+	out = pr.appendMap(out, n)
 	out = redcon.AppendBulkString(out, "summary")
 	out = redcon.AppendBulkString(out, d.summary)
 	out = redcon.AppendBulkString(out, "since")
@@ -241,12 +242,13 @@ func appendCommandDoc(out []byte, d cmdDoc) []byte {
 	out = redcon.AppendBulkString(out, d.complexity)
 	if len(d.args) > 0 {
 		out = redcon.AppendBulkString(out, "arguments")
-		out = appendArgDocs(out, d.args)
+		out = appendArgDocs(out, pr, d.args)
 	}
 	return out
 }
 
-func appendArgDocs(out []byte, args []argDoc) []byte {
+// appendArgDocs appends an array of argument maps; their flags are a set.
+func appendArgDocs(out []byte, pr protocol, args []argDoc) []byte {
 	out = redcon.AppendArray(out, len(args))
 	for _, a := range args {
 		var flags []string
@@ -269,7 +271,7 @@ func appendArgDocs(out []byte, args []argDoc) []byte {
 		if len(a.args) > 0 {
 			n++
 		}
-		out = redcon.AppendArray(out, 2*n)
+		out = pr.appendMap(out, n)
 		out = redcon.AppendBulkString(out, "name")
 		out = redcon.AppendBulkString(out, a.name)
 		out = redcon.AppendBulkString(out, "type")
@@ -284,14 +286,14 @@ func appendArgDocs(out []byte, args []argDoc) []byte {
 		}
 		if len(flags) > 0 {
 			out = redcon.AppendBulkString(out, "flags")
-			out = redcon.AppendArray(out, len(flags))
+			out = pr.appendSet(out, len(flags))
 			for _, f := range flags {
 				out = redcon.AppendString(out, f)
 			}
 		}
 		if len(a.args) > 0 {
 			out = redcon.AppendBulkString(out, "arguments")
-			out = appendArgDocs(out, a.args)
+			out = appendArgDocs(out, pr, a.args)
 		}
 	}
 	return out

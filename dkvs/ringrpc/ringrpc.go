@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dkvs/dkvs/dkvs/auth"
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/wire"
@@ -44,6 +45,9 @@ func Send(ctx context.Context, c Caller, addr string, cmd topology.Command) (top
 		return topology.State{}, fmt.Errorf("%s: %w", strings.TrimSuffix(msg, ": "+code.Error()), code)
 	}
 	msg, _ := wire.DecodeMessage(f.Body)
+	if auth.Refused(f.Status()) {
+		return topology.State{}, fmt.Errorf("ring %s through %s: %w", cmd.Op, addr, auth.StatusError(f.Status(), msg))
+	}
 	return topology.State{}, fmt.Errorf("ring %s through %s: %s %s: %w", cmd.Op, addr, f.Status(), msg, errcode.Network)
 }
 
@@ -60,6 +64,10 @@ func Ring(ctx context.Context, c Caller, addr string) (topology.State, error) {
 	f, err := c.Call(cctx, addr, wire.Frame{Kind: uint8(wire.OpRing)})
 	if err != nil {
 		return topology.State{}, err
+	}
+	if auth.Refused(f.Status()) {
+		msg, _ := wire.DecodeMessage(f.Body)
+		return topology.State{}, fmt.Errorf("ring of %s: %w", addr, auth.StatusError(f.Status(), msg))
 	}
 	if f.Status() != wire.StatusOK {
 		return topology.State{}, fmt.Errorf("ring of %s: %s: %w", addr, f.Status(), errcode.Network)

@@ -459,11 +459,34 @@ func TestAbortJoin(t *testing.T) {
 		want := preload(t, admin, 1000)
 		x := r.AddServer(8)
 		st := changeRing(t, r, admin, topology.Command{Op: topology.OpJoin, Server: r.All()[x]})
-		time.Sleep(100 * time.Millisecond)
+		// The abort once the joiner has begun its stream: it then has
+		// copies to drop.
+		r.Eventually(time.Minute, "the joiner's stream begun", func() error {
+			if ss := r.Server(x).Stats().Stream; ss == nil || ss.Move != st.Move.ID {
+				return fmt.Errorf("joiner's stream %+v", ss)
+			}
+			return nil
+		})
 		ab := changeRing(t, r, admin, topology.Command{Op: topology.OpAbort, MoveID: st.Move.ID})
 		if ab.Move != nil || len(ab.Members) != 3 {
 			t.Fatalf("after abort: %s", ab)
 		}
+		// What the console shows of it: the joiner's stream over (done,
+		// or stopped if the abort came first), the move aborted in the
+		// servers' history.
+		r.Eventually(time.Minute, "the abort in the joiner's stats and the servers' history", func() error {
+			ss := r.Server(x).Stats().Stream
+			if ss == nil || ss.Move != st.Move.ID || (ss.Phase != "stopped" && ss.Phase != "done") || ss.FinishedMS == 0 {
+				return fmt.Errorf("joiner's stream %+v", ss)
+			}
+			for i := 0; i < 3; i++ {
+				h := r.Server(i).MoveHistory()
+				if len(h) != 1 || h[0].Move.ID != st.Move.ID || h[0].Outcome != topology.Aborted || h[0].Epoch != ab.Epoch {
+					return fmt.Errorf("server %d's history %+v", i, h)
+				}
+			}
+			return nil
+		})
 		r.Eventually(2*time.Minute, "the joiner drops what it received", func() error {
 			h, err := r.Holdings(x)
 			if err != nil {

@@ -242,9 +242,17 @@ func TestStorageFailsThenRestarts(t *testing.T) {
 						t.Fatalf("put while a server failed: %v", err)
 					}
 				}
-				if c.Health().Storage(r.Addr(0)) != wire.StorageFailed {
-					t.Fatal("the client does not see the server failed")
-				}
+				// A put returns on W=2 answers, so the failed server's refusal,
+				// which tells the client, may still be on its way; a client
+				// that took the server for down (a reply late under load)
+				// learns it from its pings instead.
+				c.Coordinator().Wait(bg)
+				r.Eventually(5*time.Second, "the client sees the server failed", func() error {
+					if s := c.Health().Storage(r.Addr(0)); s != wire.StorageFailed {
+						return fmt.Errorf("the client sees %s (up %v)", s, c.Health().Up(r.Addr(0)))
+					}
+					return nil
+				})
 				r.Eventually(5*time.Second, "peers see the server failed", func() error {
 					if s := r.Server(1).Health().Storage(r.Addr(0)); s != wire.StorageFailed {
 						return fmt.Errorf("%s sees %s", r.Addr(1), s)

@@ -13,9 +13,11 @@ import (
 	"bytes"
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/dkvs/dkvs/dkvs/auth"
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/wire"
@@ -48,6 +50,9 @@ func Page(ctx context.Context, c Caller, addr string, start []byte, tombstones b
 	}
 	if f.Status() != wire.StatusOK {
 		msg, _ := wire.DecodeMessage(f.Body)
+		if auth.Refused(f.Status()) {
+			return wire.ScanResponse{}, fmt.Errorf("scan %s: %w", addr, auth.StatusError(f.Status(), msg))
+		}
 		return wire.ScanResponse{}, fmt.Errorf("scan %s: %s %s: %w", addr, f.Status(), msg, errcode.Network)
 	}
 	return wire.DecodeScanResponse(f.Body)
@@ -108,7 +113,16 @@ func Merge(ctx context.Context, addrs []string, start []byte, page Pager, fn fun
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("%w: %w", &Incomplete{Failed: failed}, errcode.Network)
+		// A server that refused the client's credentials or rights says
+		// more than one that did not answer.
+		code := errcode.Network
+		for _, f := range failed {
+			if errors.Is(f.Err, auth.ErrDenied) || errors.Is(f.Err, auth.ErrAuthRequired) {
+				code = errcode.InvalidConfig
+				return fmt.Errorf("%w: %w: %w", &Incomplete{Failed: failed}, f.Err, code)
+			}
+		}
+		return fmt.Errorf("%w: %w", &Incomplete{Failed: failed}, code)
 	}
 	return nil
 }

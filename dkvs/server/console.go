@@ -7,6 +7,7 @@ import (
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/ring"
+	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/wire"
 )
 
@@ -23,6 +24,14 @@ func (s *Server) Addr() string { return s.cfg.Addr }
 // changes online, then the newest this server knows.
 func (s *Server) Ring() *ring.Ring { return s.coord.View().ReadRing() }
 
+// View returns the ring this server knows: its epoch, the move under
+// way, where keys go.
+func (s *Server) View() *topology.View { return s.coord.View() }
+
+// MoveHistory returns the last moves of the ring this server saw end,
+// newest first (a few, since it started).
+func (s *Server) MoveHistory() []topology.Past { return s.moves.list() }
+
 // call sends a request to the server at addr, this one answering itself
 // in process.
 func (s *Server) call(ctx context.Context, addr string, req wire.Frame) (wire.Frame, error) {
@@ -30,7 +39,7 @@ func (s *Server) call(ctx context.Context, addr string, req wire.Frame) (wire.Fr
 		if err := ctx.Err(); err != nil {
 			return wire.Frame{}, fmt.Errorf("%s: %w: %w", addr, err, errcode.Network)
 		}
-		return s.Handle(ctx, req), nil
+		return s.serve(ctx, req), nil
 	}
 	return s.peers.Call(ctx, addr, req)
 }

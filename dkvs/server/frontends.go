@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/dkvs/dkvs/dkvs/coord"
 	"github.com/dkvs/dkvs/dkvs/datagram"
 	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/quorum"
@@ -17,7 +18,7 @@ import (
 // server's coordinator, with the server's default replication.
 type respBackend struct{ s *Server }
 
-var _ resp.Backend = respBackend{}
+var _ resp.Batcher = respBackend{}
 
 // RESPBackend returns the backend the server's Redis-protocol port runs
 // its commands through.
@@ -39,6 +40,44 @@ func (b respBackend) Put(ctx context.Context, key, value []byte) error {
 func (b respBackend) Delete(ctx context.Context, key []byte) error {
 	_, err := b.s.coord.DeleteReq(ctx, key, b.s.DefaultRequest())
 	return err
+}
+
+// Batch runs ops through the coordinator's batch: the requests of all of
+// them for one replica server travel in one frame.
+func (b respBackend) Batch(ctx context.Context, ops []resp.Op) {
+	if len(ops) == 1 { // a lone command: its single call, without the batch's bookkeeping
+		op := &ops[0]
+		switch op.Kind {
+		case resp.OpGet:
+			op.Value, op.Err = b.Get(ctx, op.Key)
+			return
+		case resp.OpPut:
+			op.Err = b.Put(ctx, op.Key, op.Value)
+			return
+		case resp.OpDelete:
+			op.Err = b.Delete(ctx, op.Key)
+			return
+		}
+	}
+	cops := make([]coord.Op, len(ops))
+	for i, op := range ops {
+		cops[i] = coord.Op{Key: op.Key, Value: op.Value}
+		switch op.Kind {
+		case resp.OpGet:
+			cops[i].Kind = coord.OpGet
+		case resp.OpPut:
+			cops[i].Kind = coord.OpPut
+		case resp.OpDelete:
+			cops[i].Kind = coord.OpDelete
+		}
+	}
+	b.s.coord.Batch(ctx, cops, b.s.DefaultRequest())
+	for i, op := range cops {
+		ops[i].Err = op.Err
+		if ops[i].Kind == resp.OpGet {
+			ops[i].Value = op.Record.Value
+		}
+	}
 }
 
 // errStop ends a merged scan early when the RESP command has enough.

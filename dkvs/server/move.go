@@ -51,6 +51,12 @@ type mover struct {
 
 	mu    sync.Mutex
 	stats *wire.StreamStats
+	// cur is where the pass under way stands; meter, the stream's
+	// totals over the last seconds; past, the streams of earlier moves
+	// (newest first, at most pastStreams).
+	cur   *passState
+	meter rateMeter
+	past  []wire.StreamStats
 
 	// streams are the spans of the streams this server is the source of.
 	streams streamCache
@@ -68,17 +74,39 @@ func (m *mover) notify() {
 	}
 }
 
-// Stats returns the progress of the current or last move's streaming.
-func (m *mover) Stats() *wire.StreamStats {
+// pastStreams bounds the streams of earlier moves a server remembers.
+const pastStreams = 4
+
+// Stats returns the progress of the current or last move's streaming,
+// and the streams of earlier moves, newest first.
+func (m *mover) Stats() (*wire.StreamStats, []wire.StreamStats) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	past := slices.Clone(m.past)
 	if m.stats == nil {
-		return nil
+		return nil, past
 	}
 	st := *m.stats
 	st.Sources = slices.Clone(st.Sources)
 	st.Done = slices.Clone(st.Done)
-	return &st
+	now := time.Now()
+	switch {
+	case st.Phase == "done":
+		st.RangesDone, st.Fraction, st.LeftMS = st.RangesTotal, 1, 0
+	case st.FinishedMS != 0: // stopped
+		st.LeftMS = -1
+	case m.cur != nil:
+		st.RangesDone, st.RangesTotal, st.Fraction = m.cur.progress()
+		st.KeysPerSec, st.BytesPerSec = m.meter.rate(now, st.Keys, st.Bytes)
+		p := m.cur
+		st.LeftMS = -1
+		if p.set0 {
+			st.LeftMS = timeLeft(st.Phase, st.Fraction, p.frac0, st.Bytes, p.bytes0, st.BytesPerSec, p.began, now)
+		}
+	default:
+		st.LeftMS = -1
+	}
+	return &st, past
 }
 
 func (m *mover) update(f func(st *wire.StreamStats)) {
@@ -86,8 +114,31 @@ func (m *mover) update(f func(st *wire.StreamStats)) {
 	defer m.mu.Unlock()
 	if m.stats != nil {
 		f(m.stats)
-		m.stats.UpdatedMS = time.Now().UnixMilli()
+		now := time.Now()
+		m.stats.UpdatedMS = now.UnixMilli()
+		m.meter.add(now, m.stats.Keys, m.stats.Bytes)
 	}
+}
+
+// updatePass changes the pass under way.
+func (m *mover) updatePass(f func(p *passState)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cur != nil {
+		f(m.cur)
+	}
+}
+
+// ended marks the stream of a move that is over without it being done
+// (aborted, or over while this server was away) as stopped.
+func (m *mover) ended(st topology.State) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stats == nil || m.stats.Phase == "done" || m.stats.FinishedMS != 0 || (st.Move != nil && st.Move.ID == m.stats.Move) {
+		return
+	}
+	m.stats.Phase, m.stats.FinishedMS = "stopped", time.Now().UnixMilli()
+	m.cur = nil
 }
 
 // run streams whenever a move needs this server to, until ctx ends.
@@ -104,6 +155,7 @@ func (m *mover) run(ctx context.Context) {
 		v := m.s.coord.View()
 		st := v.State()
 		self := m.s.cfg.Addr
+		m.ended(st)
 		if st.Move == nil || st.Move.Phase != topology.Streaming || slices.Contains(st.Move.Streamed, self) ||
 			config.Find(st.Move.Target, self) < 0 {
 			continue
@@ -135,7 +187,15 @@ func (m *mover) stream(ctx context.Context, v *topology.View) error {
 	}
 	m.mu.Lock()
 	if m.stats == nil || m.stats.Move != id {
-		m.stats = &wire.StreamStats{Move: id, StartedMS: time.Now().UnixMilli()}
+		if m.stats != nil {
+			old := *m.stats
+			old.KeysPerSec, old.BytesPerSec = 0, 0
+			m.past = append([]wire.StreamStats{old}, m.past...)[:min(len(m.past)+1, pastStreams)]
+		}
+		now := time.Now()
+		m.stats = &wire.StreamStats{Move: id, StartedMS: now.UnixMilli()}
+		m.cur, m.meter = nil, rateMeter{}
+		m.meter.add(now, 0, 0)
 	}
 	m.mu.Unlock()
 	store := m.s.db.Consensus()
@@ -152,7 +212,7 @@ func (m *mover) stream(ctx context.Context, v *topology.View) error {
 					skip = append(skip, src)
 				}
 			}
-			err := m.pass(ctx, id, wire.StreamPrimary, sources, skip)
+			err := m.pass(ctx, v, wire.StreamPrimary, sources, skip)
 			if err == nil {
 				break
 			}
@@ -203,14 +263,14 @@ func (m *mover) stream(ctx context.Context, v *topology.View) error {
 				}
 			}
 		}
-		if err := m.pass(ctx, id, wire.StreamVerify, live, nil); err != nil {
+		if err := m.pass(ctx, v, wire.StreamVerify, live, nil); err != nil {
 			return err
 		}
 		if err := store.Set([2][]byte{passKey(id, wire.StreamVerify), nil}); err != nil {
 			return err
 		}
 	}
-	m.update(func(ss *wire.StreamStats) { ss.Phase, ss.Error = "done", "" })
+	m.update(func(ss *wire.StreamStats) { ss.Phase, ss.Error, ss.FinishedMS = "done", "", time.Now().UnixMilli() })
 	m.s.log.Info("ring move: ranges streamed and verified", "move", id)
 	return nil
 }
@@ -227,13 +287,23 @@ func (e *sourceDown) Unwrap() error { return e.err }
 // pass copies, from each source, the records this server gains that the
 // source is to send in this pass, resuming where an earlier attempt of
 // the pass stopped.
-func (m *mover) pass(ctx context.Context, id uint64, pass uint8, sources, skip []string) error {
+func (m *mover) pass(ctx context.Context, v *topology.View, pass uint8, sources, skip []string) error {
+	id := v.State().Move.ID
 	self := m.s.cfg.Addr
 	store := m.s.db.Consensus()
+	ps := &passState{pass: pass, gains: v.Gains(self, m.s.cfg.Coord.N), done: map[string]bool{}}
 	for _, src := range sources {
-		if slices.Contains(skip, src) {
-			continue
+		if !slices.Contains(skip, src) {
+			ps.order = append(ps.order, src)
 		}
+	}
+	m.mu.Lock()
+	m.cur = ps
+	if m.stats != nil {
+		m.stats.RangesTotal = len(ps.gains)
+	}
+	m.mu.Unlock()
+	for _, src := range ps.order {
 		m.update(func(ss *wire.StreamStats) { ss.Sources = append(ss.Sources, src) })
 		ck := cursorKey(id, pass, src)
 		after, finished, err := store.Get(ck)
@@ -242,10 +312,15 @@ func (m *mover) pass(ctx context.Context, id uint64, pass uint8, sources, skip [
 		}
 		if finished && len(after) == 1 && after[0] == 0xff {
 			m.update(func(ss *wire.StreamStats) { ss.Done = append(ss.Done, src) })
+			m.updatePass(func(p *passState) { p.done[src] = true })
 			continue
 		}
 		if len(after) > 0 && after[0] == 0 {
 			after = after[1:] // a key cursor, marked so an empty key is not "finished"
+		}
+		m.updatePass(func(p *passState) { p.cur, p.hasPos = src, after != nil })
+		if after != nil {
+			m.updatePass(func(p *passState) { p.pos = posOf(after) })
 		}
 		for {
 			req := wire.StreamRequest{Move: id, Dest: self, Pass: pass, Skip: skip, After: after, MaxBytes: streamPage}
@@ -269,6 +344,7 @@ func (m *mover) pass(ctx context.Context, id uint64, pass uint8, sources, skip [
 			if err != nil {
 				return fmt.Errorf("stream from %s: %w: %w", src, err, errcode.Network)
 			}
+			m.startPass()
 			// The bandwidth wait may be long: a move aborted meanwhile has
 			// had this server's copies dropped, or will, and a page applied
 			// now would stay behind.
@@ -298,6 +374,7 @@ func (m *mover) pass(ctx context.Context, id uint64, pass uint8, sources, skip [
 				break
 			}
 			after = page.Next
+			m.updatePass(func(p *passState) { p.pos, p.hasPos = posOf(after), true })
 			if err := store.Set([2][]byte{ck, append([]byte{0}, after...)}); err != nil {
 				return err
 			}
@@ -306,8 +383,23 @@ func (m *mover) pass(ctx context.Context, id uint64, pass uint8, sources, skip [
 			return err
 		}
 		m.update(func(ss *wire.StreamStats) { ss.Done = append(ss.Done, src) })
+		m.updatePass(func(p *passState) { p.done[src] = true })
 	}
 	return nil
+}
+
+// startPass notes, at the first page of the pass under way, where it
+// starts from: a pass resumed after a restart starts part-way, and its
+// time left follows what it did since.
+func (m *mover) startPass() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.cur
+	if p == nil || p.set0 || m.stats == nil {
+		return
+	}
+	_, _, p.frac0 = p.progress()
+	p.bytes0, p.began, p.set0 = m.stats.Bytes, time.Now(), true
 }
 
 // fetchNewer returns, of the records src listed without their values,

@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dkvs/dkvs/dkvs/antientropy"
+	"github.com/dkvs/dkvs/dkvs/auth"
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/coord"
 	"github.com/dkvs/dkvs/dkvs/datagram"
@@ -27,7 +29,9 @@ import (
 	"github.com/dkvs/dkvs/dkvs/quorum"
 	"github.com/dkvs/dkvs/dkvs/resp"
 	"github.com/dkvs/dkvs/dkvs/ring"
+	"github.com/dkvs/dkvs/dkvs/session"
 	"github.com/dkvs/dkvs/dkvs/storage"
+	"github.com/dkvs/dkvs/dkvs/tlsconf"
 	"github.com/dkvs/dkvs/dkvs/topology"
 	"github.com/dkvs/dkvs/dkvs/transport"
 	"github.com/dkvs/dkvs/dkvs/wire"
@@ -60,6 +64,11 @@ type Config struct {
 	// Network is what the server dials its peers over; nil is TCP from
 	// the server's IP. The endpoints it answers on are given to ServeAll.
 	Network netx.Network
+	// TLS, if set, secures every stream port ServeAll serves (native and
+	// RESP; TLS 1.3) and every connection to a peer (mutual TLS: the
+	// peer's certificate must name the address dialled). Nil is
+	// plaintext.
+	TLS *tlsconf.Store
 	// Clock stamps versions made here; nil makes one.
 	Clock *kv.Clock
 	// Logger receives the server's events; nil discards.
@@ -105,6 +114,13 @@ type Config struct {
 	// RESP configures the Redis protocol, when Serve is given a listener
 	// for it. Its limits and command timeout default to the server's.
 	RESP resp.Options
+
+	// Users, when set, are the users of the ring (dkvs-server --users):
+	// every connection must then be a ring member (by its TLS
+	// certificate) or a user (by its client certificate or a token) to be
+	// served more than ping and auth, and a user only what its rights
+	// allow (package auth). Nil serves everyone.
+	Users *auth.Store
 }
 
 // CoordConfig configures the operations a server coordinates.
@@ -142,7 +158,7 @@ const (
 
 // Version is the dkvs version the server reports (INFO over the Redis
 // protocol); it is DKVS_VERSION of include/dkvs.h.
-const Version = "1.2.0"
+const Version = "1.3.0"
 
 // Server is a running replica.
 type Server struct {
@@ -165,6 +181,8 @@ type Server struct {
 	// through Handle (selfTransport).
 	coordNet *transport.Client
 	coord    *coord.Coordinator
+	// local runs the coordinator's requests to this server itself.
+	local *workers
 
 	sw *storageWatch // faults, free space
 
@@ -173,6 +191,8 @@ type Server struct {
 	member       *membership.Node
 	mover        *mover
 	cleanupGrace time.Duration
+	// moves are the last moves of the ring this server saw end.
+	moves *moveLog
 }
 
 // Server answers the native protocol for the transport.
@@ -223,7 +243,14 @@ func New(cfg Config) (*Server, error) {
 	// A peer that refuses is down or starting: the background work (pings,
 	// hints, anti-entropy) tries again on its own schedule, so its requests
 	// fail at once rather than wait out their deadline.
-	s.peers = transport.NewClient(transport.ClientOptions{PoolSize: 1, Dial: cfg.Network.Dial, RefusedRetry: -1})
+	// Everything a server sends another (pings, hints, anti-entropy,
+	// streams of a move, consensus, coordinated replica requests) goes
+	// through peerDial.
+	peerDial := cfg.Network.Dial
+	if cfg.TLS != nil {
+		peerDial = tlsconf.Dialer(cfg.Network.Dial, cfg.TLS.PeerConfig)
+	}
+	s.peers = transport.NewClient(transport.ClientOptions{PoolSize: 1, Dial: peerDial, RefusedRetry: -1})
 	s.health = health.New(others(topology.NewView(initial), cfg.Addr), s.ping, health.Options{
 		Interval: cfg.Heartbeat,
 		Timeout:  cfg.PeerTimeout,
@@ -267,8 +294,10 @@ func New(cfg Config) (*Server, error) {
 	if cc.MaxTime <= 0 {
 		cc.MaxTime = DefaultCoordMaxTime
 	}
-	s.coordNet = transport.NewClient(transport.ClientOptions{Dial: cfg.Network.Dial})
+	s.coordNet = transport.NewClient(transport.ClientOptions{Dial: peerDial})
+	s.local = newWorkers(localWorkerIdle)
 	s.mover = newMover(s, cfg.MoveBandwidth)
+	s.moves = newMoveLog(initial, nil)
 	s.cleanupGrace = cfg.CleanupGrace
 	if s.cleanupGrace <= 0 {
 		s.cleanupGrace = DefaultCleanupGrace
@@ -308,9 +337,54 @@ func New(cfg Config) (*Server, error) {
 		// Reads are answered from memory or the block cache in a few
 		// microseconds: not worth a goroutine. Writes wait for fsync and
 		// must run side by side to share it.
-		Inline: func(f wire.Frame) bool { return f.Op() == wire.OpGet || f.Op() == wire.OpPing },
+		Inline:      func(f wire.Frame) bool { return f.Op() == wire.OpGet || f.Op() == wire.OpPing },
+		ConnContext: s.connContext,
 	})
 	return s, nil
+}
+
+// connContext gives each native connection its session, which says who
+// is at the other end to the rules of who may do what. On a TLS port it
+// runs the handshake first (here, in the connection's goroutine): a
+// verified certificate that names a server makes the session that
+// server's for as long as it is a member of the ring (the current one or
+// the one a move goes to); one that names a user, that user's.
+func (s *Server) connContext(ctx context.Context, nc net.Conn) (context.Context, error) {
+	sess := session.New(nc.RemoteAddr().String())
+	if tc, ok := nc.(*tls.Conn); ok {
+		hctx, cancel := context.WithTimeout(ctx, tlsconf.HandshakeTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			tlsconf.RefusePlaintext(err, tlsconf.AlertHandshakeFailure)
+			return nil, fmt.Errorf("tls handshake: %w", err)
+		}
+		if members, user := s.identity(tc.ConnectionState()); len(members) > 0 {
+			sess.SetTLSMember(members, s.isMember)
+		} else {
+			sess.SetTLS("", user)
+		}
+	}
+	return session.NewContext(ctx, sess), nil
+}
+
+// identity says who a TLS connection's verified certificate names: the
+// servers it names (members of the ring while isMember says so), or else
+// a user (tlsconf.Peer's rule, for every port of the server).
+func (s *Server) identity(cs tls.ConnectionState) (members []string, user string) {
+	return tlsconf.Peer(cs)
+}
+
+// isMember reports whether addr is a server of the ring this server
+// applied last: a current member, or one a move under way brings in.
+// It is asked for each request of a peer's connection, so it copies
+// nothing (topology.State.IsMember would).
+func (s *Server) isMember(addr string) bool {
+	st := s.member.State()
+	if config.Find(st.Members, addr) >= 0 {
+		return true
+	}
+	return st.Move != nil && config.Find(st.Move.Target, addr) >= 0
 }
 
 // DB returns the server's storage engine.
@@ -359,6 +433,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // shutdownTimeout bounds each step of a clean stop.
 const shutdownTimeout = 10 * time.Second
 
+// localWorkerIdle is how long a worker of the coordinator's requests to
+// this server waits for the next before it ends: long enough to outlast
+// the gaps of a steady load, short enough to give back a burst's workers.
+const localWorkerIdle = 2 * time.Second
+
 // ServeAll answers requests on every endpoint and runs the background
 // work (failure detection, hint delivery, anti-entropy) until ctx ends,
 // then stops cleanly: the Redis protocol stops accepting and finishes the
@@ -368,6 +447,17 @@ const shutdownTimeout = 10 * time.Second
 // (each bounded by its deadline) before the connections to peers close.
 // It closes the endpoints.
 func (s *Server) ServeAll(ctx context.Context, ep Endpoints) error {
+	if s.cfg.TLS != nil {
+		// The handshake runs in connContext, in each connection's
+		// goroutine.
+		ep.Native = tls.NewListener(ep.Native, s.cfg.TLS.ServerConfig())
+		if ep.RESP != nil {
+			ep.RESP = tlsconf.Listener(ep.RESP, s.cfg.TLS.ServerConfig(), tlsconf.ListenerOptions{
+				Logger: s.log, Port: "resp",
+				PlaintextReply: []byte("-ERR this port speaks TLS only (redis-cli --tls)\r\n"),
+			})
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.ts.Serve(ep.Native) }()
 	var (
@@ -388,6 +478,9 @@ func (s *Server) ServeAll(ctx context.Context, ep Endpoints) error {
 		}
 		if o.MaxValueSize <= 0 {
 			o.MaxValueSize = s.cfg.MaxValueSize
+		}
+		if s.cfg.Users != nil && o.Access == nil {
+			o.Access = respAccess{s}
 		}
 		rs = resp.New(s.RESPBackend(), o)
 		served.Add(1)
@@ -498,6 +591,7 @@ func (s *Server) viewChanged(v *topology.View) {
 		s.ae.SetRing(v.Current(), st.Move != nil || st.Cleanup != nil)
 	}
 	s.mover.notify()
+	s.moves.observe(v.State())
 	s.log.Info("ring changed", "ring", v.State().String())
 }
 
@@ -521,22 +615,25 @@ func storageFail(err error) wire.Frame {
 	return fail(wire.StatusInternal, "%v", err)
 }
 
-// Handle answers one native-protocol request. It implements
-// transport.Handler.
+// Handle answers one native-protocol request, if the connection's
+// identity may make it. It implements transport.Handler.
 func (s *Server) Handle(ctx context.Context, f wire.Frame) wire.Frame {
+	if answer, done := s.authorize(ctx, f); done {
+		return answer
+	}
+	return s.serve(ctx, f)
+}
+
+// serve answers one request without asking who sent it: the server's own
+// coordinator calls it directly (selfTransport), after Handle checked the
+// client's rights on the key.
+func (s *Server) serve(ctx context.Context, f wire.Frame) wire.Frame {
 	epoch, f, err := wire.SplitEpoch(f)
 	if err != nil {
 		return fail(wire.StatusBadRequest, "%v", err)
 	}
-	if epoch != 0 {
-		switch f.Op() {
-		case wire.OpGet, wire.OpPut, wire.OpHint:
-			// A request placed with an older ring than this server knows
-			// may be going to the wrong servers: refuse it with the ring.
-			if v := s.coord.View(); epoch < v.Epoch() {
-				return wire.Frame{Flags: uint8(wire.StatusStaleEpoch), Body: v.State().Encode()}
-			}
-		}
+	if refusal, stale := s.staleEpoch(epoch, f.Op()); stale {
+		return refusal
 	}
 	switch f.Op() {
 	case wire.OpRing:
@@ -557,9 +654,6 @@ func (s *Server) Handle(ctx context.Context, f wire.Frame) wire.Frame {
 		}
 		return ok(wire.AppendPing(nil, s.clock.Now(), s.storageState()))
 	case wire.OpGet:
-		if f.Flags&^wire.GetVersionOnly != 0 {
-			return fail(wire.StatusBadRequest, "unknown get flags %#x", f.Flags)
-		}
 		return s.handleGet(f)
 	case wire.OpPut:
 		return s.handlePut(f)
@@ -571,6 +665,8 @@ func (s *Server) Handle(ctx context.Context, f wire.Frame) wire.Frame {
 		return s.handleHint(f)
 	case wire.OpPutBatch:
 		return s.handlePutBatch(f)
+	case wire.OpBatch:
+		return s.handleBatch(ctx, f)
 	case wire.OpCoordGet, wire.OpCoordPut, wire.OpCoordDelete:
 		return s.handleCoord(ctx, f)
 	case wire.OpAETree, wire.OpAEDiff:
@@ -582,7 +678,26 @@ func (s *Server) Handle(ctx context.Context, f wire.Frame) wire.Frame {
 	return fail(wire.StatusBadRequest, "unknown operation %d", f.Kind)
 }
 
+// staleEpoch refuses a replica request placed with an older ring than
+// this server knows (epoch zero: the sender does not say): it may be going
+// to the wrong servers. The refusal carries the ring.
+func (s *Server) staleEpoch(epoch uint64, op wire.Op) (wire.Frame, bool) {
+	if epoch == 0 {
+		return wire.Frame{}, false
+	}
+	switch op {
+	case wire.OpGet, wire.OpPut, wire.OpHint:
+		if v := s.coord.View(); epoch < v.Epoch() {
+			return wire.Frame{Flags: uint8(wire.StatusStaleEpoch), Body: v.State().Encode()}, true
+		}
+	}
+	return wire.Frame{}, false
+}
+
 func (s *Server) handleGet(f wire.Frame) wire.Frame {
+	if f.Flags&^wire.GetVersionOnly != 0 {
+		return fail(wire.StatusBadRequest, "unknown get flags %#x", f.Flags)
+	}
 	m, err := wire.DecodeGetRequest(f.Body)
 	if err != nil {
 		return fail(wire.StatusBadRequest, "%v", err)
@@ -640,15 +755,31 @@ func (s *Server) checkRecord(key []byte, rec kv.Record) *wire.Frame {
 }
 
 func (s *Server) handlePut(f wire.Frame) wire.Frame {
-	m, err := wire.DecodePutRequest(f.Body)
-	if err != nil {
-		return fail(wire.StatusBadRequest, "%v", err)
-	}
-	if refused := s.checkRecord(m.Key, m.Record); refused != nil {
+	m, refused := s.decodePut(f)
+	if refused != nil {
 		return *refused
 	}
-	s.clock.Observe(m.Record.Version)
 	res, err := s.db.Apply(m.Key, m.Record)
+	return putAnswer(res, err)
+}
+
+// decodePut decodes and checks a put request; a non-nil frame is the
+// refusal to send.
+func (s *Server) decodePut(f wire.Frame) (wire.PutRequest, *wire.Frame) {
+	m, err := wire.DecodePutRequest(f.Body)
+	if err != nil {
+		refused := fail(wire.StatusBadRequest, "%v", err)
+		return m, &refused
+	}
+	if refused := s.checkRecord(m.Key, m.Record); refused != nil {
+		return m, refused
+	}
+	s.clock.Observe(m.Record.Version)
+	return m, nil
+}
+
+// putAnswer answers a put that storage applied (or not) with res and err.
+func putAnswer(res storage.ApplyResult, err error) wire.Frame {
 	if err != nil {
 		return storageFail(err)
 	}
@@ -791,7 +922,7 @@ func (s *Server) Stats() wire.Stats {
 	if mv := v.State().Move; mv != nil {
 		out.MovePhase = string(mv.Phase)
 	}
-	out.Stream = s.mover.Stats()
+	out.Stream, out.StreamHistory = s.mover.Stats()
 	if s.cfg.Traffic != nil {
 		t := s.cfg.Traffic()
 		out.Traffic = &t

@@ -408,8 +408,14 @@ func (d *DB) leave() { d.mu.RUnlock() }
 // stripe returns the stripe ordering writes of one Pebble key, and the
 // hash that places the key in the stripe's cache.
 func (d *DB) stripe(pk []byte) (*stripe, uint64) {
+	i, h := d.stripeIndex(pk)
+	return &d.stripes[i], h
+}
+
+// stripeIndex is stripe's index among d's stripes, and the hash.
+func (d *DB) stripeIndex(pk []byte) (int, uint64) {
 	h := maphash.Bytes(d.seed, pk)
-	return &d.stripes[h%numStripes], h / numStripes
+	return int(h % numStripes), h / numStripes
 }
 
 // Get returns the record stored for key (a tombstone included); found is
@@ -525,30 +531,12 @@ func (d *DB) apply(pk []byte, rec kv.Record, counted, sync bool) (ApplyResult, b
 	}
 	st, h := d.stripe(pk)
 	st.mu.Lock()
-	old, found, err := d.lockedHeader(st, pk, h)
-	if errors.Is(err, ErrCorrupt) {
-		// Set aside: the write takes its place, whatever its version.
-		d.setAsideLocked(st, pk, h)
-		old, found, err = header{}, false, nil
-	}
-	if err != nil {
-		st.mu.Unlock()
-		return ApplyResult{}, false, err
-	}
-	if found && !rec.Version.Newer(old.version) {
-		st.mu.Unlock()
-		return ApplyResult{Current: old.version}, true, nil
-	}
-	enc := encodeRecord(rec, d.compress)
 	b := d.db.NewBatch()
-	if err := errors.Join(b.Set(pk, enc, nil), indexSet(b, pk, enc)); err != nil {
+	s, res, err := d.stage(st, h, pk, rec, b)
+	if err != nil || !s.write {
 		st.mu.Unlock()
 		b.Close()
-		return ApplyResult{}, false, fmt.Errorf("%w: %w", err, errcode.IO)
-	}
-	repairs := d.quar.has(pk)
-	if repairs {
-		b.Delete(spaceKey(spaceQuarantine, pk), nil)
+		return res, s.found, err
 	}
 	// The new record is visible once applied; the stripe is released before
 	// waiting for the fsync so that writes of the same key share fsyncs too.
@@ -558,24 +546,7 @@ func (d *DB) apply(pk []byte, rec kv.Record, counted, sync bool) (ApplyResult, b
 		}
 		return d.db.Apply(b, pebble.NoSync)
 	})
-	nh, _ := decodeHeader(enc)
-	if err != nil {
-		st.forget(pk, h) // what Pebble holds is not known
-	} else {
-		if repairs {
-			d.quar.remove(pk)
-		}
-		if !rec.Tombstone {
-			d.spend(len(pk) + len(enc))
-		}
-		st.remember(pk, h, nh, true, d.perCache)
-		if counted {
-			if found {
-				d.account(old, -1)
-			}
-			d.account(nh, 1)
-		}
-	}
+	d.settle(s, counted, err)
 	st.mu.Unlock()
 	if err == nil && sync {
 		err = d.engine("sync", b.SyncWait)
@@ -586,7 +557,72 @@ func (d *DB) apply(pk []byte, rec kv.Record, counted, sync bool) (ApplyResult, b
 	if err != nil {
 		return ApplyResult{}, false, fmt.Errorf("write: %w: %w", err, errcode.IO)
 	}
-	return ApplyResult{Applied: true, Current: rec.Version}, found, nil
+	return ApplyResult{Applied: true, Current: rec.Version}, s.found, nil
+}
+
+// staged is a record written into a Pebble batch and not committed yet:
+// what settle needs once the batch is.
+type staged struct {
+	write   bool // false: the stored record is as new; nothing was written
+	found   bool // a record was stored before
+	st      *stripe
+	h       uint64
+	pk      []byte
+	rec     kv.Record
+	old     header
+	enc     []byte
+	repairs bool // the key was set aside as corrupt: the write repairs it
+}
+
+// stage writes rec under pk into b if it is newer than the stored record
+// (or there is none). pk's stripe st (h its hash) must be held until the
+// batch is committed and the write settled. When nothing is to be
+// written, the result says what is stored.
+func (d *DB) stage(st *stripe, h uint64, pk []byte, rec kv.Record, b *pebble.Batch) (staged, ApplyResult, error) {
+	old, found, err := d.lockedHeader(st, pk, h)
+	if errors.Is(err, ErrCorrupt) {
+		// Set aside: the write takes its place, whatever its version.
+		d.setAsideLocked(st, pk, h)
+		old, found, err = header{}, false, nil
+	}
+	if err != nil {
+		return staged{}, ApplyResult{}, err
+	}
+	if found && !rec.Version.Newer(old.version) {
+		return staged{found: true}, ApplyResult{Current: old.version}, nil
+	}
+	enc := encodeRecord(rec, d.compress)
+	if err := errors.Join(b.Set(pk, enc, nil), indexSet(b, pk, enc)); err != nil {
+		return staged{}, ApplyResult{}, fmt.Errorf("%w: %w", err, errcode.IO)
+	}
+	repairs := d.quar.has(pk)
+	if repairs {
+		b.Delete(spaceKey(spaceQuarantine, pk), nil)
+	}
+	return staged{write: true, found: found, st: st, h: h, pk: pk, rec: rec, old: old, enc: enc, repairs: repairs}, ApplyResult{}, nil
+}
+
+// settle records a staged write once its batch was committed (err nil) or
+// failed: caches, counters, the space budget. Its stripe must be held.
+func (d *DB) settle(s staged, counted bool, err error) {
+	if err != nil {
+		s.st.forget(s.pk, s.h) // what Pebble holds is not known
+		return
+	}
+	if s.repairs {
+		d.quar.remove(s.pk)
+	}
+	if !s.rec.Tombstone {
+		d.spend(len(s.pk) + len(s.enc))
+	}
+	nh, _ := decodeHeader(s.enc)
+	s.st.remember(s.pk, s.h, nh, true, d.perCache)
+	if counted {
+		if s.found {
+			d.account(s.old, -1)
+		}
+		d.account(nh, 1)
+	}
 }
 
 // lockedHeader is header through the stripe's cache: pk hashes to st and

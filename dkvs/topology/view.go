@@ -3,6 +3,7 @@ package topology
 import (
 	"bytes"
 	"slices"
+	"sync"
 
 	"github.com/dkvs/dkvs/dkvs/config"
 	"github.com/dkvs/dkvs/dkvs/ring"
@@ -19,6 +20,11 @@ type View struct {
 	cur, tgt *ring.Ring // tgt is nil when no move is under way
 	curIdx   []int      // index in cur.Servers() -> index in servers
 	tgtIdx   []int
+
+	// arcs between the nodes of both rings, found once: every Gains and
+	// Losses walks them.
+	arcsOnce sync.Once
+	arcsList []Range
 }
 
 // NewView builds the view of s.
@@ -179,33 +185,52 @@ type Gain struct {
 // of n replicas: where it is among the n homes of the target ring and not
 // of the current one. Adjacent arcs with the same sources are merged.
 func (v *View) Gains(addr string, n int) []Gain {
+	return v.gains(n, addr)[addr]
+}
+
+// AllGains returns Gains of every server of the view that gains ranges,
+// by address, in one walk of the arcs.
+func (v *View) AllGains(n int) map[string][]Gain {
+	return v.gains(n)
+}
+
+// gains returns the gains of the servers named (all of them when none
+// is), walking each arc's homes once.
+func (v *View) gains(n int, only ...string) map[string][]Gain {
+	out := map[string][]Gain{}
 	if v.tgt == nil {
-		return nil
+		return out
 	}
 	excluded := v.state.Move.Excluded
-	var out []Gain
 	for _, a := range v.arcs() {
 		newHomes := v.addrsOf(mapIdx(v.tgt.PreferenceAt(v.tgt.First(a.End), n), v.tgtIdx))
 		oldHomes := v.addrsOf(mapIdx(v.cur.PreferenceAt(v.cur.First(a.End), n), v.curIdx))
-		if !slices.Contains(newHomes, addr) || slices.Contains(oldHomes, addr) {
-			continue
-		}
 		var sources []string
-		for _, h := range oldHomes {
-			if !slices.Contains(excluded, h) {
-				sources = append(sources, h)
+		for _, addr := range newHomes {
+			if slices.Contains(oldHomes, addr) || (len(only) > 0 && !slices.Contains(only, addr)) {
+				continue
 			}
+			if sources == nil {
+				for _, h := range oldHomes {
+					if !slices.Contains(excluded, h) {
+						sources = append(sources, h)
+					}
+				}
+			}
+			g := out[addr]
+			if k := len(g); k > 0 && g[k-1].Range.End == a.Start && slices.Equal(g[k-1].Sources, sources) {
+				g[k-1].Range.End = a.End
+				continue
+			}
+			out[addr] = append(g, Gain{Range: a, N: n, Sources: slices.Clone(sources)})
 		}
-		if k := len(out); k > 0 && out[k-1].Range.End == a.Start && slices.Equal(out[k-1].Sources, sources) {
-			out[k-1].Range.End = a.End
-			continue
-		}
-		out = append(out, Gain{Range: a, N: n, Sources: sources})
 	}
 	// The first and last arcs may be one range across the top.
-	if k := len(out); k > 1 && out[k-1].Range.End == out[0].Range.Start && slices.Equal(out[k-1].Sources, out[0].Sources) {
-		out[0].Range.Start = out[k-1].Range.Start
-		out = out[:k-1]
+	for addr, g := range out {
+		if k := len(g); k > 1 && g[k-1].Range.End == g[0].Range.Start && slices.Equal(g[k-1].Sources, g[0].Sources) {
+			g[0].Range.Start = g[k-1].Range.Start
+			out[addr] = g[:k-1]
+		}
 	}
 	return out
 }
@@ -234,7 +259,13 @@ func (v *View) Losses(addr string, n int) []Range {
 
 // arcs returns the arcs between consecutive node positions of both rings,
 // in ring order: within one, every key has the same homes in each ring.
+// The slice must not be modified.
 func (v *View) arcs() []Range {
+	v.arcsOnce.Do(func() { v.arcsList = v.findArcs() })
+	return v.arcsList
+}
+
+func (v *View) findArcs() []Range {
 	var pos []ring.Hash
 	for _, nd := range v.cur.Nodes() {
 		pos = append(pos, nd.Hash)
@@ -259,3 +290,7 @@ func (v *View) addrsOf(idx []int) []string {
 	}
 	return out
 }
+
+// Fraction returns the share of the key space in r (from the top 64 bits
+// of its ends: plenty for shares and progress).
+func (r Range) Fraction() float64 { return arcFraction(r.Start, r.End) }

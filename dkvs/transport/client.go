@@ -37,6 +37,14 @@ var (
 	ErrTimeout  = fmt.Errorf("transport: deadline exceeded: %w", errcode.Network)
 )
 
+// ErrTLSServer is a connection lost because the server speaks TLS and
+// the client does not.
+var ErrTLSServer = fmt.Errorf("transport: the server speaks TLS only (a TLS alert came back): configure the client's TLS (the ring's CA): %w", errcode.Network)
+
+// tlsAlertRecord is the content type of a TLS alert record, its first
+// byte; the second is the major version, 3.
+const tlsAlertRecord = 0x15
+
 // ClientOptions configure a Client.
 type ClientOptions struct {
 	// PoolSize is the number of connections kept per server (default 2).
@@ -293,7 +301,14 @@ func (c *Client) conn(ctx context.Context, addr string) (*clientConn, error) {
 func (c *Client) open(ctx context.Context, addr string) (*clientConn, error) {
 	nc, err := c.dial(ctx, addr)
 	if err != nil {
-		return nil, fmt.Errorf("connect %s: %w: %w: %w", addr, err, ErrNotSent, errcode.Network)
+		// A connection refused for the client's own configuration (its
+		// credentials) keeps that code: no other server will think
+		// better of them, and the user must fix them, not the network.
+		code := errcode.Network
+		if errcode.Of(err) == errcode.InvalidConfig {
+			code = errcode.InvalidConfig
+		}
+		return nil, fmt.Errorf("connect %s: %w: %w: %w", addr, err, ErrNotSent, code)
 	}
 	cc := &clientConn{nc: nc, pending: make(map[uint64]*call), done: make(chan struct{})}
 	cc.w = newFrameWriter(nc, c.opts.WriteTimeout, cc.done, cc.fail)
@@ -372,6 +387,13 @@ func (cc *clientConn) fail(cause error) {
 
 func (cc *clientConn) readLoop(maxFrame int) {
 	r := bufio.NewReaderSize(cc.nc, 64<<10)
+	// A TLS server answers a plaintext client with a TLS alert record:
+	// say so rather than "connection lost". No response frame begins so
+	// (its length would be hundreds of megabytes).
+	if b, err := r.Peek(3); err == nil && b[0] == tlsAlertRecord && b[1] == 3 {
+		cc.fail(ErrTLSServer)
+		return
+	}
 	for {
 		f, err := wire.ReadFrame(r, maxFrame)
 		if err != nil {

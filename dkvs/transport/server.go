@@ -65,6 +65,13 @@ type ServerOptions struct {
 	Inline func(req wire.Frame) bool
 	// Logger receives one line per refused frame; nil discards.
 	Logger *slog.Logger
+	// ConnContext, if set, is called once per accepted connection, in the
+	// connection's own goroutine before its first frame is read (so a TLS
+	// handshake done there holds up no other connection). It returns the
+	// context every request of the connection is handled with, typically
+	// carrying the connection's session.Session. An error closes the
+	// connection; it is logged once with the peer's address.
+	ConnContext func(ctx context.Context, nc net.Conn) (context.Context, error)
 }
 
 // Server accepts connections and serves frames with a Handler.
@@ -125,7 +132,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
 		}
-		sc := &serverConn{s: s, nc: nc, done: make(chan struct{})}
+		sc := &serverConn{s: s, ctx: s.ctx, nc: nc, done: make(chan struct{})}
 		if o := s.opts.Observer; o != nil {
 			o.Conn(true)
 		}
@@ -156,7 +163,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, sc := range conns {
-		if cr, ok := sc.nc.(interface{ CloseRead() error }); ok {
+		if cr, ok := closeReader(sc.nc); ok {
 			cr.CloseRead()
 		} else {
 			sc.close()
@@ -178,8 +185,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// closeReader returns what shuts nc's reading side: nc itself, or the
+// TCP connection under a TLS one (whose reader then sees the end of the
+// stream, while its answers can still be written).
+func closeReader(nc net.Conn) (interface{ CloseRead() error }, bool) {
+	if cr, ok := nc.(interface{ CloseRead() error }); ok {
+		return cr, true
+	}
+	if u, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		cr, ok := u.NetConn().(interface{ CloseRead() error })
+		return cr, ok
+	}
+	return nil, false
+}
+
 type serverConn struct {
 	s    *Server
+	ctx  context.Context // requests' context: the server's, or ConnContext's
 	nc   net.Conn
 	w    *frameWriter
 	once sync.Once
@@ -210,6 +232,18 @@ func (sc *serverConn) flushAndClose() {
 
 func (sc *serverConn) readLoop() {
 	s := sc.s
+	if s.opts.ConnContext != nil {
+		ctx, err := s.opts.ConnContext(s.ctx, sc.nc)
+		if err != nil {
+			s.log.Warn("connection refused", "peer", sc.nc.RemoteAddr().String(), "err", err)
+			if o := s.opts.Observer; o != nil {
+				o.Refused()
+			}
+			sc.close()
+			return
+		}
+		sc.ctx = ctx
+	}
 	r := bufio.NewReaderSize(sc.nc, 64<<10)
 	deadline := false
 	for {
@@ -291,7 +325,7 @@ func (sc *serverConn) handle(f wire.Frame) {
 				resp = wire.Frame{Flags: uint8(wire.StatusInternal), Body: wire.AppendMessage(nil, "internal error")}
 			}
 		}()
-		resp = s.h.Handle(s.ctx, f)
+		resp = s.h.Handle(sc.ctx, f)
 	}()
 	sc.w.send(outFrame{kind: f.Kind | wire.RespBit, flags: resp.Flags, id: f.ID, body: resp.Body})
 	if o := s.opts.Observer; o != nil {

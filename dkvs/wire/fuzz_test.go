@@ -203,3 +203,49 @@ func FuzzPingAndRefusal(f *testing.F) {
 		}
 	})
 }
+
+func FuzzBatch(f *testing.F) {
+	items := []BatchItem{
+		{Op: OpGet, Flags: GetVersionOnly, Body: GetRequest{Key: []byte("k")}.Append(nil)},
+		{Op: OpPut, Body: PutRequest{Key: []byte("k"), Record: recs[0]}.Append(nil)},
+	}
+	f.Add(AppendBatchRequest(nil, items))
+	f.Add(AppendBatchResponse(nil, items))
+	f.Add([]byte{0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if m, err := DecodeBatchRequest(data); err == nil {
+			if !bytes.Equal(AppendBatchRequest(nil, m), data) {
+				t.Fatal("request not canonical")
+			}
+		}
+		for _, want := range []int{1, 2, 3} {
+			if m, err := DecodeBatchResponse(data, want); err == nil {
+				if len(m) != want || !bytes.Equal(AppendBatchResponse(nil, m), data) {
+					t.Fatal("response not canonical")
+				}
+			}
+		}
+	})
+}
+
+func FuzzAuthRequest(f *testing.F) {
+	f.Add(AuthRequest{User: "alice", Token: "0123456789abcdef"}.Append(nil))
+	f.Add([]byte{0, 0})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := DecodeAuthRequest(data)
+		if err != nil {
+			return
+		}
+		if m.User == "" || len(m.User) > MaxAuthField || len(m.Token) > MaxAuthField {
+			t.Fatalf("accepted out of bounds: %q %q", m.User, m.Token)
+		}
+		again, err := DecodeAuthRequest(m.Append(nil))
+		if err != nil || again != m {
+			t.Fatalf("round trip: %+v -> %+v, %v", m, again, err)
+		}
+		if !bytes.Equal(m.Append(nil), data) {
+			t.Fatalf("two encodings of %+v", m)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/dkvs/dkvs/dkvs/kv"
 )
@@ -229,6 +230,9 @@ type Stats struct {
 	// receives in a move of the ring (absent when none).
 	Epoch  uint64       `json:"epoch,omitempty"`
 	Stream *StreamStats `json:"stream,omitempty"`
+	// StreamHistory are the streams of earlier moves it received ranges
+	// in, newest first (a few; kept in memory, so lost by a restart).
+	StreamHistory []StreamStats `json:"stream_history,omitempty"`
 	// Traffic is the server's requests of the last minute; nil when the
 	// server does not keep them (it keeps them when it serves metrics).
 	Traffic *Traffic `json:"traffic,omitempty"`
@@ -254,7 +258,28 @@ type StreamStats struct {
 	Sources []string `json:"sources,omitempty"`
 	Done    []string `json:"done,omitempty"`
 	Error   string   `json:"error,omitempty"`
+	// RangesTotal are the ranges the server gains (keys of its default
+	// N) and RangesDone those its sources have gone past in the current
+	// phase's pass (all of them once it is done); Fraction is the share
+	// of that pass done, weighed by the key space of each range (0 to 1).
+	RangesDone  int     `json:"ranges_done"`
+	RangesTotal int     `json:"ranges_total"`
+	Fraction    float64 `json:"fraction"`
+	// KeysPerSec and BytesPerSec are what it received over the last
+	// seconds (up to RateWindow; 0 once done).
+	KeysPerSec  float64 `json:"keys_per_sec"`
+	BytesPerSec float64 `json:"bytes_per_sec"`
+	// LeftMS estimates the time left in the current phase's pass (0 once
+	// done; -1 when it cannot be estimated: nothing done yet, no progress
+	// over the last seconds, or waiting at the barrier).
+	LeftMS int64 `json:"left_ms"`
+	// FinishedMS is when it was done (absent before), or stopped because
+	// the move ended without it (an abort).
+	FinishedMS int64 `json:"finished_ms,omitempty"`
 }
+
+// RateWindow is the time over which a stream's rates are measured.
+const RateWindow = 10 * time.Second
 
 // Traffic is a server's requests of the last minute (package window),
 // pings and stats requests left out. Latencies are in microseconds, from

@@ -61,8 +61,8 @@ const GetVersionOnly = 1 << 0
 var opNames = map[Op]string{
 	OpPing: "ping", OpGet: "get", OpPut: "put", OpScan: "scan", OpStats: "stats",
 	OpHint: "hint", OpPutBatch: "put-batch", OpAETree: "ae-tree", OpAEDiff: "ae-diff",
-	OpCoordGet: "coord-get", OpCoordPut: "coord-put", OpCoordDelete: "coord-delete",
-	OpRing: "ring", OpRingChange: "ring-change", OpRaft: "raft", OpStream: "stream",
+	OpBatch: "batch", OpCoordGet: "coord-get", OpCoordPut: "coord-put", OpCoordDelete: "coord-delete",
+	OpRing: "ring", OpRingChange: "ring-change", OpRaft: "raft", OpStream: "stream", OpAuth: "auth",
 }
 
 // String returns the op's name.
@@ -100,7 +100,7 @@ var statusNames = map[Status]string{
 	StatusOK: "ok", StatusNotFound: "not found", StatusTooLarge: "too large",
 	StatusBadRequest: "bad request", StatusInternal: "internal error", StatusUnavailable: "unavailable",
 	StatusFailed: "failed", StatusUnknown: "outcome unknown", StatusStorage: "storage refused", StatusCorrupt: "corrupt record",
-	StatusStaleEpoch: "stale epoch",
+	StatusStaleEpoch: "stale epoch", StatusDenied: "denied", StatusAuthRequired: "authentication required",
 }
 
 // String returns the status's name.

@@ -251,3 +251,58 @@ func TestPingAndRefusal(t *testing.T) {
 		}
 	}
 }
+
+func TestAuthRequest(t *testing.T) {
+	long := string(bytes.Repeat([]byte("x"), MaxAuthField+1))
+	tests := []struct {
+		name string
+		body []byte
+		ok   bool
+	}{
+		{"user and token", AuthRequest{User: "alice", Token: "t0k"}.Append(nil), true},
+		{"empty token", AuthRequest{User: "alice"}.Append(nil), true},
+		{"empty user", AuthRequest{Token: "t"}.Append(nil), false},
+		{"long user", AuthRequest{User: long, Token: "t"}.Append(nil), false},
+		{"long token", AuthRequest{User: "a", Token: long}.Append(nil), false},
+		{"trailing byte", append(AuthRequest{User: "a", Token: "t"}.Append(nil), 0), false},
+		{"no token", AppendBytes(nil, []byte("a")), false},
+		{"empty", nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := DecodeAuthRequest(tc.body)
+			if (err == nil) != tc.ok {
+				t.Fatalf("DecodeAuthRequest = %+v, %v; want ok %v", m, err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+		})
+	}
+}
+
+func TestRequestKey(t *testing.T) {
+	rec := kv.Record{Version: kv.Version{Wall: 1}, Value: []byte("v")}
+	tests := []struct {
+		name string
+		f    Frame
+		key  string
+		ok   bool
+	}{
+		{"get", Frame{Kind: uint8(OpGet), Body: GetRequest{Key: []byte("g")}.Append(nil)}, "g", true},
+		{"put", Frame{Kind: uint8(OpPut), Body: PutRequest{Key: []byte("p"), Record: rec}.Append(nil)}, "p", true},
+		{"hint", Frame{Kind: uint8(OpHint), Body: HintRequest{Target: "1.2.3.4:5", Key: []byte("h"), Record: rec}.Append(nil)}, "h", true},
+		{"coord-put", Frame{Kind: uint8(OpCoordPut), Body: CoordRequest{Key: []byte("c"), Value: []byte("v")}.Append(nil, OpCoordPut)}, "c", true},
+		{"coord-delete", Frame{Kind: uint8(OpCoordDelete), Body: CoordRequest{Key: []byte("d")}.Append(nil, OpCoordDelete)}, "d", true},
+		{"bad get", Frame{Kind: uint8(OpGet), Body: []byte{5}}, "", false},
+		{"scan", Frame{Kind: uint8(OpScan)}, "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			key, ok := RequestKey(tc.f)
+			if ok != tc.ok || (ok && string(key) != tc.key) {
+				t.Fatalf("RequestKey = %q, %v; want %q, %v", key, ok, tc.key, tc.ok)
+			}
+		})
+	}
+}

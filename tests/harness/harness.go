@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -18,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,6 +108,12 @@ type Ring struct {
 	// Listen is the address a server binds (--listen) when it differs from
 	// its address in servers.txt (a proxy sits there), by index.
 	Listen map[int]string
+	// ClientTLS, if set, is what the harness's own pings and stats
+	// requests talk to the servers with (see Secure).
+	ClientTLS *tls.Config
+	// ClientArgs are global options of every Client run (before the
+	// command), e.g. --tls-ca.
+	ClientArgs []string
 
 	mu    sync.Mutex
 	procs map[int]*proc
@@ -242,7 +250,7 @@ func (r *Ring) TryStart(i int, pairs ...string) error {
 	r.mu.Unlock()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if Ping(s.Addr(), 200*time.Millisecond) == nil {
+		if PingWith(s.Addr(), 200*time.Millisecond, r.ClientTLS) == nil {
 			return nil
 		}
 		select {
@@ -394,14 +402,14 @@ func (res Result) String() string {
 // directory.
 func (r *Ring) Client(args ...string) Result {
 	r.t.Helper()
-	return Run(r.t, r.Dir, Bin(r.t, "dkvs-client"), args...)
+	return Run(r.t, r.Dir, Bin(r.t, "dkvs-client"), append(slices.Clone(r.ClientArgs), args...)...)
 }
 
 // ClientFor is Client with a deadline of d instead of two minutes, for
 // long runs (benchmarks).
 func (r *Ring) ClientFor(d time.Duration, args ...string) Result {
 	r.t.Helper()
-	return RunFor(r.t, d, r.Dir, Bin(r.t, "dkvs-client"), args...)
+	return RunFor(r.t, d, r.Dir, Bin(r.t, "dkvs-client"), append(slices.Clone(r.ClientArgs), args...)...)
 }
 
 // Run runs a program in dir and returns its outputs and exit status; it
@@ -434,8 +442,23 @@ func RunFor(t testing.TB, d time.Duration, dir, prog string, args ...string) Res
 }
 
 // Ping sends one native ping to addr and waits for the answer.
-func Ping(addr string, timeout time.Duration) error {
-	nc, err := net.DialTimeout("tcp", addr, timeout)
+func Ping(addr string, timeout time.Duration) error { return PingWith(addr, timeout, nil) }
+
+// dial opens a connection to addr, TLS with cfg unless it is nil.
+func dial(addr string, timeout time.Duration, cfg *tls.Config) (net.Conn, error) {
+	if cfg == nil {
+		return net.DialTimeout("tcp", addr, timeout)
+	}
+	c := cfg.Clone()
+	if c.ServerName == "" {
+		c.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	return tls.DialWithDialer(&net.Dialer{Timeout: timeout}, "tcp", addr, c)
+}
+
+// PingWith is Ping over TLS with cfg (nil: plaintext).
+func PingWith(addr string, timeout time.Duration, cfg *tls.Config) error {
+	nc, err := dial(addr, timeout, cfg)
 	if err != nil {
 		return err
 	}
@@ -456,7 +479,12 @@ func Ping(addr string, timeout time.Duration) error {
 
 // Stats asks the server at addr for its counters (native stats).
 func Stats(addr string, timeout time.Duration) (wire.Stats, error) {
-	nc, err := net.DialTimeout("tcp", addr, timeout)
+	return StatsWith(addr, timeout, nil)
+}
+
+// StatsWith is Stats over TLS with cfg (nil: plaintext).
+func StatsWith(addr string, timeout time.Duration, cfg *tls.Config) (wire.Stats, error) {
+	nc, err := dial(addr, timeout, cfg)
 	if err != nil {
 		return wire.Stats{}, err
 	}
@@ -486,7 +514,7 @@ func (r *Ring) WaitPeersUp() {
 			if !r.Running(i) {
 				continue
 			}
-			st, err := Stats(r.Addr(i), time.Second)
+			st, err := StatsWith(r.Addr(i), time.Second, r.ClientTLS)
 			if err != nil {
 				return err
 			}

@@ -42,10 +42,18 @@ Commands:
   dump-ring                       print the ring's nodes and what each server stores
   status                          print every server: up, down, or its storage full, slow
                                   or failed; keys, hints held, free space, last
-                                  anti-entropy with each peer (exit 132 if one is down)
+                                  anti-entropy with each peer (exit 132 if one is down,
+                                  133 if one refuses the credentials)
   shell                           an interactive console on one client ("help" inside)
   bench   [flags]                 run a workload and print throughput and latency
                                   percentiles ("dkvs-client bench -h" for its flags)
+  user add [--users FILE] [--rights R] [--prefixes P] -- NAME
+                                  add (or replace) a user of a users file (default
+                                  users.txt, DKVS_USERS) with a new token, printed once;
+                                  R: read,write,admin (default read,write); P: key
+                                  prefixes, comma-separated, * all (default), - none
+  user del [--users FILE] -- NAME remove a user
+  user list [--users FILE]        print each user's name, rights and prefixes
   help                            print this text
 
 Ring commands (one move of the ring at a time; "ring" shows it):
@@ -91,16 +99,38 @@ Global options (before the command; also from the environment):
                    them on the ring: no servers file needed
                    for them; dump, status and the ring
                    commands still read it
+  --user NAME      authenticate as NAME to servers with users DKVS_USER
+  --token-file F   the user's token, first line of F          DKVS_TOKEN_FILE
+  --token T        the user's token (visible to ps: prefer    DKVS_TOKEN
+                   --token-file or DKVS_TOKEN)
+  --tls-ca FILE    talk TLS 1.3 to the servers, whose         DKVS_TLS_CA
+                   certificates this CA file (PEM) signs
+  --tls-cert FILE  with --tls-key: the client certificate     DKVS_TLS_CERT
+  --tls-key FILE   (PEM) to present, for servers that         DKVS_TLS_KEY
+                   require one
+
+Certificates (crypto/x509; keys are written 0600):
+  certs   --out DIR [--client NAME]... [--days N] [--dns NAME]...
+                                  a CA (kept in DIR and reused when there), and a
+                                  certificate and key for each server of --servers
+                                  and each client NAME given
 
 On success a command prints OK (or its output) and exits 0. A failed operation
 prints FAIL; every error prints "ERROR: <message>" on standard error and exits
 256+code: 129 ERR_IO, 132 ERR_NETWORK, 133 ERR_INVALID_CONFIG,
 134 ERR_INVALID_COMMAND, 135 ERR_INVALID_ARGUMENT, 136 ERR_ADDRESS,
-137 ERR_NOT_FOUND. The ring commands exit 135 when the ring refuses the
+137 ERR_NOT_FOUND. A --tls- file that cannot be read exits 129, one with no
+valid certificate or key 133; a server whose certificate the CA does not
+sign (or that refuses the client's, or speaks no TLS) counts as a server
+that does not answer, with the TLS error in the message (132 when too few
+answer). The ring commands exit 135 when the ring refuses the
 change (an unknown server, one already a member, a move already under way,
 too few servers left for N=3, no move to abort), 136 for a bad address,
 and 132 when no server answers, no leader is known or a new server does
-not answer.
+not answer. A server with users that refuses the token, or the user's
+right to the key or command, exits 133 (ERR_INVALID_CONFIG) with
+"invalid user or token", "authentication required" or "permission denied"
+in the message.
 `
 
 func main() {
@@ -144,6 +174,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			&cli.BoolFlag{Name: "no-read-repair", EnvVars: []string{"DKVS_NO_READ_REPAIR"}},
 			&cli.BoolFlag{Name: "linearizable", EnvVars: []string{"DKVS_LINEARIZABLE"}},
 			&cli.StringFlag{Name: "via", EnvVars: []string{"DKVS_VIA"}},
+			&cli.StringFlag{Name: "user", EnvVars: []string{"DKVS_USER"}},
+			&cli.StringFlag{Name: "token", EnvVars: []string{"DKVS_TOKEN"}},
+			&cli.StringFlag{Name: "token-file", EnvVars: []string{"DKVS_TOKEN_FILE"}},
+			&cli.StringFlag{Name: "tls-ca", EnvVars: []string{"DKVS_TLS_CA"}},
+			&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"DKVS_TLS_CERT"}},
+			&cli.StringFlag{Name: "tls-key", EnvVars: []string{"DKVS_TLS_KEY"}},
 		},
 		OnUsageError:   e.usageError,
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -171,6 +207,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			e.ringChangeCommand(ringChangeCommands[3]),
 			e.ringChangeCommand(ringChangeCommands[4]),
 			e.command("ring", e.ringShow, ringShowFlags()...),
+			e.userCommand(),
+			e.certsCommand(),
 			e.command("help", func(*cli.Context, []string) error {
 				fmt.Fprint(stdout, usage)
 				return nil
@@ -268,6 +306,14 @@ func (e *env) clientOptions(c *cli.Context) (dkvs.Options, error) {
 			return dkvs.Options{}, cmdutil.UsageError("--via %q: want IP:PORT", opts.Via)
 		}
 	}
+	if err := credentials(c, &opts); err != nil {
+		return dkvs.Options{}, err
+	}
+	cfg, err := tlsOptions(c)
+	if err != nil {
+		return dkvs.Options{}, err
+	}
+	opts.TLS = cfg
 	return opts, nil
 }
 

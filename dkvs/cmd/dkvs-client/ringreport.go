@@ -90,9 +90,9 @@ type streamReport struct {
 	BytesPerSec   float64 `json:"bytes_per_sec"`
 	RecordsPerSec float64 `json:"records_per_sec"`
 	// ExpectedRecords estimates all the records it receives: those it
-	// gains once from the copy, then again from each live home in the
-	// verifying pass. LeftSeconds estimates the time left at the mean
-	// rate (-1: unknown).
+	// gains, once each from the copy (the verifying pass lists keys and
+	// fetches only the few records missing or older). LeftSeconds
+	// estimates the time left at the mean rate (-1: unknown).
 	ExpectedRecords int64   `json:"expected_records"`
 	LeftSeconds     float64 `json:"left_seconds"`
 	UpdatedMS       int64   `json:"updated_ms,omitempty"`
@@ -164,7 +164,6 @@ func buildMoveReport(st topology.State, stats map[string]*wire.Stats, now time.T
 	}
 	out.ExpectedRecords = int64(math.Round(out.MovedShare * total))
 	keys := total / float64(min(homesN, len(st.Members))) // distinct keys
-	up := func(addr string) bool { return stats[addr] != nil }
 	for _, t := range mv.Target {
 		addr := t.Addr()
 		reported := slices.Contains(mv.Streamed, addr)
@@ -177,32 +176,24 @@ func buildMoveReport(st topology.State, stats map[string]*wire.Stats, now time.T
 		if len(gains) == 0 && reported {
 			continue
 		}
-		out.Streams = append(out.Streams, buildStreamReport(addr, mv.ID, gains, keys, reported, stats[addr], up, now))
+		out.Streams = append(out.Streams, buildStreamReport(addr, mv.ID, gains, keys, reported, stats[addr], now))
 	}
 	return out
 }
 
 // buildStreamReport estimates one gaining server's progress. The first
 // pass copies each record it gains once (share × keys); the verifying
-// pass asks every live home of each range for its copy again, so the
-// stream receives about (1 + live homes) times the share in all.
+// pass lists every live home's keys and versions and fetches only the
+// records missing or older, few unless writes went to old homes alone.
 func buildStreamReport(addr string, move uint64, gains []topology.Gain, keys float64, reported bool, s *wire.Stats,
-	up func(string) bool, now time.Time) streamReport {
+	now time.Time) streamReport {
 	out := streamReport{Server: addr, Reported: reported, LeftSeconds: -1}
-	var share, copies float64
+	var share float64
 	for _, g := range gains {
-		f := rangeFraction(g.Range)
-		live := 0
-		for _, src := range g.Sources {
-			if up(src) {
-				live++
-			}
-		}
-		share += f
-		copies += f * float64(1+live)
+		share += rangeFraction(g.Range)
 	}
 	out.Gains = share
-	out.ExpectedRecords = int64(math.Round(copies * keys))
+	out.ExpectedRecords = int64(math.Round(share * keys))
 	if s == nil || s.Stream == nil || s.Stream.Move != move {
 		if reported {
 			out.Phase, out.LeftSeconds = "done", 0

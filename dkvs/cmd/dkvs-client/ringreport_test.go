@@ -73,10 +73,9 @@ Move 2: join of 10.0.0.9:7009, phase streaming (writes go to both rings, reads t
   10.0.0.1:7001           0.0% -                0        ~0        0 B            -        - 0/0
   10.0.0.1:7002           0.0% -                0        ~0        0 B            -        - 0/0
   10.0.0.1:7003           0.0% -                0        ~0        0 B            -        - 0/0
-  10.0.0.9:7009          71.0% copy          1200     ~8519    1.2 MiB   60.0 KiB/s    ~2m1s 1/2
+  10.0.0.9:7009          71.0% copy          1200     ~2130    1.2 MiB   60.0 KiB/s     ~15s 1/2
 `},
-		// A server down: counted at the others' mean; the sources of the
-		// verifying pass are the live ones.
+		// A server down: its records counted at the others' mean.
 		{"a server down", during, stopped, `Ring epoch 2: 3 servers, a move under way
 SERVER                COUNT STATE  EPOCH    RECORDS VOTER MOVE
 10.0.0.1:7001             8 up         2       3000 yes
@@ -92,7 +91,7 @@ Move 2: join of 10.0.0.9:7009, phase streaming (writes go to both rings, reads t
   10.0.0.1:7001           0.0% -                0        ~0        0 B            -        - 0/0
   10.0.0.1:7002           0.0% -                0        ~0        0 B            -        - 0/0
   10.0.0.1:7003           0.0% -                0        ~0        0 B            -        - 0/0
-  10.0.0.9:7009          71.0% copy          1200     ~6389    1.2 MiB   60.0 KiB/s   ~1m26s 1/2
+  10.0.0.9:7009          71.0% copy          1200     ~2130    1.2 MiB   60.0 KiB/s     ~15s 1/2
 `},
 		{"after the move", after, reportStats(), `Ring epoch 4: 4 servers, no move under way
 SERVER                COUNT STATE  EPOCH    RECORDS VOTER MOVE
@@ -120,7 +119,6 @@ func TestStreamEstimates(t *testing.T) {
 	st := reportState()
 	v := topology.NewView(st)
 	gains := v.Gains("10.0.0.9:7009", homesN)
-	up := func(string) bool { return true }
 	now := time.UnixMilli(reportNow)
 	stream := func(phase string, keys int64, updatedAgo int64) *wire.Stats {
 		return &wire.Stats{Stream: &wire.StreamStats{Move: 2, Phase: phase, Keys: keys, Bytes: keys * 100,
@@ -137,17 +135,18 @@ func TestStreamEstimates(t *testing.T) {
 		{"not started", nil, false, "", 0, -1},
 		{"reported, stats gone (restarted)", nil, true, "done", 0, 0},
 		{"another move's stats", &wire.Stats{Stream: &wire.StreamStats{Move: 1, Phase: "done"}}, false, "", 0, -1},
-		{"copying", stream("copy", 1000, 0), false, "copy", 100, 61},
-		{"copying, the last page 5s ago: the rate runs to now", stream("copy", 1000, 5000), false, "copy", 100, 61},
+		{"copying", stream("copy", 1000, 0), false, "copy", 100, 7.75},
+		{"copying, the last page 5s ago: the rate runs to now", stream("copy", 1000, 5000), false, "copy", 100, 7.75},
 		{"at the barrier: the rate stops at the last page", stream("barrier", 1000, 5000), false, "barrier", 200, -1},
-		{"verifying", stream("verify", 4000, 0), false, "verify", 400, 7.75},
-		{"done", stream("done", 8000, 2000), false, "done", 1000, 0},
+		{"verifying", stream("verify", 1500, 0), false, "verify", 150, 1.83},
+		{"done", stream("done", 1775, 2000), false, "done", 221.9, 0},
 	}
 	for _, tc := range cases {
-		// 2500 distinct keys: the server gains 71% of them, copied once,
-		// then once from each of its three sources: 7099 records.
-		got := buildStreamReport("10.0.0.9:7009", 2, gains, 2500, tc.reported, tc.s, up, now)
-		if got.Phase != tc.phase || !near(got.RecordsPerSec, tc.rate) || !near(got.LeftSeconds, tc.left) || got.ExpectedRecords != 7099 && tc.s != nil {
+		// 2500 distinct keys: the server gains 71% of them, each copied
+		// once (the verifying pass fetches only what is missing or
+		// older): 1775 records.
+		got := buildStreamReport("10.0.0.9:7009", 2, gains, 2500, tc.reported, tc.s, now)
+		if got.Phase != tc.phase || !near(got.RecordsPerSec, tc.rate) || !near(got.LeftSeconds, tc.left) || got.ExpectedRecords != 1775 && tc.s != nil {
 			t.Errorf("%s: phase %q, %.1f records/s, %.1f s left; want %q, %.1f, %.1f (expected %d)",
 				tc.name, got.Phase, got.RecordsPerSec, got.LeftSeconds, tc.phase, tc.rate, tc.left, got.ExpectedRecords)
 		}
@@ -178,7 +177,7 @@ func TestRingReportJSON(t *testing.T) {
 	}
 	rep := buildRingReport(reportState(), reportStats(), time.UnixMilli(reportNow))
 	s := rep.Move.Streams[3]
-	if s.Server != "10.0.0.9:7009" || s.Phase != "copy" || s.Records != 1200 || s.ExpectedRecords != 8519 || rep.Members[3].Role != "joining" {
+	if s.Server != "10.0.0.9:7009" || s.Phase != "copy" || s.Records != 1200 || s.ExpectedRecords != 2130 || rep.Members[3].Role != "joining" {
 		t.Errorf("stream %+v, members %+v", s, rep.Members)
 	}
 }

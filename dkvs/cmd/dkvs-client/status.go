@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dkvs/dkvs/dkvs/auth"
 	"github.com/dkvs/dkvs/dkvs/diskspace"
 	"github.com/dkvs/dkvs/dkvs/errcode"
 	"github.com/dkvs/dkvs/dkvs/wire"
@@ -19,7 +20,8 @@ import (
 // why a storage is not ok, and for each peer whether this server sees it
 // up (and its storage), the hints it holds for it and when anti-entropy
 // with it last completed. It exits ERR_NETWORK when a server does not
-// answer.
+// answer, ERR_INVALID_CONFIG when one refuses the client's credentials
+// (shown as "refused").
 func (s *session) status() error {
 	e, cl := s.e, s.cl
 	w := bufio.NewWriter(e.stdout)
@@ -39,11 +41,15 @@ func (s *session) status() error {
 		}(i, sv.Addr())
 	}
 	var down []string
+	refused := map[int]error{} // servers that answered by refusing the credentials
 	for range servers {
 		r := <-ch
-		if r.err == nil {
+		switch {
+		case r.err == nil:
 			stats[r.i] = &r.st
-		} else {
+		case auth.IsRefusal(r.err):
+			refused[r.i] = r.err
+		default:
 			down = append(down, servers[r.i].Addr())
 		}
 	}
@@ -54,7 +60,11 @@ func (s *session) status() error {
 	for i, sv := range servers {
 		st := stats[i]
 		if st == nil {
-			fmt.Fprintf(w, row, sv.Addr(), "down", "-", "-", "-", "-", "-")
+			state := "down"
+			if refused[i] != nil {
+				state = "refused"
+			}
+			fmt.Fprintf(w, row, sv.Addr(), state, "-", "-", "-", "-", "-")
 			continue
 		}
 		state := "up"
@@ -107,6 +117,13 @@ func (s *session) status() error {
 			parts = append(parts, fmt.Sprintf("%s %s (%s%s)", p.Addr, last, state, hints))
 		}
 		fmt.Fprintf(w, "  %s: %s\n", sv.Addr(), strings.Join(parts, "; "))
+	}
+	for i, sv := range servers {
+		// The user must fix the credentials: say so before any server
+		// down, with the refusal's own words.
+		if err := refused[i]; err != nil {
+			return failed{fmt.Errorf("%d of %d servers refused the credentials (%s: %w): %w", len(refused), len(servers), sv.Addr(), err, errcode.InvalidConfig)}
+		}
 	}
 	if len(down) > 0 {
 		sort.Strings(down)

@@ -10,15 +10,21 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/dkvs/dkvs/dkvs/antientropy"
+	"github.com/dkvs/dkvs/dkvs/auth"
 	"github.com/dkvs/dkvs/dkvs/cmd/dkvs-server/internal/earlybind"
 	"github.com/dkvs/dkvs/dkvs/cmdutil"
 	"github.com/dkvs/dkvs/dkvs/config"
@@ -88,6 +94,20 @@ Options (each also read from the environment variable shown):
                          (default 1m)                             DKVS_CLEANUP_GRACE
   --no-datagram          do not answer the DKVS datagram protocol (UDP on
                          the --listen address)                    DKVS_NO_DATAGRAM
+  --tls-ca FILE          CA certificates (PEM) that sign the ring's
+                         certificates; with --tls-cert and --tls-key (all
+                         three or none): TLS 1.3 on every port, mutual TLS
+                         between servers                          DKVS_TLS_CA
+  --tls-cert FILE        this server's certificate (PEM), naming
+                         dkvs://IP:PORT ("dkvs-client certs" makes one)
+                                                                   DKVS_TLS_CERT
+  --tls-key FILE         its private key (PEM)                    DKVS_TLS_KEY
+  --tls-client-cert P    optional (default) or required: whether clients
+                         must present a certificate signed by the CA
+                                                                   DKVS_TLS_CLIENT_CERT
+  --datagram-insecure    with TLS, still answer the datagram protocol,
+                         which has no security at all (off by default
+                         with TLS)                                DKVS_DATAGRAM_INSECURE
   --resp IP:PORT         also serve the Redis protocol (RESP) there (default
                          off)                                     DKVS_RESP
   --resp-n N             home servers of a key written or read through RESP
@@ -107,21 +127,32 @@ Options (each also read from the environment variable shown):
                          command, or a native request asking for longer
                          (default 5s)                              DKVS_COORD_MAX_TIME
   --metrics IP:PORT      serve Prometheus metrics at http://IP:PORT/metrics (off
-                         by default)                              DKVS_METRICS
+                         by default; https:// with TLS)           DKVS_METRICS
+  --metrics-plain        with TLS, keep plain HTTP on --metrics, which must
+                         then be a loopback address                DKVS_METRICS_PLAIN
   --pprof                also serve /debug/pprof/ there           DKVS_PPROF
   --no-console           no web console at http://IP:PORT/ of --metrics
                          (served there by default)                DKVS_NO_CONSOLE
+  --users FILE           users and their rights (docs/operations.md,
+                         "Security"): every connection must then be a ring
+                         member or an authenticated user; needs the TLS
+                         options; reloaded on SIGHUP and when it changes
+                                                                   DKVS_USERS
   --log-level L          debug, info, warn or error (default info) DKVS_LOG_LEVEL
   --log-format F         text or json (default text)              DKVS_LOG_FORMAT
   --help                 print this text
 
 Exit status: 0 after a clean stop; 256+code on error (cs202.md section 4),
-e.g. 134 (ERR_INVALID_COMMAND) for a bad command line, 136 (ERR_ADDRESS)
-for a bad IP, 132 (ERR_NETWORK) when a port (TCP, UDP or RESP) cannot be
-opened, 129 (ERR_IO) when the data directory cannot be opened (or is
-damaged) or when the storage failed while serving (a supervisor should
-restart the server), 130 (ERR_RUNTIME) when a clean stop did not finish
-within 30s or a second SIGINT or SIGTERM came during it.
+e.g. 134 (ERR_INVALID_COMMAND) for a bad command line (one or two of the
+three --tls- files), 136 (ERR_ADDRESS) for a bad IP, 132 (ERR_NETWORK)
+when a port (TCP, UDP or RESP) cannot be opened, 129 (ERR_IO) when the
+data directory cannot be opened (or is damaged), when the storage failed
+while serving (a supervisor should restart the server) or when a --tls-
+file cannot be read, 133 (ERR_INVALID_CONFIG) when a --tls- file holds no
+valid certificate or key, 130 (ERR_RUNTIME) when a clean stop did not
+finish within 30s or a second SIGINT or SIGTERM came during it, 133 for a
+--users file that does not parse. SIGHUP reloads the --tls- files and
+the --users file (both are also reloaded when they change).
 `
 
 func main() {
@@ -194,6 +225,11 @@ func flags() []cli.Flag {
 		&cli.Int64Flag{Name: "move-bandwidth", Value: DefaultMoveBandwidth, EnvVars: []string{"DKVS_MOVE_BANDWIDTH"}},
 		&cli.DurationFlag{Name: "cleanup-grace", Value: server.DefaultCleanupGrace, EnvVars: []string{"DKVS_CLEANUP_GRACE"}},
 		&cli.BoolFlag{Name: "no-datagram", EnvVars: []string{"DKVS_NO_DATAGRAM"}},
+		&cli.StringFlag{Name: "tls-ca", EnvVars: []string{"DKVS_TLS_CA"}},
+		&cli.StringFlag{Name: "tls-cert", EnvVars: []string{"DKVS_TLS_CERT"}},
+		&cli.StringFlag{Name: "tls-key", EnvVars: []string{"DKVS_TLS_KEY"}},
+		&cli.StringFlag{Name: "tls-client-cert", Value: "optional", EnvVars: []string{"DKVS_TLS_CLIENT_CERT"}},
+		&cli.BoolFlag{Name: "datagram-insecure", EnvVars: []string{"DKVS_DATAGRAM_INSECURE"}},
 		&cli.StringFlag{Name: "resp", EnvVars: []string{"DKVS_RESP"}},
 		&cli.IntFlag{Name: "resp-n", Value: quorum.DefaultN, EnvVars: []string{"DKVS_RESP_N"}},
 		&cli.IntFlag{Name: "resp-r", Value: quorum.DefaultR, EnvVars: []string{"DKVS_RESP_R"}},
@@ -203,8 +239,10 @@ func flags() []cli.Flag {
 		&cli.DurationFlag{Name: "coord-timeout", Value: coord.DefaultTimeout, EnvVars: []string{"DKVS_COORD_TIMEOUT"}},
 		&cli.DurationFlag{Name: "coord-max-time", Value: server.DefaultCoordMaxTime, EnvVars: []string{"DKVS_COORD_MAX_TIME"}},
 		&cli.StringFlag{Name: "metrics", EnvVars: []string{"DKVS_METRICS"}},
+		&cli.BoolFlag{Name: "metrics-plain", EnvVars: []string{"DKVS_METRICS_PLAIN"}},
 		&cli.BoolFlag{Name: "pprof", EnvVars: []string{"DKVS_PPROF"}},
 		&cli.BoolFlag{Name: "no-console", EnvVars: []string{"DKVS_NO_CONSOLE"}},
+		&cli.StringFlag{Name: "users", EnvVars: []string{"DKVS_USERS"}},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"DKVS_LOG_LEVEL"}},
 		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"DKVS_LOG_FORMAT"}},
 	}
@@ -291,6 +329,14 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 			return err
 		}
 	}
+	sec, err := securityOf(c, log)
+	if err != nil {
+		return err
+	}
+	users, err := openUsers(c, log)
+	if err != nil {
+		return err
+	}
 	// Listen before opening storage so that a port in use fails fast
 	// without touching another server's data, and so that clients
 	// started with the server are queued, not refused, while storage
@@ -302,7 +348,7 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w: %w", listen, err, errcode.Network)
 	}
 	defer ep.Native.Close()
-	if !c.Bool("no-datagram") {
+	if sec.datagram {
 		if ep.Datagram, err = listenUDP(listen); err != nil {
 			return fmt.Errorf("datagram protocol: listen on UDP %s: %w: %w", listen, err, errcode.Network)
 		}
@@ -324,6 +370,9 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 			return fmt.Errorf("metrics: listen on %s: %w: %w", m, err, errcode.Network)
 		}
 		defer metricsLn.Close()
+		if sec.store != nil && !c.Bool("metrics-plain") {
+			metricsLn = tls.NewListener(metricsLn, sec.store.ServerConfig())
+		}
 	}
 	// The metrics read the server's stats, and the server reports its
 	// traffic to the metrics: srv is set once it exists.
@@ -365,8 +414,10 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		MoveBandwidth:      c.Int64("move-bandwidth"),
 		CleanupGrace:       c.Duration("cleanup-grace"),
 		Coord:              cc,
+		TLS:                sec.store,
 		Observer:           observer,
 		Traffic:            traffic,
+		Users:              users,
 	})
 	if err != nil {
 		return err
@@ -392,10 +443,18 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		"ae_interval", c.Duration("ae-interval"), "ae_bandwidth", c.Int64("ae-bandwidth"),
 		"tombstone_grace", c.Duration("tombstone-grace"),
 		"move_bandwidth", c.Int64("move-bandwidth"), "cleanup_grace", c.Duration("cleanup-grace"), "epoch", st.Epoch,
-		"datagram", ep.Datagram != nil, "resp", respAddr,
+		"datagram", ep.Datagram != nil, "resp", respAddr, "tls", sec.store != nil, "tls_client_cert", c.String("tls-client-cert"),
 		"resp_n", cc.N, "resp_r", cc.R, "resp_w", cc.W, "resp_level", cc.Level.String(), "resp_linearizable", cc.Linearizable)
+	sec.logStart(log, ep.Datagram != nil)
 	ctx, release := stopOnSignal(ctx, stopLimit, stderr, os.Exit)
 	defer release()
+	if users != nil {
+		go users.Watch(ctx, 0, onHangup(ctx))
+	}
+	if sec.store != nil {
+		stopHUP := reloadOnSignal(ctx, sec.store)
+		defer stopHUP()
+	}
 	metricsDone := make(chan error, 1)
 	if mx != nil {
 		go win.Run(ctx)
@@ -403,8 +462,12 @@ func serve(ctx context.Context, c *cli.Context, stderr io.Writer) error {
 		if !c.Bool("no-console") {
 			h = console.New(srv, console.Options{N: cc.N, Timeout: c.Duration("coord-timeout"), Logger: log}).Handler(h)
 		}
+		if users != nil {
+			h = auth.HTTP(users, log, h)
+		}
 		go func() { metricsDone <- metrics.ServeHandler(ctx, metricsLn, h) }()
-		log.Info("metrics served", "addr", metricsLn.Addr().String(), "pprof", c.Bool("pprof"), "console", !c.Bool("no-console"))
+		log.Info("metrics served", "addr", metricsLn.Addr().String(), "https", sec.store != nil && !c.Bool("metrics-plain"),
+			"pprof", c.Bool("pprof"), "console", !c.Bool("no-console"))
 	} else {
 		metricsDone <- nil
 	}
@@ -505,6 +568,52 @@ func coordConfig(c *cli.Context) (server.CoordConfig, error) {
 		Level:        req.Level,
 		Linearizable: req.Linearizable,
 	}, nil
+}
+
+// openUsers loads the --users file. Users need TLS: a token sent in
+// plaintext can be read off the network, and without certificates the
+// servers cannot tell a peer from anyone.
+func openUsers(c *cli.Context, log *slog.Logger) (*auth.Store, error) {
+	path := c.String("users")
+	if path == "" {
+		return nil, nil
+	}
+	if c.String("tls-cert") == "" {
+		return nil, cmdutil.UsageError("--users needs TLS (--tls-ca, --tls-cert, --tls-key): tokens and peers' identities mean nothing in plaintext")
+	}
+	users, err := auth.Open(path, log)
+	switch {
+	case errors.Is(err, auth.ErrBadFile):
+		return nil, fmt.Errorf("%w: %w", err, errcode.InvalidConfig)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", err, errcode.IO)
+	}
+	log.Info("users loaded: only ring members and authenticated users are served", "path", path, "users", len(users.Table().Users()))
+	return users, nil
+}
+
+// onHangup returns a channel that receives a value on each SIGHUP until
+// ctx ends: the signal to reload the files the server reads.
+func onHangup(ctx context.Context) <-chan struct{} {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	out := make(chan struct{})
+	go func() {
+		defer signal.Stop(sig)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sig:
+				select {
+				case out <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
 }
 
 func dirOrMemory(dir string, mem bool) string {

@@ -1,4 +1,4 @@
-// dkvs console: draws /api/ring, /api/key and /api/servers of the server
+// dkvs console: draws /api/ring, /api/key, /api/servers and /api/moves of the server
 // that serves this page, refreshed every POLL_MS while the tab is
 // visible. Plain DOM and SVG; nothing is loaded from elsewhere.
 'use strict';
@@ -406,6 +406,110 @@
     $('cards').replaceChildren(...v.servers.map((sv, i) => card(sv, i, v)));
   }
 
+  // ---- the moves
+
+  function servers(list) { return list.length ? list.join(', ') : 'none'; }
+
+  function fmtRate(bps, kps) {
+    if (!bps && !kps) return 'none in the last seconds';
+    return `${fmtBytes(bps)}/s, ${fmtNum(Math.round(kps))} keys/s`;
+  }
+
+  function moveWhat(m) {
+    let w = `${m.kind} of ${m.server}`;
+    if (m.new) w += ` by ${m.new}`;
+    return w;
+  }
+
+  // receiver draws one receiving server: a bar for its stream's current
+  // pass, its figures, and its ranges (folded).
+  function receiver(r, n) {
+    const x = r.stream;
+    const down = r.state === 'down';
+    const done = r.reported || (x && x.phase === 'done');
+    const phase = done ? 'done' : (x ? x.phase : (r.answered ? 'not begun' : 'unknown'));
+    const frac = done ? 1 : (x ? x.fraction : 0);
+    const c = h('div', { class: 'receiver' + (down ? ' down' : ''),
+      dataset: { addr: r.addr, phase, fraction: String(frac), keys: String(x ? x.keys : 0) } },
+      h('h3', {}, h('span', { class: 'mono' }, r.addr), stateBadge(r.state, r.answered),
+        r.reported ? badge('reported', 'ok') : null));
+    const fill = h('div', { class: 'fill' });
+    fill.style.width = (100 * Math.max(0, Math.min(1, frac))).toFixed(1) + '%';
+    let label = `${phase} ${(100 * frac).toFixed(0)}%`;
+    if (x && x.ranges_total) label += ` · ${x.ranges_done}/${x.ranges_total} ranges`;
+    c.append(h('div', { class: 'bar' + (done ? ' done' : ''), role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100,
+      'aria-valuenow': Math.round(100 * frac), 'aria-label': r.addr + ' ' + phase }, fill, h('span', { class: 'label' }, label)));
+    if (!r.answered) {
+      let why = down ? 'down' : 'no answer';
+      if (r.error) why += ': ' + r.error;
+      c.append(h('div', { class: 'asof' }, x ? `${why}; as of ${fmtAgo(r.stats_age_ms)}` : why));
+    }
+    const dl = h('dl', {});
+    if (x) {
+      dl.append(
+        h('dt', {}, 'received'), h('dd', { class: 'received' }, `${plural(x.keys, 'key', 'keys')}, ${fmtBytes(x.bytes)}`),
+        h('dt', {}, 'rate'), h('dd', { class: 'rate' }, done ? '–' : fmtRate(x.bytes_per_sec, x.keys_per_sec)),
+        h('dt', {}, 'sources'), h('dd', {}, `${(x.done || []).length} of ${(x.sources || []).length} done in this pass`));
+    }
+    dl.append(h('dt', {}, 'time left'), h('dd', { class: 'left' }, r.time_left));
+    c.append(dl);
+    if (x && x.error && !done) c.append(h('div', { class: 'error' }, 'last attempt failed (it tries again): ' + x.error));
+    const pct = (p) => (100 * p).toFixed(1) + '%';
+    c.append(h('details', {},
+      h('summary', {}, `gains ${plural(r.ranges.length, 'range', 'ranges')}, ${pct(r.share)} of the key space (N=${n})`),
+      h('ul', { class: 'ranges' }, ...r.ranges.map((g) =>
+        h('li', { class: 'mono' }, `(${pct(g.start_pos)}, ${pct(g.end_pos)}] from ${servers(g.from)}`)))));
+    return c;
+  }
+
+  function renderMoves(v) {
+    $('self').textContent = v.self;
+    document.title = 'dkvs console · ' + v.self;
+    const box = $('move');
+    const m = v.move;
+    const now = v.time_ms;
+    if (!m) {
+      box.className = 'move idle';
+      box.dataset.move = '';
+      const kids = [h('h2', {}, `No move under way`), h('div', {}, `Ring epoch ${v.epoch}.`)];
+      if (v.cleanup) {
+        kids.push(h('div', { class: 'cleanup' }, `The old homes of the last move (epoch ${v.cleanup.epoch}) drop what they ` +
+          `no longer own once their cleanup grace has passed; the move ended ${fmtAgo(now - v.cleanup.since_ms)}.`));
+      }
+      box.replaceChildren(...kids);
+    } else {
+      box.className = 'move';
+      box.dataset.move = String(m.id);
+      const reads = m.phase === 'read-new' ? 'reads go to the new ring' : 'reads go to the current ring';
+      box.replaceChildren(
+        h('h2', {}, `Move ${m.id}: ${moveWhat(m)}`, badge(m.phase, 'warn')),
+        h('div', { class: 'what' }, `Ring epoch ${v.epoch}; began ${fmtAgo(m.elapsed_ms)}; in: ${servers(m.in)}; out: ${servers(m.out)}; ` +
+          `writes go to both rings, ${reads}. ${m.reported.length} of ${m.reported.length + m.waiting.length} servers ` +
+          `of the new ring reported their ranges streamed and verified.`),
+        m.receivers.length ? h('div', { class: 'receivers' }, ...m.receivers.map((r) => receiver(r, v.n)))
+          : h('div', { class: 'what' }, 'No server gains ranges of keys with N homes.'));
+    }
+    const tb = document.querySelector('#history tbody');
+    if (!v.history.length) {
+      tb.replaceChildren(h('tr', {}, h('td', { class: 'none', colspan: 8 }, 'none seen since this server started')));
+      return;
+    }
+    tb.replaceChildren(...v.history.map((p) => {
+      const cls = p.outcome === 'finished' ? 'ok' : (p.outcome === 'aborted' ? 'differ' : 'warn');
+      const known = p.receivers.filter((r) => r.known).map((r) => r.addr);
+      const sum = (x) => (p.complete ? '' : '≥ ') + x;
+      return h('tr', { dataset: { id: String(p.id), outcome: p.outcome } },
+        h('td', {}, p.id),
+        h('td', {}, moveWhat(p)),
+        h('td', {}, badge(p.outcome, cls), p.cleaning ? ' cleaning up' : ''),
+        h('td', {}, fmtAgo(now - p.started_ms)),
+        h('td', {}, fmtDur(p.duration_ms)),
+        h('td', { class: 'keys' }, sum(fmtNum(p.keys))),
+        h('td', {}, sum(fmtBytes(p.bytes))),
+        h('td', { class: 'mono' }, p.receivers.length ? `${servers(known)}${known.length < p.receivers.length ? ` (${p.receivers.length - known.length} not telling)` : ''}` : 'none'));
+    }));
+  }
+
   // ---- refreshing
 
   async function refresh() {
@@ -417,6 +521,8 @@
         const k = await getJSON(`api/key?k=${encodeURIComponent(want)}&n=${st.n}`);
         if (st.key === want) renderKey(k);
       }
+    } else if (st.view === 'moves') {
+      renderMoves(await getJSON('api/moves'));
     } else {
       renderServers(await getJSON('api/servers'));
     }
@@ -445,11 +551,13 @@
   }
 
   function showView() {
-    st.view = location.hash === '#servers' ? 'servers' : 'ring';
-    $('view-ring').hidden = st.view !== 'ring';
-    $('view-servers').hidden = st.view !== 'servers';
-    $('tab-ring').classList.toggle('active', st.view === 'ring');
-    $('tab-servers').classList.toggle('active', st.view === 'servers');
+    const views = ['ring', 'servers', 'moves'];
+    const want = location.hash.slice(1);
+    st.view = views.includes(want) ? want : 'ring';
+    for (const v of views) {
+      $('view-' + v).hidden = st.view !== v;
+      $('tab-' + v).classList.toggle('active', st.view === v);
+    }
   }
 
   document.addEventListener('DOMContentLoaded', () => {

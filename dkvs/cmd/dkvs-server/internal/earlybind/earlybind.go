@@ -28,7 +28,7 @@ import "syscall"
 // BoolFlags are dkvs-server's flags that take no value. The command's
 // tests check that it is the same set as the command's own flags.
 var BoolFlags = []string{"memory", "no-sync", "no-handoff", "no-anti-entropy", "no-datagram",
-	"resp-linearizable", "pprof", "no-console", "help", "h"}
+	"resp-linearizable", "pprof", "no-console", "datagram-insecure", "metrics-plain", "help", "h"}
 
 // bound is a socket bound by init, by the address it was bound for.
 type bound struct {
