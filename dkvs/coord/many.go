@@ -60,13 +60,13 @@ func (c *Coordinator) Batch(ctx context.Context, ops []Op, req Req) {
 	// What the operations leave to the background (replies still due,
 	// read repairs, hints) runs in one goroutine for the batch rather than
 	// one per operation; each piece is tracked by Wait already.
-	var rest []func()
-	spawn := func(f func()) { rest = append(rest, f) }
+	var rest []leftover
+	spawn := func(l leftover) { rest = append(rest, l) }
 	defer func() {
 		if len(rest) > 0 {
 			go func() {
-				for _, f := range rest {
-					f()
+				for _, l := range rest {
+					l.finish()
 				}
 			}()
 		}
@@ -194,6 +194,9 @@ type cork struct {
 
 // corkOf returns the cork of ctx, or nil.
 func corkOf(ctx context.Context) *cork {
+	if d, ok := ctx.(*deadlineOnly); ok {
+		return d.cork
+	}
 	k, _ := ctx.Value(corkKey{}).(*cork)
 	return k
 }

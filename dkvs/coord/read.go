@@ -52,10 +52,13 @@ func (c *Coordinator) newGetOp(ctx context.Context, v *topology.View, key []byte
 		// A linearizable read needs a majority of every ring that
 		// writes go to: during a move, of the old homes and the new.
 		g.sets = v.WriteSets(key, n)
-	} else {
-		g.sets = [][]int{v.ReadHomes(key, n)}
+		g.homes = topology.Union(g.sets)
+		return g
 	}
-	g.homes = topology.Union(g.sets)
+	// One ring's homes (distinct servers): the set is its own union.
+	g.one[0] = v.ReadHomes(key, n)
+	g.sets = g.one[:]
+	g.homes = g.one[0]
 	return g
 }
 
@@ -80,7 +83,7 @@ func (g *getOp) wait() (kv.Record, bool, error) {
 		case <-g.ctx.Done():
 			stale := g.stale
 			c.bg.add(1)
-			g.later(g.rest)
+			g.later()
 			return kv.Record{}, stale, fmt.Errorf("get: %w: %w", g.ctx.Err(), errcode.Network)
 		}
 	}
@@ -90,7 +93,7 @@ func (g *getOp) wait() (kv.Record, bool, error) {
 	}
 	rec, stale, err := g.rec, g.stale, g.err
 	c.bg.add(1)
-	g.later(g.rest)
+	g.later()
 	return rec, stale, err
 }
 
@@ -103,8 +106,9 @@ type getOp struct {
 	key   []byte
 	r     int
 	lin   bool
-	sets  [][]int // the homes of each ring whose R answers the read needs
-	homes []int   // their union
+	sets  [][]int  // the homes of each ring whose R answers the read needs
+	homes []int    // their union
+	one   [1][]int // sets of a read outside a move's joint placement
 
 	replies  chan reply
 	inflight int
@@ -114,6 +118,7 @@ type getOp struct {
 	skipped  []int // homes not asked because the detector believes them down
 	newest   kv.Record
 	answers  []answered
+	ansBuf   [3]answered // answers of up to three homes, without an allocation
 	failed   []int
 	fails    []ReplicaError
 	corrupt  []int // replicas that found the record corrupt: repaired too
@@ -123,15 +128,28 @@ type getOp struct {
 	err      error
 	// spawn runs the background work left once the read is decided; nil
 	// starts a goroutine (a batch collects it instead).
-	spawn func(func())
+	spawn func(leftover)
 }
 
-func (g *getOp) later(f func()) {
+// leftover is an operation's background work once it is decided (the
+// replies still due, repairs, hints); an interface rather than a func so
+// that handing it over allocates nothing.
+type leftover interface{ finish() }
+
+var (
+	_ leftover = (*getOp)(nil)
+	_ leftover = (*writeOp)(nil)
+)
+
+// finish is the read's leftover work: rest.
+func (g *getOp) finish() { g.rest() }
+
+func (g *getOp) later() {
 	if g.spawn != nil {
-		g.spawn(f)
+		g.spawn(g)
 		return
 	}
-	go f()
+	go g.rest()
 }
 
 // count returns how many servers of set are in list.
@@ -183,9 +201,14 @@ type answered struct {
 func (g *getOp) start() {
 	c := g.c
 	g.replies = make(chan reply, len(g.homes))
-	g.answers = make([]answered, 0, len(g.homes))
+	if len(g.homes) <= len(g.ansBuf) {
+		g.answers = g.ansBuf[:0]
+	} else {
+		g.answers = make([]answered, 0, len(g.homes))
+	}
 	req := frame(g.v, wire.OpGet, 0, len(g.key)+4, wire.GetRequest{Key: g.key}.Append)
-	var up []int
+	var upBuf [8]int
+	up := upBuf[:0]
 	for _, h := range g.homes {
 		if c.up(g.v, h) {
 			up = append(up, h)

@@ -78,8 +78,8 @@ func (c *Coordinator) write(ctx context.Context, op string, key []byte, rec kv.R
 }
 
 func (c *Coordinator) newWriteOp(ctx context.Context, v *topology.View, op string, key []byte, rec kv.Record, n, w int, lin bool) *writeOp {
-	wo := &writeOp{c: c, v: v, ctx: ctx, op: op, key: key, rec: rec, n: n, w: w, lin: lin,
-		out: map[int]bool{}, acked: map[int]bool{}, hinted: map[int]bool{}}
+	wo := &writeOp{c: c, v: v, ctx: ctx, op: op, key: key, rec: rec, n: n, w: w, lin: lin}
+	wo.out, wo.acked, wo.hinted = wo.sets3[0][:0], wo.sets3[1][:0], wo.sets3[2][:0]
 	wo.sets = v.WriteSets(key, n)
 	wo.homes = topology.Union(wo.sets)
 	if !c.opts.DisableSloppyQuorum && !lin {
@@ -90,6 +90,24 @@ func (c *Coordinator) newWriteOp(ctx context.Context, v *topology.View, op strin
 		}
 	}
 	return wo
+}
+
+// addServer adds s to the set list.
+func addServer(list []int, s int) []int {
+	if contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+// removeServer removes s from the set list.
+func removeServer(list []int, s int) []int {
+	for i, v := range list {
+		if v == s {
+			return append(list[:i], list[i+1:]...)
+		}
+	}
+	return list
 }
 
 func contains(list []int, x int) bool {
@@ -129,29 +147,35 @@ type writeOp struct {
 	cancel    context.CancelFunc
 	replies   chan reply
 	inflight  int
-	out       map[int]bool // homes sent the write and not answered yet
-	acked     map[int]bool // homes that acknowledged
-	hinted    map[int]bool // homes for which a fallback acknowledged a hint
-	maybe     bool         // some request may have been applied
-	stale     bool         // a replica knew a newer ring
-	replace   int          // how many more times a write refused for a newer ring is placed again
-	fails     []ReplicaError
+	out       []int // homes sent the write and not answered yet
+	acked     []int // homes that acknowledged
+	hinted    []int // homes for which a fallback acknowledged a hint
+	// sets3 backs out, acked and hinted for up to four servers each: they
+	// were maps, three allocations per write and more per insert.
+	sets3   [3][4]int
+	maybe   bool // some request may have been applied
+	stale   bool // a replica knew a newer ring
+	replace int  // how many more times a write refused for a newer ring is placed again
+	fails   []ReplicaError
 	// spawn runs the background work left once the write is decided; nil
 	// starts a goroutine (a batch collects it instead).
-	spawn func(func())
+	spawn func(leftover)
 }
 
-func (wo *writeOp) later(f func()) {
+// finish is the write's leftover work: drain.
+func (wo *writeOp) finish() { wo.drain() }
+
+func (wo *writeOp) later() {
 	if wo.spawn != nil {
-		wo.spawn(f)
+		wo.spawn(wo)
 		return
 	}
-	go f()
+	go wo.drain()
 }
 
 func (wo *writeOp) sendHome(s int) {
 	wo.inflight++
-	wo.out[s] = true
+	wo.out = addServer(wo.out, s)
 	wo.sent = append(wo.sent, s)
 	if len(wo.homes) == 1 && wo.c.sendHere(wo.rctx, wo.v, s, wo.put, wo.replies) {
 		return
@@ -295,12 +319,12 @@ func (wo *writeOp) wait() (kv.Version, bool, error) {
 			// The write goes on in the background: it may or may not land.
 			stale := wo.stale
 			c.bg.add(1)
-			wo.later(wo.drain)
+			wo.later()
 			return kv.Version{}, stale, fmt.Errorf("%s: %w: %w", wo.op, wo.ctx.Err(), ErrUnknownOutcome)
 		}
 		wo.inflight--
 		if r.hintFor < 0 {
-			delete(wo.out, r.server)
+			wo.out = removeServer(wo.out, r.server)
 		}
 		if r.mayHaveApplied() {
 			wo.maybe = true
@@ -313,9 +337,9 @@ func (wo *writeOp) wait() (kv.Version, bool, error) {
 				if cur, err := wire.DecodeVersion(r.f.Body); err == nil {
 					c.clock.Observe(cur)
 				}
-				wo.acked[r.server] = true
+				wo.acked = addServer(wo.acked, r.server)
 			} else {
-				wo.hinted[r.hintFor] = true
+				wo.hinted = addServer(wo.hinted, r.hintFor)
 			}
 		} else {
 			wo.fail(r.server, r.err)
@@ -333,7 +357,7 @@ func (wo *writeOp) wait() (kv.Version, bool, error) {
 			// miss them.
 			version, stale := wo.rec.Version, wo.stale
 			c.bg.add(1)
-			wo.later(wo.drain)
+			wo.later()
 			return version, stale, nil // drain cancels rctx
 		}
 	}
@@ -355,12 +379,12 @@ func (wo *writeOp) done() bool {
 		acks, hints, out := 0, 0, 0
 		for _, h := range set {
 			switch {
-			case wo.acked[h]:
+			case contains(wo.acked, h):
 				acks++
-			case wo.out[h]:
+			case contains(wo.out, h):
 				out++
 			}
-			if wo.hinted[h] && !wo.acked[h] {
+			if contains(wo.hinted, h) && !contains(wo.acked, h) {
 				hints++
 			}
 		}
