@@ -81,7 +81,11 @@ func (c *Coordinator) newWriteOp(ctx context.Context, v *topology.View, op strin
 	wo := &writeOp{c: c, v: v, ctx: ctx, op: op, key: key, rec: rec, n: n, w: w, lin: lin}
 	wo.out, wo.acked, wo.hinted = wo.sets3[0][:0], wo.sets3[1][:0], wo.sets3[2][:0]
 	wo.sets = v.WriteSets(key, n)
-	wo.homes = topology.Union(wo.sets)
+	if len(wo.sets) == 1 {
+		wo.homes = wo.sets[0] // one ring's homes are distinct servers
+	} else {
+		wo.homes = topology.Union(wo.sets)
+	}
 	if !c.opts.DisableSloppyQuorum && !lin {
 		for _, s := range v.Walk(key) {
 			if !contains(wo.homes, s) {

@@ -80,6 +80,9 @@ func (e *Error) Unwrap() error { return errcode.InvalidArg }
 
 // As returns the *Error in err's chain, if there is one.
 func As(err error) (*Error, bool) {
+	if err == nil {
+		return nil, false // errors.As would allocate e
+	}
 	var e *Error
 	ok := errors.As(err, &e)
 	return e, ok

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dkvs/dkvs/dkvs/coord"
 	"github.com/dkvs/dkvs/dkvs/errcode"
+	"github.com/dkvs/dkvs/dkvs/kv"
 	"github.com/dkvs/dkvs/dkvs/quorum"
 	"github.com/dkvs/dkvs/dkvs/scan"
 	"github.com/dkvs/dkvs/dkvs/transport"
@@ -159,13 +160,13 @@ func (s *Server) handleCoord(ctx context.Context, f wire.Frame) wire.Frame {
 		if err != nil {
 			return coordFail(err)
 		}
-		return ok(wire.AppendVersion(nil, v))
+		return ok(wire.AppendVersion(make([]byte, 0, kv.VersionSize), v))
 	default:
 		v, err := s.coord.DeleteReq(ctx, m.Key, req)
 		if err != nil {
 			return coordFail(err)
 		}
-		return ok(wire.AppendVersion(nil, v))
+		return ok(wire.AppendVersion(make([]byte, 0, kv.VersionSize), v))
 	}
 }
 

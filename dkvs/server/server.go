@@ -736,6 +736,9 @@ func limitFail(err error) wire.Frame {
 // refused before the too large.
 func (s *Server) checkRecord(key []byte, rec kv.Record) *wire.Frame {
 	err := s.lim.CheckRecord(key, rec.Value)
+	if err == nil && !rec.Version.IsZero() {
+		return nil // the common case, before anything that allocates
+	}
 	tooLarge := false
 	if e, ok := limits.As(err); ok {
 		tooLarge = e.TooLarge()
@@ -783,7 +786,7 @@ func putAnswer(res storage.ApplyResult, err error) wire.Frame {
 	if err != nil {
 		return storageFail(err)
 	}
-	return ok(wire.AppendVersion(nil, res.Current))
+	return ok(wire.AppendVersion(make([]byte, 0, kv.VersionSize), res.Current))
 }
 
 // handleHint keeps a record for another server; a hint for this server

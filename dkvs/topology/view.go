@@ -131,12 +131,14 @@ func (v *View) Walk(key []byte) []int {
 	return out
 }
 
+// mapIdx maps the ring's server indexes in to the view's, in place: in is
+// always a fresh result of Ring.Preference, so a copy was an allocation
+// per operation for nothing.
 func mapIdx(in []int, m []int) []int {
-	out := make([]int, len(in))
 	for i, x := range in {
-		out[i] = m[x]
+		in[i] = m[x]
 	}
-	return out
+	return in
 }
 
 // Union returns the servers of sets, each once, in order of appearance.
