@@ -354,22 +354,30 @@ func writeConcat(t *testing.T, name string, files ...string) {
 	}
 }
 
-// TestTLSRefused: every way of getting TLS wrong is refused with a clear
-// message and the documented exit status, and the server logs it with
-// the client's address.
-func TestTLSRefused(t *testing.T) {
-	r := harness.NewRing(t, 1, 1, 1)
+// requireClientCerts secures r (in memory) with client certificates
+// required, and makes the harness's own connections present those of a
+// user alice, whose files it returns with the ring's certificates.
+func requireClientCerts(t *testing.T, r *harness.Ring) (*harness.Certs, tlsconf.Files) {
+	t.Helper()
 	r.Args = []string{"--memory", "--tls-client-cert", "required"}
-	resp := r.WithRESP()
 	certs := r.Secure()
 	alice, err := certs.Client("alice", certgen.Days(time.Now(), 1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The harness's pings present alice's certificate: it is required.
 	if r.ClientTLS, err = tlsconf.ClientConfig(alice); err != nil {
 		t.Fatal(err)
 	}
+	return certs, alice
+}
+
+// TestTLSRefused: every way of getting TLS wrong is refused with a clear
+// message and the documented exit status, and the server logs it with
+// the client's address.
+func TestTLSRefused(t *testing.T) {
+	r := harness.NewRing(t, 1, 1, 1)
+	resp := r.WithRESP()
+	certs, alice := requireClientCerts(t, r)
 	r.ClientArgs = nil
 	r.StartAll()
 	r.WaitPeersUp()
@@ -795,15 +803,7 @@ func TestTLSDatagramAndStartLog(t *testing.T) {
 func TestTLSCLibrary(t *testing.T) {
 	prog := compileC(t, cTest("tls.c"))
 	r := harness.NewRing(t, 1, 1, 1)
-	r.Args = []string{"--memory", "--tls-client-cert", "required"}
-	certs := r.Secure()
-	alice, err := certs.Client("alice", certgen.Days(time.Now(), 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.ClientTLS, err = tlsconf.ClientConfig(alice); err != nil {
-		t.Fatal(err)
-	}
+	_, alice := requireClientCerts(t, r)
 	r.StartAll()
 	r.WaitPeersUp()
 	other := harness.NewCerts(t)
