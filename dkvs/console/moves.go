@@ -29,8 +29,8 @@ type MovesView struct {
 	History []PastMove `json:"history"`
 }
 
-// MoveView is a move under way.
-type MoveView struct {
+// MoveHead is what names a move, under way or over.
+type MoveHead struct {
 	// ID is the epoch the move began in.
 	ID   uint64 `json:"id"`
 	Kind string `json:"kind"`
@@ -41,6 +41,18 @@ type MoveView struct {
 	New    string   `json:"new,omitempty"`
 	In     []string `json:"in"`
 	Out    []string `json:"out"`
+}
+
+// headOf names mv.
+func headOf(mv topology.Move) MoveHead {
+	h := MoveHead{ID: mv.ID, Kind: string(mv.Kind), Server: mv.Server, New: mv.New}
+	h.In, h.Out = inOut(mv)
+	return h
+}
+
+// MoveView is a move under way.
+type MoveView struct {
+	MoveHead
 	// Phase is streaming or read-new.
 	Phase     string `json:"phase"`
 	StartedMS int64  `json:"started_ms"`
@@ -96,12 +108,7 @@ type CleanupView struct {
 
 // PastMove is a move that is over.
 type PastMove struct {
-	ID     uint64   `json:"id"`
-	Kind   string   `json:"kind"`
-	Server string   `json:"server"`
-	New    string   `json:"new,omitempty"`
-	In     []string `json:"in"`
-	Out    []string `json:"out"`
+	MoveHead
 	// Outcome is finished, aborted or over (it ended while this server
 	// was not following: how, it cannot tell).
 	Outcome string `json:"outcome"`
@@ -235,10 +242,9 @@ func (c *Console) Moves(ctx context.Context) MovesView {
 		v.Cleanup = &CleanupView{Epoch: st.Cleanup.Epoch, SinceMS: st.Cleanup.Since}
 	}
 	if mv := st.Move; mv != nil {
-		m := &MoveView{ID: mv.ID, Kind: string(mv.Kind), Server: mv.Server, New: mv.New, Phase: string(mv.Phase),
+		m := &MoveView{MoveHead: headOf(*mv), Phase: string(mv.Phase),
 			StartedMS: mv.Started, ElapsedMS: max(0, now.UnixMilli()-mv.Started),
 			Reported: []string{}, Waiting: []string{}, Receivers: []Receiver{}}
-		m.In, m.Out = inOut(*mv)
 		for _, t := range mv.Target {
 			if slices.Contains(mv.Streamed, t.Addr()) {
 				m.Reported = append(m.Reported, t.Addr())
@@ -265,10 +271,9 @@ func (c *Console) Moves(ctx context.Context) MovesView {
 		v.Move = m
 	}
 	for i, p := range past {
-		pm := PastMove{ID: p.Move.ID, Kind: string(p.Move.Kind), Server: p.Move.Server, New: p.Move.New,
+		pm := PastMove{MoveHead: headOf(p.Move),
 			Outcome: p.Outcome, EndEpoch: p.Epoch, StartedMS: p.Move.Started, EndedMS: p.Ended,
 			DurationMS: max(0, p.Ended-p.Move.Started), Complete: true, Receivers: []PastReceiver{}}
-		pm.In, pm.Out = inOut(p.Move)
 		pm.Cleaning = st.Cleanup != nil && st.Cleanup.Epoch == p.Epoch
 		for _, a := range pastRecv[i] {
 			pr := PastReceiver{Addr: a}
